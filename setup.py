@@ -1,0 +1,78 @@
+"""Build the compiled kernels; all package metadata lives in pyproject.toml."""
+
+import os
+import sys
+import tempfile
+import subprocess
+import sysconfig
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+
+def openmp_flags():
+    """Return (compile_args, link_args) enabling OpenMP, or empty lists when the
+    compiler has no OpenMP (the kernels then run serially)."""
+    if os.environ.get("GAUSSMIX_NO_OPENMP"):
+        return [], []
+    if sys.platform == "win32":
+        return ["/openmp"], []
+    if sys.platform == "darwin":
+        prefix = os.environ.get("LIBOMP_PREFIX") or next(
+            (p for p in ("/opt/homebrew/opt/libomp", "/usr/local/opt/libomp") if os.path.isdir(p)),
+            None,
+        )
+        if prefix is None:
+            return [], []
+        return (
+            ["-Xpreprocessor", "-fopenmp", f"-I{prefix}/include"],
+            [f"-L{prefix}/lib", "-lomp", f"-Wl,-rpath,{prefix}/lib"],
+        )
+    candidate = (["-fopenmp"], ["-fopenmp"])
+    return candidate if _compiles_with(*candidate) else ([], [])
+
+
+def _compiles_with(compile_args, link_args):
+    """Try to compile and link a tiny OpenMP program."""
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "t.c")
+        with open(src, "w") as f:
+            f.write("#include <omp.h>\nint main(void){return omp_get_max_threads() < 1;}\n")
+        cmd = cc.split() + [src, "-o", os.path.join(tmp, "t")] + compile_args + link_args
+        return subprocess.run(cmd, capture_output=True).returncode == 0
+
+
+omp_compile, omp_link = openmp_flags()
+if sys.platform == "win32":
+    opt = ["/O2"]
+else:
+    opt = ["-O3", "-fno-math-errno", "-Wno-unreachable-code"]
+
+ext_args = dict(
+    include_dirs=[np.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+    extra_compile_args=opt + omp_compile,
+    extra_link_args=omp_link,
+)
+
+modules = ["_estep", "_suffstats", "_kmeans", "_parallel"]
+extensions = [
+    Extension(f"gaussmix.{name}", [f"src/gaussmix/{name}.pyx"], **ext_args)
+    for name in modules
+]
+
+debug = bool(os.environ.get("GAUSSMIX_DEBUG"))
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": debug,
+            "wraparound": False,
+            "initializedcheck": debug,
+            "cdivision": True,
+        },
+    )
+)

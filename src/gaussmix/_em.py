@@ -1,0 +1,99 @@
+"""Passes over X that produce sufficient statistics, and the EM iteration.
+
+A pass cuts X into row chunks, lets each OpenMP thread accumulate its own
+statistics (compiled core), then sums the per-thread slots in thread order.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _models
+from ._suffstats import accumulate_responsibilities, em_pass
+
+# Rows handed to the compiled core per call when responsibilities are made in
+# Python (initialisation), bounding that temporary to BLOCK_ROWS x k.
+BLOCK_ROWS = 1 << 14
+
+
+@dataclass
+class Parameters:
+    """Mixture parameters in the model's dtype (float64 arrays for weights)."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    precisions_cholesky: np.ndarray
+
+
+@dataclass
+class Statistics:
+    """Summed sufficient statistics around ``shift`` (see ``_models``)."""
+
+    N: np.ndarray
+    S: np.ndarray
+    W: np.ndarray
+    shift: np.ndarray
+
+    @classmethod
+    def zeros(cls, shift, covariance_type, n_threads):
+        k, d = shift.shape
+        width = d * d if _models.uses_full_kernel(covariance_type) else d
+        return cls(np.zeros((n_threads, k)), np.zeros((n_threads, k, d)),
+                   np.zeros((n_threads, k, width)), shift)
+
+    def reduced(self):
+        """Sum the per-thread slots, in thread order."""
+        k, d = self.shift.shape
+        W = self.W.sum(axis=0)
+        if W.shape[1] == d * d:
+            W = W.reshape(k, d, d)
+        return Statistics(self.N.sum(axis=0), self.S.sum(axis=0), W, self.shift)
+
+
+def parameters_from_statistics(stats, covariance_type, reg_covar, dtype):
+    """M-step: Parameters in ``dtype`` from reduced statistics."""
+    weights, means, covariances = _models.m_step(
+        stats.N, stats.S, stats.W, stats.shift.astype(np.float64), covariance_type, reg_covar)
+    prec_chol = _models.precision_cholesky(covariances, covariance_type)
+    return Parameters(weights.astype(dtype), means.astype(dtype),
+                      covariances.astype(dtype), prec_chol.astype(dtype))
+
+
+def e_step_statistics(X, sample_weight, params, covariance_type, n_threads):
+    """One fused E-step + accumulation pass under ``params``.
+
+    Returns
+    -------
+    stats : Statistics
+        Reduced, around shift = params.means.
+    log_likelihood : float
+        sum_i w_i log p(x_i) (unnormalised).
+    """
+    k, d = params.means.shape
+    full, prec, offsets = _models.kernel_parameters(
+        params.weights, params.precisions_cholesky, covariance_type, k, d, X.dtype)
+    means = np.ascontiguousarray(params.means, dtype=X.dtype)
+    stats = Statistics.zeros(means, covariance_type, n_threads)
+    loglik = np.zeros(n_threads)
+    em_pass(X, sample_weight, means, prec, offsets, full,
+            stats.N, stats.S, stats.W, loglik)
+    return stats.reduced(), float(loglik.sum())
+
+
+def responsibility_statistics(X_blocks_and_resp, shift, dtype, covariance_type, n_threads):
+    """Statistics for responsibilities given block by block.
+
+    Parameters
+    ----------
+    X_blocks_and_resp : iterable of (X_block, resp)
+        C-contiguous rows of X and their responsibilities (float64, shape
+        (len(X_block), k)); rows never given have zero responsibility.
+    shift : ndarray of shape (k, d)
+    """
+    stats = Statistics.zeros(np.ascontiguousarray(shift, dtype=dtype),
+                             covariance_type, n_threads)
+    full = _models.uses_full_kernel(covariance_type)
+    for X_block, resp in X_blocks_and_resp:
+        accumulate_responsibilities(X_block, resp, stats.shift, full,
+                                    stats.N, stats.S, stats.W)
+    return stats.reduced()

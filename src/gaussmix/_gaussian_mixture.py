@@ -1,0 +1,380 @@
+"""GaussianMixture: scikit-learn's estimator API over the compiled EM core."""
+import inspect
+import math
+import numbers
+import warnings
+from time import perf_counter
+
+import numpy as np
+
+from . import _models
+from ._em import Parameters, e_step_statistics, parameters_from_statistics
+from ._estep import e_step
+from ._exceptions import InvalidParameterError, convergence_warning, not_fitted_error
+from ._initialization import INIT_PARAMS, initial_parameters
+from ._threading import effective_n_threads, single_threaded_blas
+from ._validation import (as_float_array, check_array_param, check_feature_names,
+                          check_random_state, check_sample_weight)
+
+
+class GaussianMixture:
+    """Gaussian mixture model fitted by expectation-maximisation.
+
+    A drop-in for ``sklearn.mixture.GaussianMixture``: same parameters, fitted
+    attributes and results, computed by compiled, multi-threaded kernels that
+    make one pass over X per EM iteration and never hold an
+    n_samples x n_components array.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        Covariance model: one full matrix per component, one shared full
+        matrix, one diagonal per component, or one variance per component.
+    tol : float, default=1e-3
+        EM stops when the per-sample lower bound changes by less than tol.
+    reg_covar : float, default=1e-6
+        Added to the covariance diagonals to keep them positive definite.
+    max_iter : int, default=100
+        Maximum number of EM iterations per initialisation.
+    n_init : int, default=1
+        Number of initialisations; the one with the best lower bound is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        How the initial responsibilities are chosen.
+    weights_init, means_init, precisions_init : array-like, default=None
+        User-given initial parameters (override those from ``init_params``).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation (and ``sample``).
+    warm_start : bool, default=False
+        Start ``fit`` from the previous solution (then n_init is ignored).
+    verbose : int, default=0
+        1 prints initialisations, 2 also iterations with timings.
+    verbose_interval : int, default=10
+        Iterations between two progress lines.
+    n_threads : int or None, default=None
+        OpenMP threads for the kernels; None uses every core this process may
+        use (capped by OMP_NUM_THREADS / threadpoolctl limits).
+
+    Attributes
+    ----------
+    weights_, means_, covariances_, precisions_, precisions_cholesky_ : ndarray
+        Fitted parameters, in the dtype of the training data.
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood of the best initialisation.
+    lower_bounds_ : list of float
+        Lower bound after each iteration of the best initialisation.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when fitted on a DataFrame with string column names.
+    """
+
+    _estimator_type = "DensityEstimator"
+
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3,
+                 reg_covar=1e-6, max_iter=100, n_init=1, init_params="kmeans",
+                 weights_init=None, means_init=None, precisions_init=None,
+                 random_state=None, warm_start=False, verbose=0, verbose_interval=10,
+                 n_threads=None):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.n_threads = n_threads
+
+    # ---------------------------------------------------------------- params
+    @classmethod
+    def _get_param_names(cls):
+        signature = inspect.signature(cls.__init__)
+        return sorted(p for p in signature.parameters if p != "self")
+
+    def get_params(self, deep=True):
+        """Constructor parameters as a dict (scikit-learn convention)."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params):
+        """Set constructor parameters; returns self."""
+        valid = self._get_param_names()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"Invalid parameter {key!r} for estimator "
+                                 f"{type(self).__name__}. Valid parameters are: {valid}.")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self):
+        defaults = inspect.signature(type(self).__init__).parameters
+        changed = []
+        for name in self._get_param_names():
+            value, default = getattr(self, name), defaults[name].default
+            if value is default or (isinstance(value, (str, numbers.Number))
+                                    and type(value) is type(default) and value == default):
+                continue
+            changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        return Tags(estimator_type="density_estimator",
+                    target_tags=TargetTags(required=False), input_tags=InputTags())
+
+    def _check_parameters(self):
+        def check(name, kind, low, allow_none=False):
+            value = getattr(self, name)
+            if allow_none and value is None:
+                return
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise InvalidParameterError(
+                    f"The '{name}' parameter of {type(self).__name__} must be "
+                    f"{'an int' if kind is numbers.Integral else 'a float'} >= {low}"
+                    f"{' or None' if allow_none else ''}. Got {value!r} instead.")
+            if not value >= low:
+                raise InvalidParameterError(f"The '{name}' parameter must be >= {low}; "
+                                            f"got {value!r}.")
+
+        def choice(name, options):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in options:
+                raise InvalidParameterError(f"The '{name}' parameter must be one of "
+                                            f"{list(options)}. Got {value!r} instead.")
+
+        check("n_components", numbers.Integral, 1)
+        check("tol", numbers.Real, 0)
+        check("reg_covar", numbers.Real, 0)
+        check("max_iter", numbers.Integral, 0)
+        check("n_init", numbers.Integral, 1)
+        check("verbose", numbers.Integral, 0)
+        check("verbose_interval", numbers.Integral, 1)
+        check("n_threads", numbers.Integral, 1, allow_none=True)
+        choice("covariance_type", _models.COVARIANCE_TYPES)
+        choice("init_params", INIT_PARAMS)
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise InvalidParameterError(f"The 'warm_start' parameter must be a bool. "
+                                        f"Got {self.warm_start!r} instead.")
+
+    def _check_initial_parameters(self, n_features):
+        k, cov_type = self.n_components, self.covariance_type
+        if self.weights_init is not None:
+            w = check_array_param(self.weights_init, "weights_init", (k,), np.float64)
+            if np.any(w < 0) or np.any(w > 1):
+                raise ValueError("The parameter 'weights_init' should be in the range "
+                                 f"[0, 1], but got min {w.min():.5f}, max {w.max():.5f}.")
+            if not np.isclose(w.sum(), 1.0, rtol=0, atol=1e-6):
+                raise ValueError("The parameter 'weights_init' should be normalized, "
+                                 f"but got sum(weights_init) = {w.sum():.5f}.")
+        if self.means_init is not None:
+            check_array_param(self.means_init, "means_init", (k, n_features), np.float64)
+        if self.precisions_init is not None:
+            shape = _models.precisions_shape(cov_type, k, n_features)
+            p = check_array_param(self.precisions_init, "precisions_init", shape, np.float64)
+            if cov_type in ("diag", "spherical"):
+                if np.any(p <= 0):
+                    raise ValueError(f"'{cov_type} precision' should be positive.")
+            else:
+                for matrix in p.reshape(-1, n_features, n_features):
+                    if (not np.allclose(matrix, matrix.T)
+                            or np.any(np.linalg.eigvalsh(matrix) <= 0)):
+                        raise ValueError(f"'{cov_type} precision' should be symmetric, "
+                                         "positive-definite.")
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters with EM (``n_init`` runs, best kept).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; integer weights act as repeated rows.
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        self._check_parameters()
+        names_source = X
+        X = as_float_array(X, min_samples=2)
+        n_samples, n_features = X.shape
+        if n_samples < self.n_components:
+            raise ValueError("Expected n_samples >= n_components but got n_components = "
+                             f"{self.n_components}, n_samples = {n_samples}")
+        self._check_initial_parameters(n_features)
+        sample_weight = check_sample_weight(sample_weight, n_samples, X.dtype)
+        if self.n_components > 1 and np.array_equal(X.min(axis=0), X.max(axis=0)):
+            raise ValueError(f"All rows of X are equal: {self.n_components} components "
+                             "cannot be told apart. Use n_components=1 or check the data.")
+        check_feature_names(self, names_source, reset=True)
+        self.n_features_in_ = n_features
+        n_threads = effective_n_threads(self.n_threads)
+        with single_threaded_blas(n_threads):
+            self._fit_em(X, sample_weight, n_threads)
+        return self
+
+    def _fit_em(self, X, sample_weight, n_threads):
+        total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+        weights_arg = np.empty(0, X.dtype) if sample_weight is None else sample_weight
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        random_state = check_random_state(self.random_state)
+        best_lower_bound, best = -np.inf, None
+        self.converged_ = False
+        for init in range(self.n_init if do_init else 1):
+            self._print_verbose(1, f"Initialization {init}")
+            start = perf_counter()
+            if do_init:
+                params = initial_parameters(X, sample_weight, total_weight, self,
+                                            random_state, n_threads)
+                lower_bound = -np.inf
+            else:
+                params, lower_bound = self._fitted_parameters(X.dtype), self.lower_bound_
+            lower_bounds, converged, n_iter = [], False, 0
+            for n_iter in range(1, self.max_iter + 1):
+                previous = lower_bound
+                stats, log_likelihood = e_step_statistics(
+                    X, weights_arg, params, self.covariance_type, n_threads)
+                params = parameters_from_statistics(
+                    stats, self.covariance_type, self.reg_covar, X.dtype)
+                lower_bound = log_likelihood / total_weight
+                lower_bounds.append(lower_bound)
+                change = lower_bound - previous
+                if n_iter % self.verbose_interval == 0:
+                    self._print_verbose(2, f"  Iteration {n_iter}\t time lapse "
+                                        f"{perf_counter() - start:.5f}s\t ll change {change:.5f}")
+                if abs(change) < self.tol:
+                    converged = True
+                    break
+            self._print_verbose(1, f"Initialization {'converged' if converged else 'did not converge'}."
+                                f" time lapse {perf_counter() - start:.5f}s\t lower bound {lower_bound:.5f}")
+            if self.max_iter == 0 or lower_bound > best_lower_bound or best is None:
+                best_lower_bound = lower_bound if self.max_iter else -np.inf
+                best = (params, n_iter, lower_bounds)
+                self.converged_ = converged
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn("Best performing initialization did not converge. Try different "
+                          "init parameters, or increase max_iter, tol, or check for "
+                          "degenerate data.", convergence_warning(), stacklevel=3)
+        params, self.n_iter_, self.lower_bounds_ = best
+        self.lower_bound_ = best_lower_bound
+        self._set_parameters(params)
+
+    def _print_verbose(self, level, message):
+        if self.verbose >= level:
+            print(message)
+
+    def _set_parameters(self, params):
+        self.weights_ = params.weights
+        self.means_ = params.means
+        self.covariances_ = params.covariances
+        self.precisions_cholesky_ = params.precisions_cholesky
+        self.precisions_ = _models.precisions_from_cholesky(
+            params.precisions_cholesky, self.covariance_type)
+
+    def _fitted_parameters(self, dtype):
+        return Parameters(*(np.asarray(a, dtype=dtype) for a in (
+            self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)))
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return the component labels of X (equals fit(X).predict(X))."""
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    # --------------------------------------------------------------- predict
+    def _check_is_fitted(self):
+        if not hasattr(self, "means_"):
+            raise not_fitted_error()(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator.")
+
+    def _e_step(self, X, *, log_norm=False, labels=False, proba=False):
+        """Run the chunked E-step kernel, filling only the outputs asked for."""
+        self._check_is_fitted()
+        check_feature_names(self, X, reset=False)
+        X = as_float_array(X)
+        k, d = self.means_.shape
+        if X.shape[1] != d:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
+                             f"is expecting {d} features as input.")
+        dtype = np.result_type(X.dtype, self.means_.dtype)
+        X = np.ascontiguousarray(X, dtype=dtype)
+        n = X.shape[0]
+        full, prec, offsets = _models.kernel_parameters(
+            self.weights_, self.precisions_cholesky_, self.covariance_type, k, d, dtype)
+        means = np.ascontiguousarray(self.means_, dtype=dtype)
+        out_norm = np.empty(n if log_norm else 0)
+        out_labels = np.empty(n if labels else 0, dtype=np.intp)
+        out_proba = np.empty((n, k) if proba else (0, k), dtype=dtype)
+        n_threads = effective_n_threads(self.n_threads)
+        with single_threaded_blas(n_threads):
+            e_step(X, means, prec, offsets, full, out_norm, out_labels, out_proba,
+                   np.empty((0, k)), n_threads)
+        return out_norm, out_labels, out_proba
+
+    def score_samples(self, X):
+        """Log-likelihood log p(x) of each sample, shape (n_samples,)."""
+        return self._e_step(X, log_norm=True)[0]
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of X."""
+        return float(self.score_samples(X).mean())
+
+    def predict(self, X):
+        """Most probable component of each sample, shape (n_samples,)."""
+        return self._e_step(X, labels=True)[1]
+
+    def predict_proba(self, X):
+        """Posterior probability of each component, shape (n_samples, n_components)."""
+        return self._e_step(X, proba=True)[2]
+
+    def _n_parameters(self):
+        k, d = self.means_.shape
+        return _models.n_parameters(self.covariance_type, k, d)
+
+    def bic(self, X):
+        """Bayesian information criterion on X (lower is better)."""
+        n = np.shape(X)[0]
+        return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion on X (lower is better)."""
+        return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted mixture.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component of each sample (samples are grouped by component).
+        """
+        self._check_is_fitted()
+        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
+                             "requires at least one sample.")
+        _, d = self.means_.shape
+        rng = check_random_state(self.random_state)
+        weights = np.asarray(self.weights_, dtype=np.float64)
+        counts = rng.multinomial(n_samples, weights / weights.sum())
+        if self.covariance_type in ("full", "tied"):
+            covs = (self.covariances_ if self.covariance_type == "full"
+                    else [self.covariances_] * len(counts))
+            parts = [rng.multivariate_normal(mean, cov, int(count))
+                     for mean, cov, count in zip(self.means_, covs, counts)]
+        else:
+            parts = [mean + rng.standard_normal(size=(count, d)) * np.sqrt(cov)
+                     for mean, cov, count in zip(self.means_, self.covariances_, counts)]
+        X = np.vstack(parts).astype(self.means_.dtype, copy=False)
+        y = np.concatenate([np.full(count, j, dtype=int) for j, count in enumerate(counts)])
+        return X, y

@@ -1,0 +1,104 @@
+"""Initial parameters: responsibilities from one of four strategies, then an
+M-step over their statistics; user-given weights/means/precisions override.
+
+The random draws follow scikit-learn's order for 'random', 'random_from_data'
+and 'k-means++', so both libraries start from the same point for one seed.
+"""
+import numpy as np
+
+from . import _models
+from ._em import BLOCK_ROWS, Parameters, responsibility_statistics
+from ._kmeans import kmeans, kmeans_plusplus
+
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+def _one_hot_blocks(X, labels, k, sample_weight):
+    for start in range(0, X.shape[0], BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, X.shape[0])
+        resp = np.zeros((stop - start, k))
+        w = 1.0 if sample_weight is None else sample_weight[start:stop]
+        resp[np.arange(stop - start), labels[start:stop]] = w
+        yield X[start:stop], resp
+
+
+def _uniform_blocks(X, k, random_state, sample_weight):
+    # uniform(size=(a, k)) then (b, k) draws the same numbers as one (a + b, k).
+    for start in range(0, X.shape[0], BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, X.shape[0])
+        resp = random_state.uniform(size=(stop - start, k))
+        resp /= resp.sum(axis=1)[:, None]
+        if sample_weight is not None:
+            resp *= sample_weight[start:stop, None]
+        yield X[start:stop], resp
+
+
+def initial_statistics(X, sample_weight, k, init_params, covariance_type,
+                       random_state, n_threads):
+    """Statistics of the initial responsibilities chosen by ``init_params``."""
+    n, d = X.shape
+    if init_params in ("random_from_data", "k-means++"):
+        if init_params == "random_from_data":
+            indices = random_state.choice(n, size=k, replace=False)
+        else:
+            indices = kmeans_plusplus(X, k, random_state, sample_weight, n_threads)
+        rows = np.ascontiguousarray(X[indices])
+        return responsibility_statistics([(rows, np.eye(k))], rows, X.dtype,
+                                         covariance_type, n_threads)
+    if init_params == "kmeans":
+        labels, centers = kmeans(X, k, random_state, sample_weight, n_threads)
+        blocks, shift = _one_hot_blocks(X, labels, k, sample_weight), centers
+    else:
+        center = np.average(X, axis=0, weights=sample_weight)
+        blocks = _uniform_blocks(X, k, random_state, sample_weight)
+        shift = np.broadcast_to(center, (k, d))
+    return responsibility_statistics(blocks, shift, X.dtype, covariance_type, n_threads)
+
+
+def _unassigned_second_moment(X, sample_weight, chosen_rows):
+    """sum_i w_i x_i x_i^T over the rows not chosen by an index initialisation.
+
+    scikit-learn's tied M-step assumes every row's responsibilities sum to one,
+    so after 'random_from_data' / 'k-means++' its initial tied covariance also
+    counts each unchosen row as an uncentred outer product. gaussmix follows
+    that convention so both libraries start from the same tied covariance.
+    """
+    second_moment = np.zeros((X.shape[1], X.shape[1]))
+    for start in range(0, X.shape[0], BLOCK_ROWS):
+        block = X[start:start + BLOCK_ROWS].astype(np.float64)
+        weighted = (block if sample_weight is None
+                    else block * sample_weight[start:start + BLOCK_ROWS, None])
+        second_moment += weighted.T @ block
+    chosen = chosen_rows.astype(np.float64)
+    return second_moment - chosen.T @ chosen
+
+
+def initial_parameters(X, sample_weight, total_weight, estimator, random_state, n_threads):
+    """Parameters to start EM from, in X's dtype (scikit-learn's ``_initialize``)."""
+    est = estimator
+    k, cov_type = est.n_components, est.covariance_type
+    given = (est.weights_init, est.means_init, est.precisions_init)
+    if any(p is None for p in given):
+        stats = initial_statistics(X, sample_weight, k, est.init_params, cov_type,
+                                   random_state, n_threads)
+        weights, means, covariances = _models.m_step(
+            stats.N, stats.S, stats.W, stats.shift.astype(np.float64), cov_type,
+            est.reg_covar)
+        nk = stats.N + 10 * np.finfo(np.float64).eps
+        # Like scikit-learn: N_k / n, not renormalised (matters only for index inits).
+        weights = nk / total_weight
+        if cov_type == "tied" and est.init_params in ("random_from_data", "k-means++"):
+            covariances += _unassigned_second_moment(X, sample_weight, stats.shift) / nk.sum()
+    if est.weights_init is not None:
+        weights = np.asarray(est.weights_init, dtype=np.float64)
+    if est.means_init is not None:
+        means = np.asarray(est.means_init, dtype=np.float64)
+    if est.precisions_init is None:
+        prec_chol = _models.precision_cholesky(covariances, cov_type)
+    else:
+        prec_chol = _models.precision_cholesky_from_precisions(
+            np.asarray(est.precisions_init, dtype=np.float64), cov_type)
+        covariances = _models.covariances_from_cholesky(prec_chol, cov_type)
+    dtype = X.dtype
+    return Parameters(weights.astype(dtype), means.astype(dtype),
+                      covariances.astype(dtype), prec_chol.astype(dtype))

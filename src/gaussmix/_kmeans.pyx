@@ -1,0 +1,156 @@
+"""k-means for initialisation: k-means++ seeding and Lloyd iterations.
+
+Distances to all centres come from one GEMM per chunk of rows
+(||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2); per-thread centre sums are reduced
+in thread order, so results are reproducible for a given thread count.
+"""
+import numpy as np
+
+from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
+from libc.stdlib cimport malloc, free
+
+from ._blas cimport gemm_abt
+from ._chunks cimport CHUNK_ROWS
+
+
+def _lloyd_step(const floating[:, ::1] X,            # IN [n, d]
+                const floating[::1] sample_weight,   # IN [n] or empty for unit weights
+                const floating[:, ::1] centers,      # IN [k, d]
+                Py_ssize_t[::1] labels,              # OUT [n] nearest centre
+                double[::1] sq_dist,                 # OUT [n] squared distance to it
+                double[:, :, ::1] sums,              # INOUT [threads, k, d] sum w x
+                double[:, ::1] counts):              # INOUT [threads, k] sum w
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centers.shape[0]
+    cdef Py_ssize_t n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
+    cdef int n_threads = <int> min(sums.shape[0], max(n_chunks, 1))
+    cdef bint weighted = sample_weight.shape[0] > 0
+    cdef Py_ssize_t ci, start, rows, i, j, c, best
+    cdef int tid
+    cdef double w, x_sq, score, best_score
+    cdef floating *dots
+    cdef double[::1] c_sq = np.einsum("ij,ij->i", np.asarray(centers, dtype=np.float64),
+                                      np.asarray(centers, dtype=np.float64))
+    if n == 0:
+        return
+    with nogil, parallel(num_threads=n_threads):
+        tid = threadid()
+        dots = <floating *> malloc(CHUNK_ROWS * k * sizeof(floating))
+        for ci in prange(n_chunks, schedule='static'):
+            start = ci * CHUNK_ROWS
+            rows = min(CHUNK_ROWS, n - start)
+            gemm_abt(<int> rows, <int> k, <int> d, &X[start, 0], <int> d,
+                     &centers[0, 0], <int> d, dots, <int> k)
+            for i in range(rows):
+                best = 0
+                best_score = c_sq[0] - 2.0 * dots[i * k]
+                for c in range(1, k):
+                    score = c_sq[c] - 2.0 * dots[i * k + c]
+                    if score < best_score:
+                        best, best_score = c, score
+                x_sq = 0.0
+                for j in range(d):
+                    x_sq = x_sq + <double> X[start + i, j] * X[start + i, j]
+                labels[start + i] = best
+                sq_dist[start + i] = max(x_sq + best_score, 0.0)
+                w = sample_weight[start + i] if weighted else 1.0
+                counts[tid, best] += w
+                for j in range(d):
+                    sums[tid, best, j] += w * X[start + i, j]
+        free(dots)
+
+
+def _sq_dist_to(const floating[:, ::1] X,        # IN [n, d]
+                const floating[::1] point,       # IN [d]
+                double[::1] out,                 # OUT [n]
+                int n_threads):
+    """out[i] = ||X[i] - point||^2, computed directly (no cancellation)."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], i, j
+    cdef double s, t
+    for i in prange(n, nogil=True, schedule='static', num_threads=n_threads):
+        s = 0.0
+        for j in range(d):
+            t = <double> X[i, j] - point[j]
+            s = s + t * t
+        out[i] = s
+
+
+def kmeans_plusplus(X, n_clusters, random_state, sample_weight, n_threads):
+    """Greedy k-means++ seeding (2 + log k trials per centre).
+
+    Draws from ``random_state`` in the same order as scikit-learn's
+    ``kmeans_plusplus``, so both pick the same rows for the same seed.
+
+    Returns
+    -------
+    indices : ndarray of shape (n_clusters,)
+        Rows of X chosen as centres.
+    """
+    n = X.shape[0]
+    weights = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    n_trials = 2 + int(np.log(n_clusters))
+    indices = np.empty(n_clusters, dtype=np.intp)
+    indices[0] = random_state.choice(n, p=weights / weights.sum())
+    closest = np.empty(n)
+    _sq_dist_to(X, X[indices[0]], closest, n_threads)
+    pot = closest @ weights
+    candidate_dist = np.empty(n)
+    best_dist = np.empty(n)
+    for c in range(1, n_clusters):
+        targets = random_state.uniform(size=n_trials) * pot
+        candidates = np.searchsorted(np.cumsum(weights * closest), targets)
+        np.clip(candidates, None, n - 1, out=candidates)
+        best_pot = np.inf
+        for candidate in candidates:
+            _sq_dist_to(X, X[candidate], candidate_dist, n_threads)
+            np.minimum(closest, candidate_dist, out=candidate_dist)
+            candidate_pot = candidate_dist @ weights
+            if candidate_pot < best_pot:
+                best_pot, indices[c] = candidate_pot, candidate
+                best_dist, candidate_dist = candidate_dist, best_dist
+        closest, best_dist = best_dist, closest
+        pot = best_pot
+    return indices
+
+
+def kmeans(X, n_clusters, random_state, sample_weight, n_threads, max_iter=100, tol=1e-4):
+    """Lloyd's k-means from a k-means++ seeding.
+
+    Stops when the labels no longer change or the squared centre shift falls
+    below ``tol`` times the mean feature variance. Empty clusters are moved to
+    the rows farthest from their centres.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,)
+    centers : ndarray of shape (n_clusters, n_features), X's dtype
+    """
+    n, d = X.shape
+    weighted = sample_weight is not None
+    weights_arg = (np.asarray(sample_weight, dtype=X.dtype) if weighted
+                   else np.empty(0, dtype=X.dtype))
+    centers = X[kmeans_plusplus(X, n_clusters, random_state, sample_weight, n_threads)]
+    tol = tol * float(np.mean(np.var(X, axis=0, dtype=np.float64)))
+    labels = np.full(n, -1, dtype=np.intp)
+    new_labels = np.empty(n, dtype=np.intp)
+    sq_dist = np.empty(n)
+    for _ in range(max_iter):
+        sums = np.zeros((n_threads, n_clusters, d))
+        counts = np.zeros((n_threads, n_clusters))
+        _lloyd_step(X, weights_arg, centers, new_labels, sq_dist, sums, counts)
+        labels, new_labels = new_labels, labels
+        sums, counts = sums.sum(axis=0), counts.sum(axis=0)
+        empty = np.flatnonzero(counts == 0)
+        new_centers = sums / np.maximum(counts, np.finfo(np.float64).tiny)[:, None]
+        if empty.size:
+            far = np.argsort(sq_dist)[::-1][:empty.size]
+            new_centers[empty] = X[far]
+        new_centers = new_centers.astype(X.dtype)
+        shift = float(np.sum((new_centers - centers) ** 2))
+        centers = new_centers
+        if np.array_equal(labels, new_labels) or (shift <= tol and not empty.size):
+            break
+    # Labels of the final centres, so that every label names its nearest centre.
+    _lloyd_step(X, weights_arg, centers, labels, sq_dist,
+                np.zeros((n_threads, n_clusters, d)), np.zeros((n_threads, n_clusters)))
+    return labels, centers

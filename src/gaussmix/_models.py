@@ -1,0 +1,161 @@
+"""Covariance models: the M-step from sufficient statistics, the precision
+Cholesky parameterisation, the kernels' parameter layout and parameter counts.
+
+Statistics are accumulated around a shift c_k (see ``_em``):
+N_k = sum r_ik, S_k = sum r_ik (x_i - c_k), W_k = sum r_ik (x_i - c_k)(x_i - c_k)^T
+(full and tied: d x d per component; diag and spherical: its diagonal).
+"""
+import numpy as np
+from scipy import linalg
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+_FIT_FAILED = (
+    "Fitting the mixture model failed because some components have ill-defined "
+    "empirical covariance (for instance caused by singleton or collapsed samples). "
+    "Try to decrease the number of components, increase reg_covar, or scale the "
+    "input data."
+)
+
+
+def uses_full_kernel(covariance_type):
+    """True when the kernels need a d x d precision factor per component."""
+    return covariance_type in ("full", "tied")
+
+
+def m_step(N, S, W, shift, covariance_type, reg_covar):
+    """Weights, means and covariances (float64) from summed statistics.
+
+    Parameters
+    ----------
+    N : ndarray of shape (k,)
+    S : ndarray of shape (k, d)
+    W : ndarray of shape (k, d, d) for full/tied, (k, d) for diag/spherical
+        Only the lower triangle of each d x d block is read.
+    shift : ndarray of shape (k, d)
+    covariance_type : str
+    reg_covar : float
+
+    Returns
+    -------
+    weights, means, covariances : ndarrays
+        ``weights`` is N_k normalised to sum to one.
+    """
+    nk = N + 10 * np.finfo(np.float64).eps
+    mean_offset = S / nk[:, None]
+    means = shift + mean_offset
+    d = S.shape[1]
+    if uses_full_kernel(covariance_type):
+        lower = np.tril(W)
+        scatter = lower + np.swapaxes(np.tril(W, -1), 1, 2)
+        # Scatter around the new mean: W - S S^T / N_k (S is small: c_k is near it).
+        scatter -= S[:, :, None] * mean_offset[:, None, :]
+        if covariance_type == "full":
+            covariances = scatter / nk[:, None, None]
+            covariances[:, np.arange(d), np.arange(d)] += reg_covar
+        else:
+            covariances = scatter.sum(axis=0) / nk.sum()
+            covariances.flat[:: d + 1] += reg_covar
+    else:
+        variances = (W - S * mean_offset) / nk[:, None] + reg_covar
+        covariances = variances if covariance_type == "diag" else variances.mean(axis=1)
+    return nk / nk.sum(), means, covariances
+
+
+def precision_cholesky(covariances, covariance_type):
+    """Upper-triangular U with U U^T = inv(covariance), as scikit-learn stores it."""
+    if covariance_type in ("diag", "spherical"):
+        if not np.all(covariances > 0):
+            raise ValueError(_FIT_FAILED)
+        return 1.0 / np.sqrt(covariances)
+    stack = covariances[None] if covariance_type == "tied" else covariances
+    factors = np.empty_like(stack)
+    d = stack.shape[-1]
+    for k, cov in enumerate(stack):
+        try:
+            lower = linalg.cholesky(cov, lower=True, check_finite=False)
+        except linalg.LinAlgError:
+            raise ValueError(_FIT_FAILED) from None
+        factors[k] = linalg.solve_triangular(lower, np.eye(d), lower=True,
+                                             check_finite=False).T
+    return factors[0] if covariance_type == "tied" else factors
+
+
+def precision_cholesky_from_precisions(precisions, covariance_type):
+    """Upper-triangular U with U U^T = precision (Cholesky of the reversed matrix)."""
+    if covariance_type in ("diag", "spherical"):
+        return np.sqrt(precisions)
+    stack = precisions[None] if covariance_type == "tied" else precisions
+    factors = np.stack([
+        linalg.cholesky(p[::-1, ::-1], lower=True)[::-1, ::-1] for p in stack
+    ])
+    return factors[0] if covariance_type == "tied" else factors
+
+
+def precisions_from_cholesky(prec_chol, covariance_type):
+    """U U^T for full/tied, U**2 for diag/spherical."""
+    if covariance_type == "full":
+        return np.einsum("kij,klj->kil", prec_chol, prec_chol)
+    if covariance_type == "tied":
+        return prec_chol @ prec_chol.T
+    return prec_chol ** 2
+
+
+def covariances_from_cholesky(prec_chol, covariance_type):
+    """inv(U U^T) = U^{-T} U^{-1}, used when parameters start from precisions."""
+    if covariance_type in ("diag", "spherical"):
+        return 1.0 / prec_chol ** 2
+    stack = prec_chol[None] if covariance_type == "tied" else prec_chol
+    d = stack.shape[-1]
+    inv = np.stack([linalg.solve_triangular(u, np.eye(d), lower=False) for u in stack])
+    cov = inv @ np.swapaxes(inv, 1, 2)
+    return cov[0] if covariance_type == "tied" else cov
+
+
+def kernel_parameters(weights, prec_chol, covariance_type, n_components, n_features, dtype):
+    """Precision factors and per-component log offsets in the kernels' layout.
+
+    Returns
+    -------
+    full : bool
+        Which kernel runs (dense d x d factor or diagonal).
+    prec : ndarray of shape (k, d*d) or (k, d), C-contiguous, ``dtype``
+    offsets : ndarray of shape (k,), float64
+        log(weight_k) + log det U_k - d/2 log(2 pi).
+    """
+    k, d = n_components, n_features
+    prec_chol = np.asarray(prec_chol, dtype=np.float64)
+    if covariance_type == "full":
+        prec = prec_chol.reshape(k, d * d)
+        log_det = np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
+    elif covariance_type == "tied":
+        prec = np.broadcast_to(prec_chol.reshape(1, d * d), (k, d * d))
+        log_det = np.full(k, np.log(np.diag(prec_chol)).sum())
+    elif covariance_type == "diag":
+        prec = prec_chol
+        log_det = np.log(prec_chol).sum(axis=1)
+    else:
+        prec = np.broadcast_to(prec_chol[:, None], (k, d))
+        log_det = d * np.log(prec_chol)
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(np.asarray(weights, dtype=np.float64))
+    offsets = log_weights + log_det - 0.5 * d * np.log(2 * np.pi)
+    return (uses_full_kernel(covariance_type),
+            np.ascontiguousarray(prec, dtype=dtype), np.ascontiguousarray(offsets))
+
+
+def n_parameters(covariance_type, n_components, n_features):
+    """Free parameters of the model (for BIC/AIC)."""
+    k, d = n_components, n_features
+    cov_params = {
+        "full": k * d * (d + 1) / 2.0,
+        "tied": d * (d + 1) / 2.0,
+        "diag": k * d,
+        "spherical": k,
+    }[covariance_type]
+    return int(cov_params + k * d + k - 1)
+
+
+def precisions_shape(covariance_type, n_components, n_features):
+    k, d = n_components, n_features
+    return {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[covariance_type]

@@ -1,0 +1,129 @@
+"""Input checks at the Python boundary: everything the compiled core trusts."""
+import numbers
+
+import numpy as np
+
+# Rows checked per step, so validation needs no n_samples x n_features temporary.
+_CHECK_ROWS = 1 << 15
+
+
+def _is_sparse(X):
+    return hasattr(X, "tocsr") or hasattr(X, "toarray") and hasattr(X, "nnz")
+
+
+def feature_names(X):
+    """Column names of a DataFrame-like X when they are all strings, else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None or isinstance(X, np.ndarray):
+        return None
+    names = np.asarray(list(columns), dtype=object)
+    if len(names) and all(isinstance(name, str) for name in names):
+        return names
+    return None
+
+
+def check_feature_names(estimator, X, reset):
+    """Record (fit) or compare (predict) feature names as scikit-learn does."""
+    names = feature_names(X)
+    if reset:
+        if names is None:
+            estimator.__dict__.pop("feature_names_in_", None)
+        else:
+            estimator.feature_names_in_ = names
+        return
+    fitted = getattr(estimator, "feature_names_in_", None)
+    name = type(estimator).__name__
+    if fitted is None and names is not None:
+        import warnings
+        warnings.warn(f"X has feature names, but {name} was fitted without feature names",
+                      UserWarning)
+    elif fitted is not None and names is None:
+        import warnings
+        warnings.warn(f"X does not have valid feature names, but {name} was fitted with "
+                      "feature names", UserWarning)
+    elif fitted is not None and (len(fitted) != len(names) or np.any(fitted != names)):
+        raise ValueError("The feature names should match those that were passed during fit.\n"
+                         f"Fitted with: {list(fitted)}\nGot: {list(names)}")
+
+
+def as_float_array(X, name="X", min_samples=1):
+    """X as a finite, 2-D, C-contiguous float32/float64 array (no copy when it
+    already is one; read-only and memory-mapped arrays are kept as they are)."""
+    if _is_sparse(X):
+        raise TypeError(f"{name} is a sparse matrix; gaussmix needs dense input "
+                        "(convert with X.toarray()).")
+    X = np.asarray(X)
+    if np.iscomplexobj(X):
+        raise ValueError(f"Complex data not supported: {name} has dtype {X.dtype}.")
+    if X.dtype not in (np.float32, np.float64):
+        if X.dtype.kind not in "biuf" and X.dtype != object:
+            raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}.")
+        X = X.astype(np.float64)
+    if X.ndim != 2:
+        hint = (" Reshape your data either using array.reshape(-1, 1) if your data has a "
+                "single feature or array.reshape(1, -1) if it contains a single sample."
+                if X.ndim < 2 else "")
+        raise ValueError(f"Expected 2D array for {name}, got {X.ndim}D array of shape "
+                         f"{X.shape} instead.{hint}")
+    n, d = X.shape
+    if n < min_samples:
+        raise ValueError(f"Found array with {n} sample(s) (shape={X.shape}) while a "
+                         f"minimum of {min_samples} is required.")
+    if d == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a "
+                         "minimum of 1 is required.")
+    X = np.ascontiguousarray(X)
+    for start in range(0, n, _CHECK_ROWS):
+        block = X[start:start + _CHECK_ROWS]
+        if not np.isfinite(block).all():
+            kind = "NaN" if np.isnan(block).any() else "infinity"
+            raise ValueError(f"Input {name} contains {kind}; gaussmix needs finite "
+                             "values (drop or impute missing values first).")
+    return X
+
+
+def check_sample_weight(sample_weight, n_samples, dtype):
+    """Non-negative finite weights of shape (n_samples,) in ``dtype``, or None."""
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, numbers.Number):
+        sample_weight = np.full(n_samples, sample_weight)
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must hold numbers, got dtype {w.dtype}.")
+    if w.shape != (n_samples,):
+        raise ValueError(f"sample_weight has shape {w.shape}, expected ({n_samples},).")
+    w = np.ascontiguousarray(w, dtype=dtype)
+    if not np.isfinite(w).all():
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if (w < 0).any():
+        raise ValueError("sample_weight must be non-negative.")
+    if not w.sum() > 0:
+        raise ValueError("sample_weight sums to zero: at least one sample needs weight.")
+    return w
+
+
+def check_random_state(seed):
+    """A numpy RandomState from None, an int or a RandomState."""
+    if seed is None or seed is np.random:
+        return np.random.mtrand._rand
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        return np.random.RandomState(seed)
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    raise ValueError(f"random_state must be None, an int or a numpy RandomState, "
+                     f"got {seed!r}.")
+
+
+def check_array_param(value, name, shape, dtype):
+    """A user-given initial parameter as a finite float64 array of ``shape``."""
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of numbers.") from None
+    if arr.shape != shape:
+        raise ValueError(f"The parameter '{name}' should have the shape of {shape}, "
+                         f"but got {arr.shape}.")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"The parameter '{name}' contains NaN or infinity.")
+    return arr.astype(dtype)
