@@ -67,6 +67,8 @@ debug = bool(os.environ.get("GAUSSMIX_DEBUG"))
 setup(
     ext_modules=cythonize(
         extensions,
+        # Separate C output per mode, so switching GAUSSMIX_DEBUG regenerates it.
+        build_dir="build/cython-debug" if debug else "build/cython",
         compiler_directives={
             "language_level": 3,
             "boundscheck": debug,

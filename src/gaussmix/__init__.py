@@ -1,15 +1,8 @@
 """gaussmix: fast Gaussian mixture models fitted by EM, a drop-in for
 scikit-learn's GaussianMixture on a compiled, multi-threaded core."""
+from ._datasets import load_faithful
 from ._exceptions import ConvergenceWarning, NotFittedError
 from ._gaussian_mixture import GaussianMixture
 
 __all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "load_faithful"]
 __version__ = "0.1.0"
-
-
-def __getattr__(name):
-    if name == "load_faithful":
-        from ._datasets import load_faithful
-
-        return load_faithful
-    raise AttributeError(f"module 'gaussmix' has no attribute {name!r}")

@@ -33,21 +33,21 @@ class Statistics:
     S: np.ndarray
     W: np.ndarray
     shift: np.ndarray
+    full: bool  # W holds d x d blocks (full, tied) rather than diagonals
 
     @classmethod
     def zeros(cls, shift, covariance_type, n_threads):
         k, d = shift.shape
-        width = d * d if _models.uses_full_kernel(covariance_type) else d
+        full = _models.uses_full_kernel(covariance_type)
         return cls(np.zeros((n_threads, k)), np.zeros((n_threads, k, d)),
-                   np.zeros((n_threads, k, width)), shift)
+                   np.zeros((n_threads, k, d * d if full else d)), shift, full)
 
     def reduced(self):
         """Sum the per-thread slots, in thread order."""
+        N, S, W = self.N.sum(axis=0), self.S.sum(axis=0), self.W.sum(axis=0)
         k, d = self.shift.shape
-        W = self.W.sum(axis=0)
-        if W.shape[1] == d * d:
-            W = W.reshape(k, d, d)
-        return Statistics(self.N.sum(axis=0), self.S.sum(axis=0), W, self.shift)
+        W = W.reshape(k, d, d) if self.full else W
+        return Statistics(N, S, W, self.shift, self.full)
 
 
 def parameters_from_statistics(stats, covariance_type, reg_covar, dtype):

@@ -5,10 +5,9 @@ n_samples x n_components intermediate exists beyond the output asked for.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport exp
 from libc.stdlib cimport malloc, free
 
-from ._chunks cimport CHUNK_ROWS, log_prob_full, log_prob_diag, log_sum_exp
+from ._chunks cimport CHUNK_ROWS, log_prob_full, log_prob_diag, normalize_rows
 
 
 def e_step(const floating[:, ::1] X,          # IN [n, d]
@@ -16,7 +15,7 @@ def e_step(const floating[:, ::1] X,          # IN [n, d]
            const floating[:, ::1] prec,       # IN [k, d*d] (full) or [k, d] (diag)
            const double[::1] offsets,         # IN [k]
            bint full,
-           double[::1] log_norm,              # OUT [n] log p(x_i), or empty
+           floating[::1] log_norm,            # OUT [n] log p(x_i), or empty
            Py_ssize_t[::1] labels,            # OUT [n] argmax_k p(x_i, k), or empty
            floating[:, ::1] proba,            # OUT [n, k] p(k | x_i), or empty
            double[:, ::1] log_prob,           # OUT [n, k] log p(x_i, k), or empty
@@ -26,8 +25,8 @@ def e_step(const floating[:, ::1] X,          # IN [n, d]
     cdef bint want_norm = log_norm.shape[0] > 0, want_labels = labels.shape[0] > 0
     cdef bint want_proba = proba.shape[0] > 0, want_log_prob = log_prob.shape[0] > 0
     cdef Py_ssize_t ci, start, rows, i, c, best
-    cdef double norm
     cdef double *logp
+    cdef double *norms
     cdef double *row
     cdef floating *work
     if n == 0:
@@ -35,6 +34,7 @@ def e_step(const floating[:, ::1] X,          # IN [n, d]
     n_threads = <int> min(n_threads, n_chunks)
     with nogil, parallel(num_threads=n_threads):
         logp = <double *> malloc(CHUNK_ROWS * k * sizeof(double))
+        norms = <double *> malloc(CHUNK_ROWS * sizeof(double))
         work = <floating *> malloc(CHUNK_ROWS * d * sizeof(floating))
         for ci in prange(n_chunks, schedule='static'):
             start = ci * CHUNK_ROWS
@@ -56,12 +56,14 @@ def e_step(const floating[:, ::1] X,          # IN [n, d]
                         if row[c] > row[best]:
                             best = c
                     labels[start + i] = best
-                if want_norm or want_proba:
-                    norm = log_sum_exp(row, k)
+            if want_norm or want_proba:
+                normalize_rows(logp, rows, k, norms)
+                for i in range(rows):
                     if want_norm:
-                        log_norm[start + i] = norm
+                        log_norm[start + i] = <floating> norms[i]
                     if want_proba:
                         for c in range(k):
-                            proba[start + i, c] = <floating> exp(row[c] - norm)
+                            proba[start + i, c] = <floating> logp[i * k + c]
         free(logp)
+        free(norms)
         free(work)

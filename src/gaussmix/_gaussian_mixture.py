@@ -220,7 +220,7 @@ class GaussianMixture:
         check_feature_names(self, names_source, reset=True)
         self.n_features_in_ = n_features
         n_threads = effective_n_threads(self.n_threads)
-        with single_threaded_blas(n_threads):
+        with single_threaded_blas():
             self._fit_em(X, sample_weight, n_threads)
         return self
 
@@ -312,11 +312,11 @@ class GaussianMixture:
         full, prec, offsets = _models.kernel_parameters(
             self.weights_, self.precisions_cholesky_, self.covariance_type, k, d, dtype)
         means = np.ascontiguousarray(self.means_, dtype=dtype)
-        out_norm = np.empty(n if log_norm else 0)
+        out_norm = np.empty(n if log_norm else 0, dtype=dtype)
         out_labels = np.empty(n if labels else 0, dtype=np.intp)
         out_proba = np.empty((n, k) if proba else (0, k), dtype=dtype)
         n_threads = effective_n_threads(self.n_threads)
-        with single_threaded_blas(n_threads):
+        with single_threaded_blas():
             e_step(X, means, prec, offsets, full, out_norm, out_labels, out_proba,
                    np.empty((0, k)), n_threads)
         return out_norm, out_labels, out_proba

@@ -113,6 +113,17 @@ def kmeans_plusplus(X, n_clusters, random_state, sample_weight, n_threads):
     return indices
 
 
+def _feature_variance(X, sample_weight, block_rows=1 << 14):
+    """(Weighted) variance of each feature, block by block (no n x d temporary)."""
+    w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    mean = np.average(X, axis=0, weights=w).astype(np.float64)
+    total = np.zeros(X.shape[1])
+    for start in range(0, X.shape[0], block_rows):
+        block = X[start:start + block_rows] - mean
+        total += w[start:start + block_rows] @ block ** 2
+    return total / w.sum()
+
+
 def kmeans(X, n_clusters, random_state, sample_weight, n_threads, max_iter=100, tol=1e-4):
     """Lloyd's k-means from a k-means++ seeding.
 
@@ -130,7 +141,7 @@ def kmeans(X, n_clusters, random_state, sample_weight, n_threads, max_iter=100, 
     weights_arg = (np.asarray(sample_weight, dtype=X.dtype) if weighted
                    else np.empty(0, dtype=X.dtype))
     centers = X[kmeans_plusplus(X, n_clusters, random_state, sample_weight, n_threads)]
-    tol = tol * float(np.mean(np.var(X, axis=0, dtype=np.float64)))
+    tol = tol * float(np.mean(_feature_variance(X, sample_weight)))
     labels = np.full(n, -1, dtype=np.intp)
     new_labels = np.empty(n, dtype=np.intp)
     sq_dist = np.empty(n)

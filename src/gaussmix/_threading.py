@@ -1,19 +1,29 @@
-"""Thread counts for the compiled kernels."""
+"""Thread counts for the compiled kernels, and BLAS held to one thread.
+
+The kernels call BLAS on one chunk of rows at a time from inside their own
+OpenMP threads; a multi-threaded BLAS would start its thread pool on every
+such small call (measured: most of the run waiting on BLAS workers). BLAS is
+therefore held to one thread around every kernel call, with threadpoolctl
+when it is installed (scikit-learn brings it); gaussmix does not require it.
+"""
 from contextlib import nullcontext
+from functools import lru_cache
 
 from ._parallel import effective_n_threads, have_openmp  # noqa: F401
 
 
-def single_threaded_blas(n_threads):
-    """Hold BLAS to one thread while ``n_threads`` OpenMP threads call it.
-
-    Uses threadpoolctl when it is installed; without it BLAS keeps its own
-    setting (correct, possibly oversubscribed).
-    """
-    if n_threads <= 1:
-        return nullcontext()
+@lru_cache(maxsize=1)
+def _blas_controller():
+    # Built once: scanning the loaded libraries costs ~1 ms, a limit ~30 us.
+    # scipy's BLAS is loaded by now (the kernels link against it).
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+        return None
+    return ThreadpoolController().select(user_api="blas")
+
+
+def single_threaded_blas():
+    """Context in which BLAS runs on the calling thread only."""
+    controller = _blas_controller()
+    return nullcontext() if controller is None else controller.limit(limits=1)
