@@ -4,8 +4,13 @@ Everything here is deterministic: every data set is drawn from a fixed seed so a
 failure reproduces exactly.
 """
 
+import os
 import warnings
 from pathlib import Path
+
+# scikit-learn's array-API input check runs only when scipy was imported with
+# this set; without it the check skips itself.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 import numpy as np
 import pytest

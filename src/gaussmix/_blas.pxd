@@ -45,3 +45,17 @@ cdef inline void gemm_abt(int m, int n, int k, const floating *A, int lda,
     else:
         sgemm(&transb, &transa, &n, &m, &k, &one, <float *> B, &ldb,
               <float *> A, &lda, &zero, C, &ldc)
+
+
+cdef inline void gemm_ab(int m, int n, int k, const floating *A, int lda,
+                         const floating *B, int ldb, floating *C, int ldc) noexcept nogil:
+    """Row-major C[m, n] := A @ B with A [m, k] and B [k, n]."""
+    # Column-major: C^T = B^T A^T, and the memories of B and A are B^T and A^T.
+    cdef char trans = b'N'
+    cdef floating one = 1.0, zero = 0.0
+    if floating is double:
+        dgemm(&trans, &trans, &n, &m, &k, &one, <double *> B, &ldb,
+              <double *> A, &lda, &zero, C, &ldc)
+    else:
+        sgemm(&trans, &trans, &n, &m, &k, &one, <float *> B, &ldb,
+              <float *> A, &lda, &zero, C, &ldc)

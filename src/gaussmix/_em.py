@@ -65,17 +65,15 @@ def e_step_statistics(X, sample_weight, params, covariance_type, n_threads):
     Returns
     -------
     stats : Statistics
-        Reduced, around shift = params.means.
+        Reduced, around the kernels' shift (the means, or one centre).
     log_likelihood : float
         sum_i w_i log p(x_i) (unnormalised).
     """
-    k, d = params.means.shape
-    full, prec, offsets = _models.kernel_parameters(
-        params.weights, params.precisions_cholesky, covariance_type, k, d, X.dtype)
-    means = np.ascontiguousarray(params.means, dtype=X.dtype)
-    stats = Statistics.zeros(means, covariance_type, n_threads)
+    kp = _models.kernel_parameters(params.weights, params.means,
+                                   params.precisions_cholesky, covariance_type, X.dtype)
+    stats = Statistics.zeros(kp.shift, covariance_type, n_threads)
     loglik = np.zeros(n_threads)
-    em_pass(X, sample_weight, means, prec, offsets, full,
+    em_pass(X, sample_weight, kp.shift, kp.prec, kp.coef, kp.offsets, kp.full,
             stats.N, stats.S, stats.W, loglik)
     return stats.reduced(), float(loglik.sum())
 
@@ -90,9 +88,11 @@ def responsibility_statistics(X_blocks_and_resp, shift, dtype, covariance_type, 
         (len(X_block), k)); rows never given have zero responsibility.
     shift : ndarray of shape (k, d)
     """
+    full = _models.uses_full_kernel(covariance_type)
+    if not full:   # the diagonal kernel accumulates around one common centre
+        shift = np.broadcast_to(np.mean(shift, axis=0), np.shape(shift))
     stats = Statistics.zeros(np.ascontiguousarray(shift, dtype=dtype),
                              covariance_type, n_threads)
-    full = _models.uses_full_kernel(covariance_type)
     for X_block, resp in X_blocks_and_resp:
         accumulate_responsibilities(X_block, resp, stats.shift, full,
                                     stats.N, stats.S, stats.W)

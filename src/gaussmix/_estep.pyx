@@ -1,69 +1,65 @@
-"""Chunked E-step kernels for predict, predict_proba and score_samples.
+"""Chunked E-step kernel for predict, predict_proba and score_samples.
 
 One kernel fills whichever outputs are non-empty, chunk by chunk, so no
 n_samples x n_components intermediate exists beyond the output asked for.
 """
 from cython cimport floating
-from cython.parallel cimport parallel, prange
-from libc.stdlib cimport malloc, free
+from cython.parallel cimport parallel, prange, threadid
 
-from ._chunks cimport CHUNK_ROWS, log_prob_full, log_prob_diag, normalize_rows
+from ._chunks cimport (CHUNK_ROWS, Scratch, scratch_new, scratch_ok, scratch_free, chunk_log_prob,
+                       normalize)
 
 
 def e_step(const floating[:, ::1] X,          # IN [n, d]
-           const floating[:, ::1] means,      # IN [k, d]
-           const floating[:, ::1] prec,       # IN [k, d*d] (full) or [k, d] (diag)
+           const floating[:, ::1] shift,      # IN [k, d]
+           const floating[:, ::1] prec,       # IN [k, d*d] (full) or empty
+           const double[:, ::1] coef,         # IN [k, 2d] (diag) or empty
            const double[::1] offsets,         # IN [k]
            bint full,
            floating[::1] log_norm,            # OUT [n] log p(x_i), or empty
            Py_ssize_t[::1] labels,            # OUT [n] argmax_k p(x_i, k), or empty
            floating[:, ::1] proba,            # OUT [n, k] p(k | x_i), or empty
-           double[:, ::1] log_prob,           # OUT [n, k] log p(x_i, k), or empty
            int n_threads):
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = means.shape[0]
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = offsets.shape[0]
     cdef Py_ssize_t n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
     cdef bint want_norm = log_norm.shape[0] > 0, want_labels = labels.shape[0] > 0
-    cdef bint want_proba = proba.shape[0] > 0, want_log_prob = log_prob.shape[0] > 0
+    cdef bint want_proba = proba.shape[0] > 0
     cdef Py_ssize_t ci, start, rows, i, c, best
-    cdef double *logp
-    cdef double *norms
-    cdef double *row
-    cdef floating *work
+    cdef int tid
+    cdef Scratch s
+    cdef int[::1] failed
     if n == 0:
         return
-    n_threads = <int> min(n_threads, n_chunks)
+    n_threads = <int> max(1, min(n_threads, n_chunks))
+    failed = memoryview(bytearray(4 * n_threads)).cast("i")
     with nogil, parallel(num_threads=n_threads):
-        logp = <double *> malloc(CHUNK_ROWS * k * sizeof(double))
-        norms = <double *> malloc(CHUNK_ROWS * sizeof(double))
-        work = <floating *> malloc(CHUNK_ROWS * d * sizeof(floating))
+        tid = threadid()
+        s = scratch_new(d, k, sizeof(floating))
+        if not scratch_ok(&s):
+            failed[tid] = 1
         for ci in prange(n_chunks, schedule='static'):
+            if failed[tid]:
+                continue
             start = ci * CHUNK_ROWS
             rows = min(CHUNK_ROWS, n - start)
-            if full:
-                log_prob_full(&X[start, 0], rows, d, k, &means[0, 0], &prec[0, 0],
-                              &offsets[0], work, logp)
-            else:
-                log_prob_diag(&X[start, 0], rows, d, k, &means[0, 0], &prec[0, 0],
-                              &offsets[0], logp)
-            for i in range(rows):
-                row = logp + i * k
-                if want_log_prob:
-                    for c in range(k):
-                        log_prob[start + i, c] = row[c]
-                if want_labels:
+            chunk_log_prob(&X[start, 0], rows, d, k, &shift[0, 0],
+                           &prec[0, 0] if full else NULL,
+                           NULL if full else &coef[0, 0], &offsets[0], full, &s)
+            if want_labels:
+                for i in range(rows):
                     best = 0
                     for c in range(1, k):
-                        if row[c] > row[best]:
+                        if s.lp[c * CHUNK_ROWS + i] > s.lp[best * CHUNK_ROWS + i]:
                             best = c
                     labels[start + i] = best
             if want_norm or want_proba:
-                normalize_rows(logp, rows, k, norms)
+                normalize(s.lp, rows, k, s.norm)
                 for i in range(rows):
                     if want_norm:
-                        log_norm[start + i] = <floating> norms[i]
+                        log_norm[start + i] = <floating> s.norm[i]
                     if want_proba:
                         for c in range(k):
-                            proba[start + i, c] = <floating> logp[i * k + c]
-        free(logp)
-        free(norms)
-        free(work)
+                            proba[start + i, c] = <floating> s.lp[c * CHUNK_ROWS + i]
+        scratch_free(&s)
+    if any(failed):
+        raise MemoryError("gaussmix: could not allocate the kernels' scratch memory")

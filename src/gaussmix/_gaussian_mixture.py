@@ -309,16 +309,15 @@ class GaussianMixture:
         dtype = np.result_type(X.dtype, self.means_.dtype)
         X = np.ascontiguousarray(X, dtype=dtype)
         n = X.shape[0]
-        full, prec, offsets = _models.kernel_parameters(
-            self.weights_, self.precisions_cholesky_, self.covariance_type, k, d, dtype)
-        means = np.ascontiguousarray(self.means_, dtype=dtype)
+        kp = _models.kernel_parameters(self.weights_, self.means_, self.precisions_cholesky_,
+                                       self.covariance_type, dtype)
         out_norm = np.empty(n if log_norm else 0, dtype=dtype)
         out_labels = np.empty(n if labels else 0, dtype=np.intp)
         out_proba = np.empty((n, k) if proba else (0, k), dtype=dtype)
         n_threads = effective_n_threads(self.n_threads)
         with single_threaded_blas():
-            e_step(X, means, prec, offsets, full, out_norm, out_labels, out_proba,
-                   np.empty((0, k)), n_threads)
+            e_step(X, kp.shift, kp.prec, kp.coef, kp.offsets, kp.full, out_norm,
+                   out_labels, out_proba, n_threads)
         return out_norm, out_labels, out_proba
 
     def score_samples(self, X):

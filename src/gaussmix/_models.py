@@ -5,6 +5,8 @@ Statistics are accumulated around a shift c_k (see ``_em``):
 N_k = sum r_ik, S_k = sum r_ik (x_i - c_k), W_k = sum r_ik (x_i - c_k)(x_i - c_k)^T
 (full and tied: d x d per component; diag and spherical: its diagonal).
 """
+from collections import namedtuple
+
 import numpy as np
 from scipy import linalg
 
@@ -112,36 +114,42 @@ def covariances_from_cholesky(prec_chol, covariance_type):
     return cov[0] if covariance_type == "tied" else cov
 
 
-def kernel_parameters(weights, prec_chol, covariance_type, n_components, n_features, dtype):
-    """Precision factors and per-component log offsets in the kernels' layout.
+KernelParameters = namedtuple("KernelParameters", "full shift prec coef offsets")
 
-    Returns
-    -------
-    full : bool
-        Which kernel runs (dense d x d factor or diagonal).
-    prec : ndarray of shape (k, d*d) or (k, d), C-contiguous, ``dtype``
-    offsets : ndarray of shape (k,), float64
-        log(weight_k) + log det U_k - d/2 log(2 pi).
+
+def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
+    """Mixture parameters in the layout the compiled kernels take (see _chunks.pxd).
+
+    full/tied: ``shift`` = means, ``prec`` = each U_k flattened (k, d*d),
+    ``offsets`` = log(weight_k) + log det U_k - d/2 log(2 pi).
+    diag/spherical: one centre g = sum_k weight_k mu_k for every row of
+    ``shift``; with p = diag(U_k), m = mu_k - g, ``coef`` = [-2 p^2 m, p^2] and
+    ``offsets`` reduced by 0.5 sum p^2 m^2, so that
+    log p(x, k) = offsets_k - 0.5 coef_k . [z, z^2], z = x - g. Centring on g
+    keeps the expansion accurate when the data sit far from the origin.
     """
-    k, d = n_components, n_features
+    k, d = means.shape
     prec_chol = np.asarray(prec_chol, dtype=np.float64)
-    if covariance_type == "full":
-        prec = prec_chol.reshape(k, d * d)
-        log_det = np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
-    elif covariance_type == "tied":
-        prec = np.broadcast_to(prec_chol.reshape(1, d * d), (k, d * d))
-        log_det = np.full(k, np.log(np.diag(prec_chol)).sum())
-    elif covariance_type == "diag":
-        prec = prec_chol
-        log_det = np.log(prec_chol).sum(axis=1)
-    else:
-        prec = np.broadcast_to(prec_chol[:, None], (k, d))
-        log_det = d * np.log(prec_chol)
     with np.errstate(divide="ignore"):
         log_weights = np.log(np.asarray(weights, dtype=np.float64))
-    offsets = log_weights + log_det - 0.5 * d * np.log(2 * np.pi)
-    return (uses_full_kernel(covariance_type),
-            np.ascontiguousarray(prec, dtype=dtype), np.ascontiguousarray(offsets))
+    if uses_full_kernel(covariance_type):
+        if covariance_type == "tied":
+            prec_chol = np.broadcast_to(prec_chol, (k, d, d))
+        log_det = np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
+        offsets = log_weights + log_det - 0.5 * d * np.log(2 * np.pi)
+        return KernelParameters(True, np.ascontiguousarray(means, dtype=dtype),
+                                np.ascontiguousarray(prec_chol.reshape(k, d * d), dtype=dtype),
+                                np.empty((0, 0)), offsets)
+    p = prec_chol if covariance_type == "diag" else np.repeat(prec_chol[:, None], d, axis=1)
+    w = np.asarray(weights, dtype=np.float64)
+    center = (w @ np.asarray(means, dtype=np.float64) / w.sum()).astype(dtype)
+    m = np.asarray(means, dtype=np.float64) - center.astype(np.float64)
+    p2 = p ** 2
+    offsets = (log_weights + np.log(p).sum(axis=1) - 0.5 * d * np.log(2 * np.pi)
+               - 0.5 * (p2 * m ** 2).sum(axis=1))
+    return KernelParameters(False, np.ascontiguousarray(np.broadcast_to(center, (k, d))),
+                            np.empty((0, 0), dtype=dtype),
+                            np.ascontiguousarray(np.hstack([-2 * p2 * m, p2])), offsets)
 
 
 def n_parameters(covariance_type, n_components, n_features):

@@ -6,16 +6,17 @@ thread count. The caller sums the slots in order.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
-from libc.stdlib cimport malloc, free
 
-from ._chunks cimport (CHUNK_ROWS, log_prob_full, log_prob_diag, log_prob_to_resp,
-                       accumulate_full, accumulate_diag)
+from ._chunks cimport (CHUNK_ROWS, Scratch, scratch_new, scratch_ok, scratch_free, chunk_log_prob,
+                       log_prob_to_resp, chunk_accumulate, transpose_chunk,
+                       uses_transposed, diag_features)
 
 
 def em_pass(const floating[:, ::1] X,              # IN [n, d]
             const floating[::1] sample_weight,     # IN [n] or empty for unit weights
-            const floating[:, ::1] means,          # IN [k, d]
-            const floating[:, ::1] prec,           # IN [k, d*d] (full) or [k, d] (diag)
+            const floating[:, ::1] shift,          # IN [k, d]
+            const floating[:, ::1] prec,           # IN [k, d*d] (full) or empty
+            const double[:, ::1] coef,             # IN [k, 2d] (diag) or empty
             const double[::1] offsets,             # IN [k]
             bint full,
             double[:, ::1] N,                      # INOUT [threads, k]
@@ -23,49 +24,43 @@ def em_pass(const floating[:, ::1] X,              # IN [n, d]
             double[:, :, ::1] W,                   # INOUT [threads, k, d*d or d]
             double[::1] loglik):                   # INOUT [threads]
     """One EM pass: responsibilities under the given parameters, accumulated
-    around shift = means; adds sum_i w_i log p(x_i) to loglik."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = means.shape[0]
+    around ``shift``; adds sum_i w_i log p(x_i) to loglik."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = offsets.shape[0]
     cdef Py_ssize_t n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
     cdef int n_threads = <int> min(N.shape[0], max(n_chunks, 1))
     cdef bint weighted = sample_weight.shape[0] > 0
     cdef Py_ssize_t ci, start, rows
     cdef int tid
-    cdef double *logp
-    cdef floating *work
-    cdef floating *scatter
+    cdef Scratch s
+    cdef int[::1] failed = memoryview(bytearray(4 * n_threads)).cast("i")
     if n == 0:
         return
     with nogil, parallel(num_threads=n_threads):
         tid = threadid()
-        logp = <double *> malloc(CHUNK_ROWS * k * sizeof(double))
-        work = <floating *> malloc(CHUNK_ROWS * d * sizeof(floating))
-        scatter = <floating *> malloc(d * d * sizeof(floating))
+        s = scratch_new(d, k, sizeof(floating))
+        if not scratch_ok(&s):
+            failed[tid] = 1
         for ci in prange(n_chunks, schedule='static'):
+            if failed[tid]:
+                continue
             start = ci * CHUNK_ROWS
             rows = min(CHUNK_ROWS, n - start)
-            if full:
-                log_prob_full(&X[start, 0], rows, d, k, &means[0, 0], &prec[0, 0],
-                              &offsets[0], work, logp)
-            else:
-                log_prob_diag(&X[start, 0], rows, d, k, &means[0, 0], &prec[0, 0],
-                              &offsets[0], logp)
+            chunk_log_prob(&X[start, 0], rows, d, k, &shift[0, 0],
+                           &prec[0, 0] if full else NULL,
+                           NULL if full else &coef[0, 0], &offsets[0], full, &s)
             loglik[tid] += log_prob_to_resp(
-                logp, rows, k, &sample_weight[start] if weighted else NULL)
-            if full:
-                accumulate_full(&X[start, 0], rows, d, k, logp, &means[0, 0], work,
-                                scatter, &N[tid, 0], &S[tid, 0, 0], &W[tid, 0, 0])
-            else:
-                accumulate_diag(&X[start, 0], rows, d, k, logp, &means[0, 0],
-                                &N[tid, 0], &S[tid, 0, 0], &W[tid, 0, 0])
-        free(logp)
-        free(work)
-        free(scatter)
+                s.lp, rows, k, s.norm, &sample_weight[start] if weighted else NULL)
+            chunk_accumulate(&X[start, 0], rows, d, k, &shift[0, 0], full, &s,
+                             &N[tid, 0], &S[tid, 0, 0], &W[tid, 0, 0])
+        scratch_free(&s)
+    if any(failed):
+        raise MemoryError("gaussmix: could not allocate the kernels' scratch memory")
 
 
 def accumulate_responsibilities(
         const floating[:, ::1] X,              # IN [n, d]
         const double[:, ::1] resp,             # IN [n, k], already times sample weight
-        const floating[:, ::1] shift,          # IN [k, d]
+        const floating[:, ::1] shift,          # IN [k, d]; diag: every row the same
         bint full,
         double[:, ::1] N,                      # INOUT [threads, k]
         double[:, :, ::1] S,                   # INOUT [threads, k, d]
@@ -74,24 +69,31 @@ def accumulate_responsibilities(
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = resp.shape[1]
     cdef Py_ssize_t n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
     cdef int n_threads = <int> min(N.shape[0], max(n_chunks, 1))
-    cdef Py_ssize_t ci, start, rows
+    cdef Py_ssize_t ci, start, rows, i, c
     cdef int tid
-    cdef floating *work
-    cdef floating *scatter
+    cdef Scratch s
+    cdef int[::1] failed = memoryview(bytearray(4 * n_threads)).cast("i")
     if n == 0:
         return
     with nogil, parallel(num_threads=n_threads):
         tid = threadid()
-        work = <floating *> malloc(CHUNK_ROWS * d * sizeof(floating))
-        scatter = <floating *> malloc(d * d * sizeof(floating))
+        s = scratch_new(d, k, sizeof(floating))
+        if not scratch_ok(&s):
+            failed[tid] = 1
         for ci in prange(n_chunks, schedule='static'):
+            if failed[tid]:
+                continue
             start = ci * CHUNK_ROWS
             rows = min(CHUNK_ROWS, n - start)
-            if full:
-                accumulate_full(&X[start, 0], rows, d, k, &resp[start, 0], &shift[0, 0],
-                                work, scatter, &N[tid, 0], &S[tid, 0, 0], &W[tid, 0, 0])
-            else:
-                accumulate_diag(&X[start, 0], rows, d, k, &resp[start, 0], &shift[0, 0],
-                                &N[tid, 0], &S[tid, 0, 0], &W[tid, 0, 0])
-        free(work)
-        free(scatter)
+            for i in range(rows):
+                for c in range(k):
+                    s.lp[c * CHUNK_ROWS + i] = resp[start + i, c]
+            if not full:
+                diag_features(&X[start, 0], rows, d, &shift[0, 0], s.feat)
+            elif uses_transposed(d, full):
+                transpose_chunk(&X[start, 0], rows, d, s.xt)
+            chunk_accumulate(&X[start, 0], rows, d, k, &shift[0, 0], full, &s,
+                             &N[tid, 0], &S[tid, 0, 0], &W[tid, 0, 0])
+        scratch_free(&s)
+    if any(failed):
+        raise MemoryError("gaussmix: could not allocate the kernels' scratch memory")
