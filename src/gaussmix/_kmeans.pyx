@@ -60,19 +60,42 @@ def _lloyd_step(const floating[:, ::1] X,            # IN [n, d]
         free(dots)
 
 
-def _sq_dist_to(const floating[:, ::1] X,        # IN [n, d]
-                const floating[::1] point,       # IN [d]
-                double[::1] out,                 # OUT [n]
-                int n_threads):
-    """out[i] = ||X[i] - point||^2, computed directly (no cancellation)."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], i, j
-    cdef double s, t
-    for i in prange(n, nogil=True, schedule='static', num_threads=n_threads):
-        s = 0.0
-        for j in range(d):
-            t = <double> X[i, j] - point[j]
-            s = s + t * t
-        out[i] = s
+def _seeding_pass(const floating[:, ::1] X,          # IN [n, d]
+                  const double[::1] x_sq,            # IN [n] squared row norms
+                  const double[::1] weights,         # IN [n]
+                  const floating[:, ::1] candidates, # IN [t, d]
+                  double[::1] closest,               # INOUT [n]
+                  double[:, ::1] pots,               # INOUT [threads, t]
+                  bint update):
+    """pots[:, c] += w_i min(closest_i, ||x_i - cand_c||^2) for each candidate;
+    with ``update`` (one candidate) also closest_i := that minimum."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], t = candidates.shape[0]
+    cdef Py_ssize_t n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
+    cdef int n_threads = <int> min(pots.shape[0], max(n_chunks, 1))
+    cdef Py_ssize_t ci, start, rows, i, c
+    cdef int tid
+    cdef double dist
+    cdef floating *dots
+    cdef double[::1] c_sq = np.einsum("ij,ij->i", np.asarray(candidates, dtype=np.float64),
+                                      np.asarray(candidates, dtype=np.float64))
+    if n == 0:
+        return
+    with nogil, parallel(num_threads=n_threads):
+        tid = threadid()
+        dots = <floating *> malloc(CHUNK_ROWS * t * sizeof(floating))
+        for ci in prange(n_chunks, schedule='static'):
+            start = ci * CHUNK_ROWS
+            rows = min(CHUNK_ROWS, n - start)
+            gemm_abt(<int> rows, <int> t, <int> d, &X[start, 0], <int> d,
+                     &candidates[0, 0], <int> d, dots, <int> t)
+            for i in range(rows):
+                for c in range(t):
+                    dist = max(x_sq[start + i] - 2.0 * dots[i * t + c] + c_sq[c], 0.0)
+                    dist = min(dist, closest[start + i])
+                    pots[tid, c] += weights[start + i] * dist
+                    if update:
+                        closest[start + i] = dist
+        free(dots)
 
 
 def kmeans_plusplus(X, n_clusters, random_state, sample_weight, n_threads):
@@ -80,6 +103,7 @@ def kmeans_plusplus(X, n_clusters, random_state, sample_weight, n_threads):
 
     Draws from ``random_state`` in the same order as scikit-learn's
     ``kmeans_plusplus``, so both pick the same rows for the same seed.
+    Distances come from one GEMM per chunk for all of a step's candidates.
 
     Returns
     -------
@@ -89,27 +113,24 @@ def kmeans_plusplus(X, n_clusters, random_state, sample_weight, n_threads):
     n = X.shape[0]
     weights = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
     n_trials = 2 + int(np.log(n_clusters))
+    x_sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
     indices = np.empty(n_clusters, dtype=np.intp)
     indices[0] = random_state.choice(n, p=weights / weights.sum())
-    closest = np.empty(n)
-    _sq_dist_to(X, X[indices[0]], closest, n_threads)
-    pot = closest @ weights
-    candidate_dist = np.empty(n)
-    best_dist = np.empty(n)
+    closest = np.full(n, np.inf)
+
+    def potentials(rows, update):
+        pots = np.zeros((n_threads, len(rows)))
+        _seeding_pass(X, x_sq, weights, np.ascontiguousarray(X[rows]), closest, pots, update)
+        return pots.sum(axis=0)
+
+    pot = potentials([indices[0]], update=True)[0]
     for c in range(1, n_clusters):
         targets = random_state.uniform(size=n_trials) * pot
         candidates = np.searchsorted(np.cumsum(weights * closest), targets)
         np.clip(candidates, None, n - 1, out=candidates)
-        best_pot = np.inf
-        for candidate in candidates:
-            _sq_dist_to(X, X[candidate], candidate_dist, n_threads)
-            np.minimum(closest, candidate_dist, out=candidate_dist)
-            candidate_pot = candidate_dist @ weights
-            if candidate_pot < best_pot:
-                best_pot, indices[c] = candidate_pot, candidate
-                best_dist, candidate_dist = candidate_dist, best_dist
-        closest, best_dist = best_dist, closest
-        pot = best_pot
+        best = int(np.argmin(potentials(candidates, update=False)))
+        indices[c] = candidates[best]
+        pot = potentials([indices[c]], update=True)[0]
     return indices
 
 
@@ -124,12 +145,36 @@ def _feature_variance(X, sample_weight, block_rows=1 << 14):
     return total / w.sum()
 
 
-def kmeans(X, n_clusters, random_state, sample_weight, n_threads, max_iter=100, tol=1e-4):
-    """Lloyd's k-means from a k-means++ seeding.
+# Rows k-means runs on (beyond it, a random subsample of this many rows, at
+# least 50 per cluster): initialisation must cost no more than a few EM
+# iterations (benchmarks/README.md), and centres from 32k rows are as good a
+# starting point as centres from all of them.
+SAMPLE_ROWS = 1 << 15
 
-    Stops when the labels no longer change or the squared centre shift falls
-    below ``tol`` times the mean feature variance. Empty clusters are moved to
-    the rows farthest from their centres.
+
+def _labels(X, weights_arg, centers, n_threads):
+    """Nearest centre of every row of X."""
+    n_clusters, d = centers.shape
+    labels = np.empty(X.shape[0], dtype=np.intp)
+    _lloyd_step(X, weights_arg, centers, labels, np.empty(X.shape[0]),
+                np.zeros((n_threads, n_clusters, d)), np.zeros((n_threads, n_clusters)))
+    return labels
+
+
+def _weights_arg(X, sample_weight):
+    if sample_weight is None:
+        return np.empty(0, dtype=X.dtype)
+    return np.ascontiguousarray(sample_weight, dtype=X.dtype)
+
+
+def kmeans(X, n_clusters, random_state, sample_weight, n_threads, max_iter=30, tol=1e-4):
+    """Lloyd's k-means from a k-means++ seeding, for initialisation.
+
+    Runs on a random subsample of ``SAMPLE_ROWS`` rows when X is larger, then
+    labels every row by its nearest centre. Stops when the labels no longer
+    change or the squared centre shift falls below ``tol`` times the mean
+    feature variance. Empty clusters are moved to the rows farthest from their
+    centres.
 
     Returns
     -------
@@ -137,9 +182,18 @@ def kmeans(X, n_clusters, random_state, sample_weight, n_threads, max_iter=100, 
     centers : ndarray of shape (n_clusters, n_features), X's dtype
     """
     n, d = X.shape
-    weighted = sample_weight is not None
-    weights_arg = (np.asarray(sample_weight, dtype=X.dtype) if weighted
-                   else np.empty(0, dtype=X.dtype))
+    sample, sample_w = X, sample_weight
+    if n > max(SAMPLE_ROWS, 50 * n_clusters):
+        rows = np.sort(random_state.choice(n, max(SAMPLE_ROWS, 50 * n_clusters), replace=False))
+        sample = np.ascontiguousarray(X[rows])
+        sample_w = None if sample_weight is None else sample_weight[rows]
+    centers = _lloyd(sample, n_clusters, random_state, sample_w, n_threads, max_iter, tol)
+    return _labels(X, _weights_arg(X, sample_weight), centers, n_threads), centers
+
+
+def _lloyd(X, n_clusters, random_state, sample_weight, n_threads, max_iter, tol):
+    n, d = X.shape
+    weights_arg = _weights_arg(X, sample_weight)
     centers = X[kmeans_plusplus(X, n_clusters, random_state, sample_weight, n_threads)]
     tol = tol * float(np.mean(_feature_variance(X, sample_weight)))
     labels = np.full(n, -1, dtype=np.intp)
@@ -161,7 +215,4 @@ def kmeans(X, n_clusters, random_state, sample_weight, n_threads, max_iter=100, 
         centers = new_centers
         if np.array_equal(labels, new_labels) or (shift <= tol and not empty.size):
             break
-    # Labels of the final centres, so that every label names its nearest centre.
-    _lloyd_step(X, weights_arg, centers, labels, sq_dist,
-                np.zeros((n_threads, n_clusters, d)), np.zeros((n_threads, n_clusters)))
-    return labels, centers
+    return centers
