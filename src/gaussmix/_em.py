@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _models
-from ._suffstats import accumulate_responsibilities, em_pass
+from ._kernels import suffstats
 
 # Rows handed to the compiled core per call when responsibilities are made in
 # Python (initialisation), bounding that temporary to BLOCK_ROWS x k.
@@ -73,7 +73,7 @@ def e_step_statistics(X, sample_weight, params, covariance_type, n_threads):
                                    params.precisions_cholesky, covariance_type, X.dtype)
     stats = Statistics.zeros(kp.shift, covariance_type, n_threads)
     loglik = np.zeros(n_threads)
-    em_pass(X, sample_weight, kp.shift, kp.prec, kp.coef, kp.offsets, kp.full,
+    suffstats.em_pass(X, sample_weight, kp.shift, kp.prec, kp.coef, kp.offsets, kp.full,
             stats.N, stats.S, stats.W, loglik)
     return stats.reduced(), float(loglik.sum())
 
@@ -94,6 +94,6 @@ def responsibility_statistics(X_blocks_and_resp, shift, dtype, covariance_type, 
     stats = Statistics.zeros(np.ascontiguousarray(shift, dtype=dtype),
                              covariance_type, n_threads)
     for X_block, resp in X_blocks_and_resp:
-        accumulate_responsibilities(X_block, resp, stats.shift, full,
+        suffstats.accumulate_responsibilities(X_block, resp, stats.shift, full,
                                     stats.N, stats.S, stats.W)
     return stats.reduced()

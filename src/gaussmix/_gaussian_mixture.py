@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _models
 from ._em import Parameters, e_step_statistics, parameters_from_statistics
-from ._estep import e_step
+from ._kernels import estep
 from ._exceptions import InvalidParameterError, convergence_warning, not_fitted_error
 from ._initialization import INIT_PARAMS, initial_parameters
 from ._threading import effective_n_threads, single_threaded_blas
@@ -316,7 +316,7 @@ class GaussianMixture:
         out_proba = np.empty((n, k) if proba else (0, k), dtype=dtype)
         n_threads = effective_n_threads(self.n_threads)
         with single_threaded_blas():
-            e_step(X, kp.shift, kp.prec, kp.coef, kp.offsets, kp.full, out_norm,
+            estep.e_step(X, kp.shift, kp.prec, kp.coef, kp.offsets, kp.full, out_norm,
                    out_labels, out_proba, n_threads)
         return out_norm, out_labels, out_proba
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _models
 from ._em import BLOCK_ROWS, Parameters, responsibility_statistics
-from ._kmeans import kmeans, kmeans_plusplus
+from ._kernels import kmeans as _kmeans
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -41,12 +41,12 @@ def initial_statistics(X, sample_weight, k, init_params, covariance_type,
         if init_params == "random_from_data":
             indices = random_state.choice(n, size=k, replace=False)
         else:
-            indices = kmeans_plusplus(X, k, random_state, sample_weight, n_threads)
+            indices = _kmeans.kmeans_plusplus(X, k, random_state, sample_weight, n_threads)
         rows = np.ascontiguousarray(X[indices])
         return responsibility_statistics([(rows, np.eye(k))], rows, X.dtype,
                                          covariance_type, n_threads)
     if init_params == "kmeans":
-        labels, centers = kmeans(X, k, random_state, sample_weight, n_threads)
+        labels, centers = _kmeans.kmeans(X, k, random_state, sample_weight, n_threads)
         blocks, shift = _one_hot_blocks(X, labels, k, sample_weight), centers
     else:
         center = np.average(X, axis=0, weights=sample_weight)

@@ -1,0 +1,48 @@
+"""The AVX2+FMA build of the kernels agrees with the baseline build."""
+import importlib
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from gaussmix import _models
+from gaussmix._em import Statistics
+
+baseline = importlib.import_module("gaussmix._suffstats")
+try:
+    avx2 = importlib.import_module("gaussmix._suffstats_avx2")
+except ImportError:  # non-x86 build: there is only one build to test
+    avx2 = None
+
+
+def _pass(module, X, covariance_type, params):
+    weights, means, prec_chol = params
+    kp = _models.kernel_parameters(weights, means, prec_chol, covariance_type, X.dtype)
+    stats = Statistics.zeros(kp.shift, covariance_type, 2)
+    loglik = np.zeros(2)
+    module.em_pass(X, np.empty(0, X.dtype), kp.shift, kp.prec, kp.coef, kp.offsets, kp.full,
+                   stats.N, stats.S, stats.W, loglik)
+    return stats.reduced(), loglik.sum()
+
+
+@pytest.mark.skipif(avx2 is None, reason="AVX2 kernels are built on x86-64 only")
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("d", [2, 7, 19])
+def test_avx2_build_matches_baseline(covariance_type, d):
+    from gaussmix._kernels import _cpu_has_avx2_fma
+    if not _cpu_has_avx2_fma():
+        pytest.skip("this CPU cannot run the AVX2 build")
+    rng = np.random.default_rng(d)
+    k = 4
+    X = rng.standard_normal((1000, d)) * 2 + 5
+    means = X[rng.choice(len(X), k, replace=False)]
+    cov = np.cov(X.T).reshape(d, d) + np.eye(d)
+    covariances = {"full": np.stack([cov] * k), "tied": cov,
+                   "diag": np.tile(np.diag(cov), (k, 1)),
+                   "spherical": np.full(k, np.trace(cov) / d)}[covariance_type]
+    prec_chol = _models.precision_cholesky(covariances, covariance_type)
+    params = (np.full(k, 1 / k), means, prec_chol)
+    (a, la), (b, lb) = (_pass(m, X, covariance_type, params) for m in (baseline, avx2))
+    assert_allclose(la, lb, rtol=1e-12)
+    for name in ("N", "S", "W"):
+        assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-10, atol=1e-9)
