@@ -1,12 +1,12 @@
-"""The AVX2+FMA build of the kernels agrees with the baseline build."""
+"""Kernel builds (baseline, AVX2) and kernel modes agree with each other."""
 import importlib
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from gaussmix import _models
-from gaussmix._em import Statistics
+from gaussmix import GaussianMixture, _models
+from gaussmix._em import Parameters, Statistics, e_step_statistics, parameters_from_statistics
 
 baseline = importlib.import_module("gaussmix._suffstats")
 try:
@@ -18,16 +18,16 @@ except ImportError:  # non-x86 build: there is only one build to test
 def _pass(module, X, covariance_type, params):
     weights, means, prec_chol = params
     kp = _models.kernel_parameters(weights, means, prec_chol, covariance_type, X.dtype)
-    stats = Statistics.zeros(kp.shift, covariance_type, 2)
+    stats = Statistics.zeros(kp.shift, kp.mode, 2)
     loglik = np.zeros(2)
-    module.em_pass(X, np.empty(0, X.dtype), kp.shift, kp.prec, kp.coef, kp.offsets, kp.full,
+    module.em_pass(X, np.empty(0, X.dtype), kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
                    stats.N, stats.S, stats.W, loglik)
     return stats.reduced(), loglik.sum()
 
 
 @pytest.mark.skipif(avx2 is None, reason="AVX2 kernels are built on x86-64 only")
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
-@pytest.mark.parametrize("d", [2, 7, 19])
+@pytest.mark.parametrize("d", [2, 7, 19, 40])
 def test_avx2_build_matches_baseline(covariance_type, d):
     from gaussmix._kernels import _cpu_has_avx2_fma
     if not _cpu_has_avx2_fma():
@@ -46,3 +46,31 @@ def test_avx2_build_matches_baseline(covariance_type, d):
     assert_allclose(la, lb, rtol=1e-12)
     for name in ("N", "S", "W"):
         assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-10, atol=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("d", [2, 12, 40])
+def test_common_centre_modes_match_per_component_modes(monkeypatch, covariance_type, d):
+    """The GEMM modes (statistics around one centre) give the same M-step as the
+    per-component modes they fall back to when the centre is too far away."""
+    rng = np.random.default_rng(d)
+    k = 3
+    X = rng.standard_normal((2000, d)) + rng.integers(0, k, 2000)[:, None] * 4.0 + 1e3
+    gm = GaussianMixture(k, covariance_type=covariance_type, random_state=0).fit(X)
+    params = Parameters(gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_)
+    results, modes = [], []
+    for limit in (_models.COMMON_CENTER_LIMIT, 0.0):
+        monkeypatch.setattr(_models, "COMMON_CENTER_LIMIT", limit)
+        stats, loglik = e_step_statistics(X, np.empty(0), params, covariance_type, 2)
+        modes.append(_models.kernel_parameters(gm.weights_, gm.means_, gm.precisions_cholesky_,
+                                               covariance_type, X.dtype).mode)
+        results.append((loglik, parameters_from_statistics(stats, covariance_type, 1e-6,
+                                                           X.dtype)))
+    # both mechanisms really ran
+    assert modes[1] in (_models.FULL_LOOPS, _models.FULL_BLAS)
+    if covariance_type in ("diag", "spherical") or _models.SMALL_DIM < d <= _models.GEMM_MAX_DIM:
+        assert modes[0] in (_models.FULL_GEMM, _models.DIAG_GEMM)
+    (la, a), (lb, b) = results
+    assert_allclose(la, lb, rtol=1e-12)
+    for name in ("weights", "means", "covariances", "precisions_cholesky"):
+        assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=1e-12)

@@ -3,22 +3,27 @@
 # C-contiguous X and on a thread's own Scratch, so OpenMP threads never share
 # writable memory except their own accumulator slots.
 #
-# Two parameter layouts cover the four covariance types:
-#   "full":  prec[k, d*d], the row-major upper-triangular precision Cholesky
-#            factor U_k of each component (tied repeats its single factor);
-#            offsets[k] = log(weight_k) + log det U_k - d/2 log(2 pi), so that
-#            log p(x, k) = offsets[k] - 0.5 * ||(x - mu_k) U_k||^2, and the
-#            statistics are accumulated around shift_k = mu_k;
-#   "diag":  everything is relative to one centre g (shift, every row = g):
-#            with z = x - g, log p(x, k) = offsets[k] - 0.5 coef[k] . [z, z^2]
-#            (one GEMM per chunk), and the statistics come from one GEMM,
-#            resp^T [1, z, z^2]. See _models.kernel_parameters.
+# Four kernel modes (chosen in _models.kernel_parameters, by covariance type and
+# measured crossovers in d) share one parameter convention: offsets[k] holds
+# log(weight_k) + log det U_k - d/2 log(2 pi), U_k the upper-triangular
+# precision Cholesky factor, and log p(x, k) = offsets[k] - 0.5 ||(x - mu_k) U_k||^2.
+#   FULL_LOOPS (full/tied, small d): prec[k, d*d] = U_k; statistics
+#       around shift_k = mu_k; vectorised loops over the rows of a transposed
+#       chunk (BLAS calls would cost more than their arithmetic).
+#   FULL_GEMM (full/tied, medium d): everything around one centre g (every row
+#       of shift); prec[d, k*d] = [U_1 ... U_k], coef[k, d] = (mu_k - g) U_k, so
+#       y_k = (x - g) U_k - coef_k comes from ONE GEMM per chunk for all
+#       components, and the statistics from one GEMM resp^T [1, z, z z^T].
+#   FULL_BLAS (full/tied, large d): shift_k = mu_k; per component a
+#       triangular multiply (trmm) and a rank-k update (syrk).
+#   DIAG_GEMM (diag/spherical): around one centre g; coef[k, 2d] =
+#       [-2 p^2 m, p^2] (p = diag U_k, m = mu_k - g, offsets absorbing
+#       0.5 sum p^2 m^2): log p = offsets - 0.5 coef . [z, z^2], one GEMM, and
+#       the statistics one GEMM resp^T [1, z, z^2].
+# Around one centre, the scatter about the new mean, W - S S^T / N, loses
+# about eps * (|mu_k - g| / sigma_k)^2 relative: 1e-12 at 100 standard
+# deviations in double; statistics are always accumulated in double.
 #
-# Per-row quantities are stored component-major, lp[c * CHUNK_ROWS + i], so the
-# loops over rows are unit-stride and vectorise. Full covariance with
-# d <= SMALL_DIM runs on the chunk transposed to feature-major doubles
-# (xt[j * CHUNK_ROWS + i]); with larger d it calls BLAS (trmm for the E-step,
-# syrk for the scatter) per component.
 from cython cimport floating
 from libc.math cimport log, sqrt, INFINITY
 from libc.stdlib cimport malloc, free
@@ -28,10 +33,11 @@ cdef enum:
     # Rows per chunk: the chunk's scratch (k + 2d rows of CHUNK_ROWS doubles)
     # stays in L2 while each BLAS call still gets a useful amount of work.
     CHUNK_ROWS = 256
-    # Up to this many features, full covariance runs vectorised loops over rows
-    # instead of two BLAS calls per chunk and component (measured crossover,
-    # see benchmarks/README.md).
-    SMALL_DIM = 8
+    # Kernel modes; _models.KERNEL_MODES mirrors these values.
+    FULL_LOOPS = 0
+    FULL_GEMM = 1
+    FULL_BLAS = 2
+    DIAG_GEMM = 3
 
 
 cdef extern from *:
@@ -108,6 +114,19 @@ cdef extern from *:
         for (Py_ssize_t i = 0; i < n; i++) s += x[i] * x[i];
         return s;
     }
+    /* sum (y - b)^2, y in the kernel's precision, b and the sum in double */
+    static double gaussmix_sqdiff_d(const double *y, const double *b, Py_ssize_t n) {
+        double s = 0.0;
+        #pragma omp simd reduction(+:s)
+        for (Py_ssize_t i = 0; i < n; i++) { double t = y[i] - b[i]; s += t * t; }
+        return s;
+    }
+    static double gaussmix_sqdiff_f(const float *y, const double *b, Py_ssize_t n) {
+        double s = 0.0;
+        #pragma omp simd reduction(+:s)
+        for (Py_ssize_t i = 0; i < n; i++) { double t = (double) y[i] - b[i]; s += t * t; }
+        return s;
+    }
     static double gaussmix_sumsq_f(const float *x, Py_ssize_t n) {
         double s = 0.0;
         #pragma omp simd reduction(+:s)
@@ -123,6 +142,15 @@ cdef extern from *:
                                   const double *y, double cy, Py_ssize_t n) noexcept nogil
     double sumsq_d "gaussmix_sumsq_d"(const double *x, Py_ssize_t n) noexcept nogil
     double sumsq_f "gaussmix_sumsq_f"(const float *x, Py_ssize_t n) noexcept nogil
+    double sqdiff_d "gaussmix_sqdiff_d"(const double *y, const double *b, Py_ssize_t n) noexcept nogil
+    double sqdiff_f "gaussmix_sqdiff_f"(const float *y, const double *b, Py_ssize_t n) noexcept nogil
+
+
+cdef inline double squared_distance(const floating *y, const double *b, Py_ssize_t n) noexcept nogil:
+    if floating is double:
+        return sqdiff_d(y, b, n)
+    else:
+        return sqdiff_f(y, b, n)
 
 
 cdef inline double sum_of_squares(const floating *x, Py_ssize_t n) noexcept nogil:
@@ -139,29 +167,42 @@ cdef struct Scratch:
     double *tmp       # [d + 1, CHUNK_ROWS] centred features and one product row
     void *work        # [CHUNK_ROWS, d] floating: BLAS operand
     void *scatter     # [d, d] floating: BLAS result
-    double *feat      # [CHUNK_ROWS, 1 + 2d] diag features [1, z, z^2]
-    double *acc       # [k, 1 + 2d] diag statistics of one chunk
+    void *proj        # [CHUNK_ROWS, k*d] floating: FULL_GEMM projections
+    double *feat      # [CHUNK_ROWS, width] features [1, z, z^2 or z z^T]
+    double *acc       # [k, width] statistics of one chunk
 
 
-cdef inline Scratch scratch_new(Py_ssize_t d, Py_ssize_t k, size_t itemsize) noexcept nogil:
+cdef inline Py_ssize_t feature_width(Py_ssize_t d, int mode) noexcept nogil:
+    """Columns of [1, z, z^2] (DIAG_GEMM) or [1, z, lower(z z^T)] (FULL_GEMM)."""
+    if mode == DIAG_GEMM:
+        return 1 + 2 * d
+    if mode == FULL_GEMM:
+        return 1 + d + d * (d + 1) // 2
+    return 0
+
+
+cdef inline Scratch scratch_new(Py_ssize_t d, Py_ssize_t k, int mode,
+                                size_t itemsize) noexcept nogil:
     """A thread's scratch, returned by value so that OpenMP makes the variable
     holding it private to each thread. Check it with scratch_ok."""
     cdef Scratch s
+    cdef Py_ssize_t width = feature_width(d, mode)
     s.lp = <double *> malloc(k * CHUNK_ROWS * sizeof(double))
     s.norm = <double *> malloc(CHUNK_ROWS * sizeof(double))
     s.xt = <double *> malloc(d * CHUNK_ROWS * sizeof(double))
     s.tmp = <double *> malloc((d + 1) * CHUNK_ROWS * sizeof(double))
     s.work = malloc(CHUNK_ROWS * d * itemsize)
     s.scatter = malloc(d * d * itemsize)
-    s.feat = <double *> malloc(CHUNK_ROWS * (1 + 2 * d) * sizeof(double))
-    s.acc = <double *> malloc(k * (1 + 2 * d) * sizeof(double))
+    s.proj = malloc((CHUNK_ROWS * k * d if mode == FULL_GEMM else 1) * itemsize)
+    s.feat = <double *> malloc((CHUNK_ROWS * width + 1) * sizeof(double))
+    s.acc = <double *> malloc((k * width + 1) * sizeof(double))
     return s
 
 
 cdef inline bint scratch_ok(Scratch *s) noexcept nogil:
     return (s.lp != NULL and s.norm != NULL and s.xt != NULL and s.tmp != NULL
-            and s.work != NULL and s.scatter != NULL and s.feat != NULL
-            and s.acc != NULL)
+            and s.work != NULL and s.scatter != NULL and s.proj != NULL
+            and s.feat != NULL and s.acc != NULL)
 
 
 cdef inline void scratch_free(Scratch *s) noexcept nogil:
@@ -171,6 +212,7 @@ cdef inline void scratch_free(Scratch *s) noexcept nogil:
     free(s.tmp)
     free(s.work)
     free(s.scatter)
+    free(s.proj)
     free(s.feat)
     free(s.acc)
 
@@ -183,21 +225,31 @@ cdef inline void transpose_chunk(const floating *X, Py_ssize_t n_rows, Py_ssize_
             xt[j * CHUNK_ROWS + i] = X[i * d + j]
 
 
-cdef inline bint uses_transposed(Py_ssize_t d, bint full) noexcept nogil:
-    return full and d <= SMALL_DIM
 
 
-cdef inline void diag_features(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
-                               const floating *center, double *feat) noexcept nogil:
-    """feat[i] = [1, z_i, z_i**2] with z_i = x_i - center, in double."""
-    cdef Py_ssize_t i, j, width = 1 + 2 * d
-    cdef double z
+cdef inline void chunk_features(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
+                                const floating *center, int mode,
+                                double *feat) noexcept nogil:
+    """feat[i] = [1, z_i, z_i**2] (DIAG_GEMM) or [1, z_i, lower(z_i z_i^T)]
+    (FULL_GEMM, row by row), z_i = x_i - center, in double."""
+    cdef Py_ssize_t i, a, b, width = feature_width(d, mode)
+    cdef double *f
+    cdef double *z
     for i in range(n_rows):
-        feat[i * width] = 1.0
-        for j in range(d):
-            z = <double> X[i * d + j] - center[j]
-            feat[i * width + 1 + j] = z
-            feat[i * width + 1 + d + j] = z * z
+        f = feat + i * width
+        z = f + 1
+        f[0] = 1.0
+        for a in range(d):
+            z[a] = <double> X[i * d + a] - center[a]
+        f = z + d
+        if mode == DIAG_GEMM:
+            for a in range(d):
+                f[a] = z[a] * z[a]
+            continue
+        for a in range(d):
+            for b in range(a + 1):
+                f[0] = z[a] * z[b]
+                f += 1
 
 
 cdef inline void log_prob_small_full(const double *xt, Py_ssize_t n_rows, Py_ssize_t d,
@@ -243,29 +295,48 @@ cdef inline void log_prob_blas_full(const floating *X, Py_ssize_t n_rows, Py_ssi
         q[i] = offset - 0.5 * sum_of_squares(work + i * d, d)
 
 
+cdef inline void log_prob_full_gemm(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
+                                    Py_ssize_t k, const floating *center,
+                                    const floating *U_all, const double *coef,
+                                    const double *offsets, floating *work, floating *proj,
+                                    double *lp) noexcept nogil:
+    cdef Py_ssize_t i, j, c, kd = k * d
+    for i in range(n_rows):
+        for j in range(d):
+            work[i * d + j] = X[i * d + j] - center[j]
+    gemm_ab(<int> n_rows, <int> kd, <int> d, work, <int> d, U_all, <int> kd, proj, <int> kd)
+    for i in range(n_rows):
+        for c in range(k):
+            lp[c * CHUNK_ROWS + i] = offsets[c] - 0.5 * squared_distance(
+                proj + i * kd + c * d, coef + c * d, d)
+
+
 cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
                                 Py_ssize_t k, const floating *shift, const floating *prec,
-                                const double *coef, const double *offsets, bint full,
+                                const double *coef, const double *offsets, int mode,
                                 Scratch *s) noexcept nogil:
-    """s.lp[c, i] = log p(x_i, c) for the chunk (s.xt or s.feat filled as used)."""
+    """s.lp[c, i] = log p(x_i, c) for the chunk; leaves s.xt (FULL_LOOPS) or
+    s.feat (DIAG_GEMM) filled for chunk_accumulate."""
     cdef Py_ssize_t c, i
     cdef double *row
-    if not full:
-        diag_features(X, n_rows, d, shift, s.feat)
+    if mode == DIAG_GEMM:
+        chunk_features(X, n_rows, d, shift, mode, s.feat)
         gemm_abt(<int> k, <int> n_rows, <int> (2 * d), coef, <int> (2 * d),
                  s.feat + 1, <int> (1 + 2 * d), s.lp, <int> CHUNK_ROWS)
         for c in range(k):
             row = s.lp + c * CHUNK_ROWS
             for i in range(n_rows):
                 row[i] = offsets[c] - 0.5 * row[i]
-        return
-    if d <= SMALL_DIM:
+    elif mode == FULL_GEMM:
+        log_prob_full_gemm(X, n_rows, d, k, shift, prec, coef, offsets,
+                           <floating *> s.work, <floating *> s.proj, s.lp)
+    elif mode == FULL_LOOPS:
         transpose_chunk(X, n_rows, d, s.xt)
-    for c in range(k):
-        if d <= SMALL_DIM:
+        for c in range(k):
             log_prob_small_full(s.xt, n_rows, d, shift + c * d, prec + c * d * d,
                                 offsets[c], s.tmp, s.lp + c * CHUNK_ROWS)
-        else:
+    else:
+        for c in range(k):
             log_prob_blas_full(X, n_rows, d, shift + c * d, prec + c * d * d, offsets[c],
                                <floating *> s.work, s.lp + c * CHUNK_ROWS)
 
@@ -370,27 +441,45 @@ cdef inline void accumulate_blas(const floating *X, Py_ssize_t n_rows, Py_ssize_
             W[a * d + b] += scatter[a * d + b]
 
 
+cdef inline void prepare_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
+                                    const floating *shift, int mode,
+                                    Scratch *s) noexcept nogil:
+    """Fill what chunk_accumulate reads (when chunk_log_prob has not)."""
+    if mode == FULL_LOOPS:
+        transpose_chunk(X, n_rows, d, s.xt)
+    elif mode == FULL_GEMM or mode == DIAG_GEMM:
+        chunk_features(X, n_rows, d, shift, mode, s.feat)
+
+
 cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
-                                  Py_ssize_t k, const floating *shift, bint full,
+                                  Py_ssize_t k, const floating *shift, int mode,
                                   Scratch *s, double *N, double *S,
                                   double *W) noexcept nogil:   # INOUT
     """N_c += sum_i r_ic, S_c += sum_i r_ic y_ic, W_c += sum_i r_ic y_ic y_ic^T
-    (lower triangle for full, diagonal otherwise), y_ic = x_i - shift_c, with
-    r in s.lp (component-major) and s.xt / s.feat filled by the caller."""
-    cdef Py_ssize_t c, j, width = 1 + 2 * d
+    (lower triangle of d x d, or the diagonal for DIAG_GEMM), y_ic = x_i - shift_c,
+    r in s.lp (component-major), after prepare_accumulate or chunk_log_prob."""
+    cdef Py_ssize_t c, a, b, width = feature_width(d, mode)
     cdef double *acc
-    if not full:
+    if mode == DIAG_GEMM or mode == FULL_GEMM:
         gemm_ab(<int> k, <int> width, <int> n_rows, s.lp, <int> CHUNK_ROWS,
                 s.feat, <int> width, s.acc, <int> width)
         for c in range(k):
             acc = s.acc + c * width
             N[c] += acc[0]
-            for j in range(d):
-                S[c * d + j] += acc[1 + j]
-                W[c * d + j] += acc[1 + d + j]
+            for a in range(d):
+                S[c * d + a] += acc[1 + a]
+            acc += 1 + d
+            if mode == DIAG_GEMM:
+                for a in range(d):
+                    W[c * d + a] += acc[a]
+                continue
+            for a in range(d):
+                for b in range(a + 1):
+                    W[c * d * d + a * d + b] += acc[0]
+                    acc += 1
         return
     for c in range(k):
-        if d <= SMALL_DIM:
+        if mode == FULL_LOOPS:
             accumulate_transposed(s.xt, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
                                   N + c, S + c * d, W + c * d * d)
         else:

@@ -33,12 +33,12 @@ class Statistics:
     S: np.ndarray
     W: np.ndarray
     shift: np.ndarray
-    full: bool  # W holds d x d blocks (full, tied) rather than diagonals
+    full: bool  # W holds d x d blocks (lower triangles) rather than diagonals
 
     @classmethod
-    def zeros(cls, shift, covariance_type, n_threads):
+    def zeros(cls, shift, mode, n_threads):
         k, d = shift.shape
-        full = _models.uses_full_kernel(covariance_type)
+        full = mode != _models.DIAG_GEMM
         return cls(np.zeros((n_threads, k)), np.zeros((n_threads, k, d)),
                    np.zeros((n_threads, k, d * d if full else d)), shift, full)
 
@@ -71,9 +71,9 @@ def e_step_statistics(X, sample_weight, params, covariance_type, n_threads):
     """
     kp = _models.kernel_parameters(params.weights, params.means,
                                    params.precisions_cholesky, covariance_type, X.dtype)
-    stats = Statistics.zeros(kp.shift, covariance_type, n_threads)
+    stats = Statistics.zeros(kp.shift, kp.mode, n_threads)
     loglik = np.zeros(n_threads)
-    suffstats.em_pass(X, sample_weight, kp.shift, kp.prec, kp.coef, kp.offsets, kp.full,
+    suffstats.em_pass(X, sample_weight, kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
             stats.N, stats.S, stats.W, loglik)
     return stats.reduced(), float(loglik.sum())
 
@@ -88,12 +88,14 @@ def responsibility_statistics(X_blocks_and_resp, shift, dtype, covariance_type, 
         (len(X_block), k)); rows never given have zero responsibility.
     shift : ndarray of shape (k, d)
     """
+    # Per-component shifts where the kernel allows them; the diagonal kernel
+    # takes the shifts' mean as its one centre.
     full = _models.uses_full_kernel(covariance_type)
-    if not full:   # the diagonal kernel accumulates around one common centre
+    mode = _models.kernel_mode(covariance_type, np.shape(shift)[1], common_shift=not full)
+    if mode == _models.DIAG_GEMM:
         shift = np.broadcast_to(np.mean(shift, axis=0), np.shape(shift))
-    stats = Statistics.zeros(np.ascontiguousarray(shift, dtype=dtype),
-                             covariance_type, n_threads)
+    stats = Statistics.zeros(np.ascontiguousarray(shift, dtype=dtype), mode, n_threads)
     for X_block, resp in X_blocks_and_resp:
-        suffstats.accumulate_responsibilities(X_block, resp, stats.shift, full,
-                                    stats.N, stats.S, stats.W)
+        suffstats.accumulate_responsibilities(X_block, resp, stats.shift, mode,
+                                              stats.N, stats.S, stats.W)
     return stats.reduced()

@@ -12,10 +12,10 @@ from ._chunks cimport (CHUNK_ROWS, Scratch, scratch_new, scratch_ok, scratch_fre
 
 def e_step(const floating[:, ::1] X,          # IN [n, d]
            const floating[:, ::1] shift,      # IN [k, d]
-           const floating[:, ::1] prec,       # IN [k, d*d] (full) or empty
-           const double[:, ::1] coef,         # IN [k, 2d] (diag) or empty
+           const floating[:, ::1] prec,       # IN see _chunks.pxd; empty for DIAG_GEMM
+           const double[:, ::1] coef,         # IN see _chunks.pxd; empty when unused
            const double[::1] offsets,         # IN [k]
-           bint full,
+           int mode,                          # kernel mode (_chunks.pxd)
            floating[::1] log_norm,            # OUT [n] log p(x_i), or empty
            Py_ssize_t[::1] labels,            # OUT [n] argmax_k p(x_i, k), or empty
            floating[:, ::1] proba,            # OUT [n, k] p(k | x_i), or empty
@@ -34,7 +34,7 @@ def e_step(const floating[:, ::1] X,          # IN [n, d]
     failed = memoryview(bytearray(4 * n_threads)).cast("i")
     with nogil, parallel(num_threads=n_threads):
         tid = threadid()
-        s = scratch_new(d, k, sizeof(floating))
+        s = scratch_new(d, k, mode, sizeof(floating))
         if not scratch_ok(&s):
             failed[tid] = 1
         for ci in prange(n_chunks, schedule='static'):
@@ -43,8 +43,8 @@ def e_step(const floating[:, ::1] X,          # IN [n, d]
             start = ci * CHUNK_ROWS
             rows = min(CHUNK_ROWS, n - start)
             chunk_log_prob(&X[start, 0], rows, d, k, &shift[0, 0],
-                           &prec[0, 0] if full else NULL,
-                           NULL if full else &coef[0, 0], &offsets[0], full, &s)
+                           &prec[0, 0] if prec.shape[0] else NULL,
+                           &coef[0, 0] if coef.shape[0] else NULL, &offsets[0], mode, &s)
             if want_labels:
                 for i in range(rows):
                     best = 0

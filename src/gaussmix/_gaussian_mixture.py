@@ -316,7 +316,7 @@ class GaussianMixture:
         out_proba = np.empty((n, k) if proba else (0, k), dtype=dtype)
         n_threads = effective_n_threads(self.n_threads)
         with single_threaded_blas():
-            estep.e_step(X, kp.shift, kp.prec, kp.coef, kp.offsets, kp.full, out_norm,
+            estep.e_step(X, kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode, out_norm,
                    out_labels, out_proba, n_threads)
         return out_norm, out_labels, out_proba
 

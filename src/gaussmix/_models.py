@@ -32,8 +32,9 @@ def m_step(N, S, W, shift, covariance_type, reg_covar):
     ----------
     N : ndarray of shape (k,)
     S : ndarray of shape (k, d)
-    W : ndarray of shape (k, d, d) for full/tied, (k, d) for diag/spherical
-        Only the lower triangle of each d x d block is read.
+    W : ndarray of shape (k, d, d) or, for diag/spherical, (k, d)
+        Only the lower triangle of each d x d block is read (its diagonal
+        for diag/spherical).
     shift : ndarray of shape (k, d)
     covariance_type : str
     reg_covar : float
@@ -59,6 +60,8 @@ def m_step(N, S, W, shift, covariance_type, reg_covar):
             covariances = scatter.sum(axis=0) / nk.sum()
             covariances.flat[:: d + 1] += reg_covar
     else:
+        if W.ndim == 3:
+            W = np.diagonal(W, axis1=1, axis2=2)
         variances = (W - S * mean_offset) / nk[:, None] + reg_covar
         covariances = variances if covariance_type == "diag" else variances.mean(axis=1)
     return nk / nk.sum(), means, covariances
@@ -114,42 +117,83 @@ def covariances_from_cholesky(prec_chol, covariance_type):
     return cov[0] if covariance_type == "tied" else cov
 
 
-KernelParameters = namedtuple("KernelParameters", "full shift prec coef offsets")
+KernelParameters = namedtuple("KernelParameters", "mode shift prec coef offsets")
+
+# Kernel modes, as in _chunks.pxd (which documents each layout).
+FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM = 0, 1, 2, 3
+# Crossovers in n_features for full/tied, measured with benchmarks/bench_em.py:
+# below SMALL_DIM a BLAS call costs more than its arithmetic; up to
+# GEMM_MAX_DIM one GEMM over all components beats a trmm + syrk per component.
+SMALL_DIM = 3
+GEMM_MAX_DIM = 32
+
+
+# The GEMM modes work around one centre g. Their Mahalanobis terms lose about
+# eps * R_k and their scatter eps * R_k^2 (relative), R_k the distance from g
+# to component k in units of its narrowest spread: |mu_k - g| * |U_k|_F for
+# full/tied (cross terms), the Mahalanobis distance for diagonal factors.
+# Past R^2 = 1e6 (1e-10 in the double statistics; float32 E-steps stay within
+# 1e-5) a pass falls back to the per-component modes.
+COMMON_CENTER_LIMIT = 1e6
+
+
+def kernel_mode(covariance_type, n_features, common_shift=True):
+    """Which kernel runs; ``common_shift=False`` when the statistics must be
+    taken around per-component shifts (initialisation, or a common centre
+    too far from some component)."""
+    if not uses_full_kernel(covariance_type) and common_shift:
+        return DIAG_GEMM
+    if n_features <= SMALL_DIM:
+        return FULL_LOOPS
+    if n_features <= GEMM_MAX_DIM and common_shift:
+        return FULL_GEMM
+    return FULL_BLAS
 
 
 def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
-    """Mixture parameters in the layout the compiled kernels take (see _chunks.pxd).
+    """Mixture parameters in the layout of their kernel mode (see _chunks.pxd).
 
-    full/tied: ``shift`` = means, ``prec`` = each U_k flattened (k, d*d),
-    ``offsets`` = log(weight_k) + log det U_k - d/2 log(2 pi).
-    diag/spherical: one centre g = sum_k weight_k mu_k for every row of
-    ``shift``; with p = diag(U_k), m = mu_k - g, ``coef`` = [-2 p^2 m, p^2] and
-    ``offsets`` reduced by 0.5 sum p^2 m^2, so that
-    log p(x, k) = offsets_k - 0.5 coef_k . [z, z^2], z = x - g. Centring on g
-    keeps the expansion accurate when the data sit far from the origin.
+    FULL_GEMM and DIAG_GEMM work around one centre g = sum_k weight_k mu_k
+    (every row of ``shift``), which keeps their expansions accurate when the
+    data sit far from the origin; the other modes around the means, and so
+    does any pass where g is too far from a component (COMMON_CENTER_LIMIT):
+    diag/spherical then run the full kernels with diagonal factors.
     """
     k, d = means.shape
+    means64 = np.asarray(means, dtype=np.float64)
     prec_chol = np.asarray(prec_chol, dtype=np.float64)
     with np.errstate(divide="ignore"):
         log_weights = np.log(np.asarray(weights, dtype=np.float64))
-    if uses_full_kernel(covariance_type):
-        if covariance_type == "tied":
-            prec_chol = np.broadcast_to(prec_chol, (k, d, d))
-        log_det = np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
-        offsets = log_weights + log_det - 0.5 * d * np.log(2 * np.pi)
-        return KernelParameters(True, np.ascontiguousarray(means, dtype=dtype),
-                                np.ascontiguousarray(prec_chol.reshape(k, d * d), dtype=dtype),
-                                np.empty((0, 0)), offsets)
-    p = prec_chol if covariance_type == "diag" else np.repeat(prec_chol[:, None], d, axis=1)
     w = np.asarray(weights, dtype=np.float64)
-    center = (w @ np.asarray(means, dtype=np.float64) / w.sum()).astype(dtype)
-    m = np.asarray(means, dtype=np.float64) - center.astype(np.float64)
-    p2 = p ** 2
-    offsets = (log_weights + np.log(p).sum(axis=1) - 0.5 * d * np.log(2 * np.pi)
-               - 0.5 * (p2 * m ** 2).sum(axis=1))
-    return KernelParameters(False, np.ascontiguousarray(np.broadcast_to(center, (k, d))),
-                            np.empty((0, 0), dtype=dtype),
-                            np.ascontiguousarray(np.hstack([-2 * p2 * m, p2])), offsets)
+    center = (w @ means64 / w.sum()).astype(dtype)
+    m = means64 - center.astype(np.float64)
+    if covariance_type in ("diag", "spherical"):
+        p = prec_chol if covariance_type == "diag" else np.repeat(prec_chol[:, None], d, axis=1)
+        U = np.stack([np.diag(row) for row in p])
+    else:
+        U = np.broadcast_to(prec_chol, (k, d, d)) if covariance_type == "tied" else prec_chol
+    coef = np.einsum("kd,kde->ke", m, U)          # (mu_k - g) U_k
+    if covariance_type in ("diag", "spherical"):
+        reach = np.einsum("ke,ke->k", coef, coef)
+    else:
+        reach = np.einsum("kd,kd->k", m, m) * np.einsum("kde,kde->k", U, U)
+    far = not np.all(reach <= COMMON_CENTER_LIMIT)
+    mode = kernel_mode(covariance_type, d, common_shift=not far)
+    log_det = np.log(np.diagonal(U, axis1=1, axis2=2)).sum(axis=1)
+    offsets = log_weights + log_det - 0.5 * d * np.log(2 * np.pi)
+    common_shift = np.ascontiguousarray(np.broadcast_to(center, (k, d)))
+    empty = np.empty((0, 0))
+    if mode == DIAG_GEMM:
+        p2 = p ** 2
+        return KernelParameters(mode, common_shift, empty.astype(dtype),
+                                np.ascontiguousarray(np.hstack([-2 * p2 * m, p2])),
+                                offsets - 0.5 * (p2 * m ** 2).sum(axis=1))
+    if mode == FULL_GEMM:
+        U_all = np.ascontiguousarray(np.transpose(U, (1, 0, 2)).reshape(d, k * d), dtype=dtype)
+        return KernelParameters(mode, common_shift, U_all, np.ascontiguousarray(coef), offsets)
+    return KernelParameters(mode, np.ascontiguousarray(means, dtype=dtype),
+                            np.ascontiguousarray(U.reshape(k, d * d), dtype=dtype),
+                            empty, offsets)
 
 
 def n_parameters(covariance_type, n_components, n_features):

@@ -8,17 +8,17 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 
 from ._chunks cimport (CHUNK_ROWS, Scratch, scratch_new, scratch_ok, scratch_free, chunk_log_prob,
-                       log_prob_to_resp, chunk_accumulate, transpose_chunk,
-                       uses_transposed, diag_features)
+                       log_prob_to_resp, prepare_accumulate, chunk_accumulate,
+                       FULL_GEMM)
 
 
 def em_pass(const floating[:, ::1] X,              # IN [n, d]
             const floating[::1] sample_weight,     # IN [n] or empty for unit weights
             const floating[:, ::1] shift,          # IN [k, d]
-            const floating[:, ::1] prec,           # IN [k, d*d] (full) or empty
-            const double[:, ::1] coef,             # IN [k, 2d] (diag) or empty
+            const floating[:, ::1] prec,           # IN see _chunks.pxd; empty for DIAG_GEMM
+            const double[:, ::1] coef,             # IN see _chunks.pxd; empty when unused
             const double[::1] offsets,             # IN [k]
-            bint full,
+            int mode,                              # kernel mode (_chunks.pxd)
             double[:, ::1] N,                      # INOUT [threads, k]
             double[:, :, ::1] S,                   # INOUT [threads, k, d]
             double[:, :, ::1] W,                   # INOUT [threads, k, d*d or d]
@@ -37,7 +37,7 @@ def em_pass(const floating[:, ::1] X,              # IN [n, d]
         return
     with nogil, parallel(num_threads=n_threads):
         tid = threadid()
-        s = scratch_new(d, k, sizeof(floating))
+        s = scratch_new(d, k, mode, sizeof(floating))
         if not scratch_ok(&s):
             failed[tid] = 1
         for ci in prange(n_chunks, schedule='static'):
@@ -46,11 +46,13 @@ def em_pass(const floating[:, ::1] X,              # IN [n, d]
             start = ci * CHUNK_ROWS
             rows = min(CHUNK_ROWS, n - start)
             chunk_log_prob(&X[start, 0], rows, d, k, &shift[0, 0],
-                           &prec[0, 0] if full else NULL,
-                           NULL if full else &coef[0, 0], &offsets[0], full, &s)
+                           &prec[0, 0] if prec.shape[0] else NULL,
+                           &coef[0, 0] if coef.shape[0] else NULL, &offsets[0], mode, &s)
             loglik[tid] += log_prob_to_resp(
                 s.lp, rows, k, s.norm, &sample_weight[start] if weighted else NULL)
-            chunk_accumulate(&X[start, 0], rows, d, k, &shift[0, 0], full, &s,
+            if mode == FULL_GEMM:     # its E-step needs no features; the M-step does
+                prepare_accumulate(&X[start, 0], rows, d, &shift[0, 0], mode, &s)
+            chunk_accumulate(&X[start, 0], rows, d, k, &shift[0, 0], mode, &s,
                              &N[tid, 0], &S[tid, 0, 0], &W[tid, 0, 0])
         scratch_free(&s)
     if any(failed):
@@ -61,7 +63,7 @@ def accumulate_responsibilities(
         const floating[:, ::1] X,              # IN [n, d]
         const double[:, ::1] resp,             # IN [n, k], already times sample weight
         const floating[:, ::1] shift,          # IN [k, d]; diag: every row the same
-        bint full,
+        int mode,                              # FULL_LOOPS, FULL_BLAS or DIAG_GEMM
         double[:, ::1] N,                      # INOUT [threads, k]
         double[:, :, ::1] S,                   # INOUT [threads, k, d]
         double[:, :, ::1] W):                  # INOUT [threads, k, d*d or d]
@@ -77,7 +79,7 @@ def accumulate_responsibilities(
         return
     with nogil, parallel(num_threads=n_threads):
         tid = threadid()
-        s = scratch_new(d, k, sizeof(floating))
+        s = scratch_new(d, k, mode, sizeof(floating))
         if not scratch_ok(&s):
             failed[tid] = 1
         for ci in prange(n_chunks, schedule='static'):
@@ -88,11 +90,8 @@ def accumulate_responsibilities(
             for i in range(rows):
                 for c in range(k):
                     s.lp[c * CHUNK_ROWS + i] = resp[start + i, c]
-            if not full:
-                diag_features(&X[start, 0], rows, d, &shift[0, 0], s.feat)
-            elif uses_transposed(d, full):
-                transpose_chunk(&X[start, 0], rows, d, s.xt)
-            chunk_accumulate(&X[start, 0], rows, d, k, &shift[0, 0], full, &s,
+            prepare_accumulate(&X[start, 0], rows, d, &shift[0, 0], mode, &s)
+            chunk_accumulate(&X[start, 0], rows, d, k, &shift[0, 0], mode, &s,
                              &N[tid, 0], &S[tid, 0, 0], &W[tid, 0, 0])
         scratch_free(&s)
     if any(failed):
