@@ -20,6 +20,9 @@
 #       [-2 p^2 m, p^2] (p = diag U_k, m = mu_k - g, offsets absorbing
 #       0.5 sum p^2 m^2): log p = offsets - 0.5 coef . [z, z^2], one GEMM, and
 #       the statistics one GEMM resp^T [1, z, z^2].
+#   DIAG_LOOPS (diag/spherical, when g is too far from a component, see
+#       _models.COMMON_CENTER_LIMIT): prec[k, d] = diag(U_k), shift_k = mu_k;
+#       vectorised loops over the rows of a transposed chunk.
 # Around one centre, the scatter about the new mean, W - S S^T / N, loses
 # about eps * (|mu_k - g| / sigma_k)^2 relative: 1e-12 at 100 standard
 # deviations in double; statistics are always accumulated in double.
@@ -38,6 +41,7 @@ cdef enum:
     FULL_GEMM = 1
     FULL_BLAS = 2
     DIAG_GEMM = 3
+    DIAG_LOOPS = 4
 
 
 cdef extern from *:
@@ -282,6 +286,25 @@ cdef inline void log_prob_small_full(const double *xt, Py_ssize_t n_rows, Py_ssi
         q[i] = offset - 0.5 * q[i]
 
 
+cdef inline void log_prob_diag_loops(const double *xt, Py_ssize_t n_rows, Py_ssize_t d,
+                                     const floating *mu, const floating *p, double offset,
+                                     double *q) noexcept nogil:  # OUT [n_rows]
+    cdef Py_ssize_t i, j
+    cdef double m, pj, t
+    cdef const double *x
+    for i in range(n_rows):
+        q[i] = 0.0
+    for j in range(d):
+        m = mu[j]
+        pj = p[j]
+        x = xt + j * CHUNK_ROWS
+        for i in range(n_rows):
+            t = (x[i] - m) * pj
+            q[i] += t * t
+    for i in range(n_rows):
+        q[i] = offset - 0.5 * q[i]
+
+
 cdef inline void log_prob_blas_full(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
                                     const floating *mu, const floating *U, double offset,
                                     floating *work,   # scratch [n_rows, d]
@@ -315,8 +338,8 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
                                 Py_ssize_t k, const floating *shift, const floating *prec,
                                 const double *coef, const double *offsets, int mode,
                                 Scratch *s) noexcept nogil:
-    """s.lp[c, i] = log p(x_i, c) for the chunk; leaves s.xt (FULL_LOOPS) or
-    s.feat (DIAG_GEMM) filled for chunk_accumulate."""
+    """s.lp[c, i] = log p(x_i, c) for the chunk; leaves s.xt (FULL_LOOPS,
+    DIAG_LOOPS) or s.feat (DIAG_GEMM) filled for chunk_accumulate."""
     cdef Py_ssize_t c, i
     cdef double *row
     if mode == DIAG_GEMM:
@@ -335,6 +358,11 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
         for c in range(k):
             log_prob_small_full(s.xt, n_rows, d, shift + c * d, prec + c * d * d,
                                 offsets[c], s.tmp, s.lp + c * CHUNK_ROWS)
+    elif mode == DIAG_LOOPS:
+        transpose_chunk(X, n_rows, d, s.xt)
+        for c in range(k):
+            log_prob_diag_loops(s.xt, n_rows, d, shift + c * d, prec + c * d, offsets[c],
+                                s.lp + c * CHUNK_ROWS)
     else:
         for c in range(k):
             log_prob_blas_full(X, n_rows, d, shift + c * d, prec + c * d * d, offsets[c],
@@ -403,13 +431,16 @@ cdef inline double log_prob_to_resp(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
 
 
 cdef inline void accumulate_transposed(const double *xt, Py_ssize_t n_rows, Py_ssize_t d,
-                                       const double *r, const floating *shift,
+                                       const double *r, const floating *shift, bint diagonal,
                                        double *N, double *S, double *W) noexcept nogil:
-    """One component's N, S and lower(W) from the transposed chunk xt."""
+    """One component's N, S and lower(W) (or its diagonal) from the transposed chunk."""
     cdef Py_ssize_t a, b
     N[0] += row_sum(r, n_rows)
     for a in range(d):
-        moments(r, xt + a * CHUNK_ROWS, shift[a], n_rows, &S[a], &W[a * d + a])
+        moments(r, xt + a * CHUNK_ROWS, shift[a], n_rows, &S[a],
+                &W[a] if diagonal else &W[a * d + a])
+        if diagonal:
+            continue
         for b in range(a):
             W[a * d + b] += cross(r, xt + a * CHUNK_ROWS, shift[a],
                                   xt + b * CHUNK_ROWS, shift[b], n_rows)
@@ -445,7 +476,7 @@ cdef inline void prepare_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssi
                                     const floating *shift, int mode,
                                     Scratch *s) noexcept nogil:
     """Fill what chunk_accumulate reads (when chunk_log_prob has not)."""
-    if mode == FULL_LOOPS:
+    if mode == FULL_LOOPS or mode == DIAG_LOOPS:
         transpose_chunk(X, n_rows, d, s.xt)
     elif mode == FULL_GEMM or mode == DIAG_GEMM:
         chunk_features(X, n_rows, d, shift, mode, s.feat)
@@ -456,7 +487,7 @@ cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize
                                   Scratch *s, double *N, double *S,
                                   double *W) noexcept nogil:   # INOUT
     """N_c += sum_i r_ic, S_c += sum_i r_ic y_ic, W_c += sum_i r_ic y_ic y_ic^T
-    (lower triangle of d x d, or the diagonal for DIAG_GEMM), y_ic = x_i - shift_c,
+    (lower triangle of d x d, or the diagonal for DIAG_*), y_ic = x_i - shift_c,
     r in s.lp (component-major), after prepare_accumulate or chunk_log_prob."""
     cdef Py_ssize_t c, a, b, width = feature_width(d, mode)
     cdef double *acc
@@ -479,9 +510,12 @@ cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize
                     acc += 1
         return
     for c in range(k):
-        if mode == FULL_LOOPS:
+        if mode == DIAG_LOOPS:
             accumulate_transposed(s.xt, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
-                                  N + c, S + c * d, W + c * d * d)
+                                  True, N + c, S + c * d, W + c * d)
+        elif mode == FULL_LOOPS:
+            accumulate_transposed(s.xt, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
+                                  False, N + c, S + c * d, W + c * d * d)
         else:
             accumulate_blas(X, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
                             <floating *> s.work, <floating *> s.scatter,

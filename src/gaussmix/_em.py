@@ -38,7 +38,7 @@ class Statistics:
     @classmethod
     def zeros(cls, shift, mode, n_threads):
         k, d = shift.shape
-        full = mode != _models.DIAG_GEMM
+        full = mode not in _models.DIAGONAL_MODES
         return cls(np.zeros((n_threads, k)), np.zeros((n_threads, k, d)),
                    np.zeros((n_threads, k, d * d if full else d)), shift, full)
 
@@ -88,8 +88,8 @@ def responsibility_statistics(X_blocks_and_resp, shift, dtype, covariance_type, 
         (len(X_block), k)); rows never given have zero responsibility.
     shift : ndarray of shape (k, d)
     """
-    # Per-component shifts where the kernel allows them; the diagonal kernel
-    # takes the shifts' mean as its one centre.
+    # Per-component shifts (exact), except the diagonal models' GEMM mode,
+    # which takes the shifts' mean as its one centre and is far cheaper.
     full = _models.uses_full_kernel(covariance_type)
     mode = _models.kernel_mode(covariance_type, np.shape(shift)[1], common_shift=not full)
     if mode == _models.DIAG_GEMM:

@@ -13,8 +13,8 @@ from ._kernels import estep
 from ._exceptions import InvalidParameterError, convergence_warning, not_fitted_error
 from ._initialization import INIT_PARAMS, initial_parameters
 from ._threading import effective_n_threads, single_threaded_blas
-from ._validation import (as_float_array, check_array_param, check_feature_names,
-                          check_random_state, check_sample_weight)
+from ._validation import (all_rows_equal, as_float_array, check_array_param,
+                          check_feature_names, check_random_state, check_sample_weight)
 
 
 class GaussianMixture:
@@ -214,7 +214,7 @@ class GaussianMixture:
                              f"{self.n_components}, n_samples = {n_samples}")
         self._check_initial_parameters(n_features)
         sample_weight = check_sample_weight(sample_weight, n_samples, X.dtype)
-        if self.n_components > 1 and np.array_equal(X.min(axis=0), X.max(axis=0)):
+        if self.n_components > 1 and all_rows_equal(X):
             raise ValueError(f"All rows of X are equal: {self.n_components} components "
                              "cannot be told apart. Use n_components=1 or check the data.")
         check_feature_names(self, names_source, reset=True)

@@ -184,7 +184,9 @@ def kmeans(X, n_clusters, random_state, sample_weight, n_threads, max_iter=30, t
     n, d = X.shape
     sample, sample_w = X, sample_weight
     if n > max(SAMPLE_ROWS, 50 * n_clusters):
-        rows = np.sort(random_state.choice(n, max(SAMPLE_ROWS, 50 * n_clusters), replace=False))
+        # Draws with replacement, duplicates dropped: O(sample), where choice
+        # without replacement would shuffle all n rows.
+        rows = np.unique(random_state.randint(0, n, max(SAMPLE_ROWS, 50 * n_clusters)))
         sample = np.ascontiguousarray(X[rows])
         sample_w = None if sample_weight is None else sample_weight[rows]
     centers = _lloyd(sample, n_clusters, random_state, sample_w, n_threads, max_iter, tol)

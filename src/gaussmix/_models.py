@@ -120,7 +120,8 @@ def covariances_from_cholesky(prec_chol, covariance_type):
 KernelParameters = namedtuple("KernelParameters", "mode shift prec coef offsets")
 
 # Kernel modes, as in _chunks.pxd (which documents each layout).
-FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM = 0, 1, 2, 3
+FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS = 0, 1, 2, 3, 4
+DIAGONAL_MODES = (DIAG_GEMM, DIAG_LOOPS)
 # Crossovers in n_features for full/tied, measured with benchmarks/bench_em.py:
 # below SMALL_DIM a BLAS call costs more than its arithmetic; up to
 # GEMM_MAX_DIM one GEMM over all components beats a trmm + syrk per component.
@@ -141,8 +142,8 @@ def kernel_mode(covariance_type, n_features, common_shift=True):
     """Which kernel runs; ``common_shift=False`` when the statistics must be
     taken around per-component shifts (initialisation, or a common centre
     too far from some component)."""
-    if not uses_full_kernel(covariance_type) and common_shift:
-        return DIAG_GEMM
+    if not uses_full_kernel(covariance_type):
+        return DIAG_GEMM if common_shift else DIAG_LOOPS
     if n_features <= SMALL_DIM:
         return FULL_LOOPS
     if n_features <= GEMM_MAX_DIM and common_shift:
@@ -156,8 +157,7 @@ def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
     FULL_GEMM and DIAG_GEMM work around one centre g = sum_k weight_k mu_k
     (every row of ``shift``), which keeps their expansions accurate when the
     data sit far from the origin; the other modes around the means, and so
-    does any pass where g is too far from a component (COMMON_CENTER_LIMIT):
-    diag/spherical then run the full kernels with diagonal factors.
+    does any pass where g is too far from a component (COMMON_CENTER_LIMIT).
     """
     k, d = means.shape
     means64 = np.asarray(means, dtype=np.float64)
@@ -174,7 +174,7 @@ def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
         U = np.broadcast_to(prec_chol, (k, d, d)) if covariance_type == "tied" else prec_chol
     coef = np.einsum("kd,kde->ke", m, U)          # (mu_k - g) U_k
     if covariance_type in ("diag", "spherical"):
-        reach = np.einsum("ke,ke->k", coef, coef)
+        reach = np.einsum("ke,ke->k", coef, coef)   # no cross terms
     else:
         reach = np.einsum("kd,kd->k", m, m) * np.einsum("kde,kde->k", U, U)
     far = not np.all(reach <= COMMON_CENTER_LIMIT)
@@ -191,9 +191,9 @@ def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
     if mode == FULL_GEMM:
         U_all = np.ascontiguousarray(np.transpose(U, (1, 0, 2)).reshape(d, k * d), dtype=dtype)
         return KernelParameters(mode, common_shift, U_all, np.ascontiguousarray(coef), offsets)
+    factors = p if mode == DIAG_LOOPS else U.reshape(k, d * d)
     return KernelParameters(mode, np.ascontiguousarray(means, dtype=dtype),
-                            np.ascontiguousarray(U.reshape(k, d * d), dtype=dtype),
-                            empty, offsets)
+                            np.ascontiguousarray(factors, dtype=dtype), empty, offsets)
 
 
 def n_parameters(covariance_type, n_components, n_features):

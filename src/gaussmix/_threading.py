@@ -9,7 +9,7 @@ when it is installed (scikit-learn brings it); gaussmix does not require it.
 from contextlib import nullcontext
 from functools import lru_cache
 
-from ._parallel import effective_n_threads, have_openmp  # noqa: F401
+from ._parallel import effective_n_threads  # noqa: F401  (re-exported)
 
 
 @lru_cache(maxsize=1)

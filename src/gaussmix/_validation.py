@@ -75,11 +75,21 @@ def as_float_array(X, name="X", min_samples=1):
     X = np.ascontiguousarray(X)
     for start in range(0, n, _CHECK_ROWS):
         block = X[start:start + _CHECK_ROWS]
-        if not np.isfinite(block).all():
+        # A finite sum proves every entry finite; only otherwise look closer
+        # (the sum of large finite values may overflow).
+        if not np.isfinite(block.sum(dtype=np.float64)) and not np.isfinite(block).all():
             kind = "NaN" if np.isnan(block).any() else "infinity"
             raise ValueError(f"Input {name} contains {kind}; gaussmix needs finite "
                              "values (drop or impute missing values first).")
     return X
+
+
+def all_rows_equal(X):
+    """True when every row of X equals the first (stops at the first block
+    that differs, so ordinary data costs one small comparison)."""
+    first = X[0]
+    return not any((X[start:start + _CHECK_ROWS] != first).any()
+                   for start in range(0, X.shape[0], _CHECK_ROWS))
 
 
 def check_sample_weight(sample_weight, n_samples, dtype):
