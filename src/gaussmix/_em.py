@@ -17,7 +17,7 @@ BLOCK_ROWS = 1 << 14
 
 @dataclass
 class Parameters:
-    """Mixture parameters in the model's dtype (float64 arrays for weights)."""
+    """Mixture parameters, every array in the model's dtype."""
 
     weights: np.ndarray
     means: np.ndarray
