@@ -25,7 +25,9 @@
 #       vectorised loops over the rows of a transposed chunk.
 # Around one centre, the scatter about the new mean, W - S S^T / N, loses
 # about eps * (|mu_k - g| / sigma_k)^2 relative: 1e-12 at 100 standard
-# deviations in double; statistics are always accumulated in double.
+# deviations in double. Statistics are accumulated in double; with float32
+# input, FULL_BLAS forms each chunk's scatter in float32 (ssyrk over at most
+# CHUNK_ROWS rows, ~1e-7 relative) before adding it, the other modes in double.
 #
 from cython cimport floating
 from libc.math cimport sqrt, INFINITY

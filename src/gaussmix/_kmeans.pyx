@@ -29,6 +29,7 @@ def _lloyd_step(const floating[:, ::1] X,            # IN [n, d]
     cdef int tid
     cdef double w, x_sq, score, best_score
     cdef floating *dots
+    cdef int[::1] failed = memoryview(bytearray(4 * n_threads)).cast("i")
     cdef double[::1] c_sq = np.einsum("ij,ij->i", np.asarray(centers, dtype=np.float64),
                                       np.asarray(centers, dtype=np.float64))
     if n == 0:
@@ -36,7 +37,11 @@ def _lloyd_step(const floating[:, ::1] X,            # IN [n, d]
     with nogil, parallel(num_threads=n_threads):
         tid = threadid()
         dots = <floating *> malloc(CHUNK_ROWS * k * sizeof(floating))
+        if dots == NULL:
+            failed[tid] = 1
         for ci in prange(n_chunks, schedule='static'):
+            if failed[tid]:
+                continue
             start = ci * CHUNK_ROWS
             rows = min(CHUNK_ROWS, n - start)
             gemm_abt(<int> rows, <int> k, <int> d, &X[start, 0], <int> d,
@@ -58,6 +63,8 @@ def _lloyd_step(const floating[:, ::1] X,            # IN [n, d]
                 for j in range(d):
                     sums[tid, best, j] += w * X[start + i, j]
         free(dots)
+    if any(failed):
+        raise MemoryError("gaussmix: could not allocate k-means scratch memory")
 
 
 def _seeding_pass(const floating[:, ::1] X,          # IN [n, d]
@@ -76,6 +83,7 @@ def _seeding_pass(const floating[:, ::1] X,          # IN [n, d]
     cdef int tid
     cdef double dist
     cdef floating *dots
+    cdef int[::1] failed = memoryview(bytearray(4 * n_threads)).cast("i")
     cdef double[::1] c_sq = np.einsum("ij,ij->i", np.asarray(candidates, dtype=np.float64),
                                       np.asarray(candidates, dtype=np.float64))
     if n == 0:
@@ -83,7 +91,11 @@ def _seeding_pass(const floating[:, ::1] X,          # IN [n, d]
     with nogil, parallel(num_threads=n_threads):
         tid = threadid()
         dots = <floating *> malloc(CHUNK_ROWS * t * sizeof(floating))
+        if dots == NULL:
+            failed[tid] = 1
         for ci in prange(n_chunks, schedule='static'):
+            if failed[tid]:
+                continue
             start = ci * CHUNK_ROWS
             rows = min(CHUNK_ROWS, n - start)
             gemm_abt(<int> rows, <int> t, <int> d, &X[start, 0], <int> d,
@@ -96,6 +108,8 @@ def _seeding_pass(const floating[:, ::1] X,          # IN [n, d]
                     if update:
                         closest[start + i] = dist
         free(dots)
+    if any(failed):
+        raise MemoryError("gaussmix: could not allocate k-means scratch memory")
 
 
 def kmeans_plusplus(X, n_clusters, random_state, sample_weight, n_threads):
