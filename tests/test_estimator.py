@@ -44,6 +44,8 @@ DEFAULT_PARAMS = dict(
     verbose=0,
     verbose_interval=10,
     n_threads=None,
+    learning_decay=0.7,
+    learning_offset=10.0,
 )
 
 
@@ -104,7 +106,8 @@ def test_default_params_match_spec_and_sklearn():
     params = GaussianMixture().get_params()
     assert params == DEFAULT_PARAMS
     sk_params = SkGaussianMixture().get_params()
-    assert {k: v for k, v in params.items() if k != "n_threads"} == sk_params
+    extensions = ("n_threads", "learning_decay", "learning_offset")
+    assert {k: v for k, v in params.items() if k not in extensions} == sk_params
 
 
 # ------------------------------------------------------- params, clone, pickle

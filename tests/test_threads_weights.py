@@ -229,3 +229,17 @@ def test_sample_weight_as_list_and_int_dtype(X_small):
     a = GaussianMixture(**kw).fit(X_small, sample_weight=w.tolist())
     b = GaussianMixture(**kw).fit(X_small, sample_weight=w.astype(np.float64))
     assert_fitted_params_close(a, b, rtol=1e-12)
+
+
+def test_weighted_score_is_weighted_mean_log_density(X_small):
+    gm = GaussianMixture(2, random_state=0).fit(X_small)
+    counts = np.random.default_rng(1).integers(0, 4, size=X_small.shape[0])
+    expected = np.average(gm.score_samples(X_small), weights=counts)
+    assert gm.score(X_small, sample_weight=counts) == pytest.approx(expected, rel=1e-12)
+    repeated = np.repeat(X_small, counts, axis=0)
+    assert gm.score(X_small, sample_weight=counts) == pytest.approx(gm.score(repeated),
+                                                                    rel=1e-12)
+    with pytest.raises(ValueError, match="non-negative"):
+        gm.score(X_small, sample_weight=-counts)
+    with pytest.raises(ValueError, match="shape"):
+        gm.score(X_small, sample_weight=counts[:-1])

@@ -7,8 +7,10 @@ from time import perf_counter
 
 import numpy as np
 
-from . import _models
-from ._em import Parameters, e_step_statistics, parameters_from_statistics
+from . import _models, _persistence
+from ._em import (Parameters, RunningStatistics, e_step_statistics,
+                  parameters_from_statistics)
+from ._blocks import row_ranges
 from ._kernels import estep
 from ._exceptions import InvalidParameterError, convergence_warning, not_fitted_error
 from ._initialization import INIT_PARAMS, initial_parameters
@@ -55,6 +57,11 @@ class GaussianMixture:
     n_threads : int or None, default=None
         OpenMP threads for the kernels; None uses every core this process may
         use (capped by OMP_NUM_THREADS / threadpoolctl limits).
+    learning_decay : float in (0.5, 1], default=0.7
+        ``partial_fit`` only: the step size of update t is
+        ``(learning_offset + t) ** -learning_decay``.
+    learning_offset : float >= 0, default=10.0
+        ``partial_fit`` only: larger values damp the early updates.
 
     Attributes
     ----------
@@ -66,6 +73,8 @@ class GaussianMixture:
         Mean log-likelihood of the best initialisation.
     lower_bounds_ : list of float
         Lower bound after each iteration of the best initialisation.
+    n_steps_ : int
+        After ``partial_fit``: the number of batches taken in.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when fitted on a DataFrame with string column names.
@@ -77,7 +86,7 @@ class GaussianMixture:
                  reg_covar=1e-6, max_iter=100, n_init=1, init_params="kmeans",
                  weights_init=None, means_init=None, precisions_init=None,
                  random_state=None, warm_start=False, verbose=0, verbose_interval=10,
-                 n_threads=None):
+                 n_threads=None, learning_decay=0.7, learning_offset=10.0):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -93,6 +102,8 @@ class GaussianMixture:
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.n_threads = n_threads
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # ---------------------------------------------------------------- params
     @classmethod
@@ -159,6 +170,11 @@ class GaussianMixture:
         check("verbose", numbers.Integral, 0)
         check("verbose_interval", numbers.Integral, 1)
         check("n_threads", numbers.Integral, 1, allow_none=True)
+        check("learning_offset", numbers.Real, 0)
+        if not (isinstance(self.learning_decay, numbers.Real)
+                and 0.5 < self.learning_decay <= 1):
+            raise InvalidParameterError("The 'learning_decay' parameter must be a float in "
+                                        f"(0.5, 1]. Got {self.learning_decay!r} instead.")
         choice("covariance_type", _models.COVARIANCE_TYPES)
         choice("init_params", INIT_PARAMS)
         if not isinstance(self.warm_start, (bool, np.bool_)):
@@ -206,22 +222,90 @@ class GaussianMixture:
         self : GaussianMixture
         """
         self._check_parameters()
-        names_source = X
-        X = as_float_array(X, min_samples=2)
-        n_samples, n_features = X.shape
-        if n_samples < self.n_components:
-            raise ValueError("Expected n_samples >= n_components but got n_components = "
-                             f"{self.n_components}, n_samples = {n_samples}")
-        self._check_initial_parameters(n_features)
-        sample_weight = check_sample_weight(sample_weight, n_samples, X.dtype)
-        if self.n_components > 1 and all_rows_equal(X):
-            raise ValueError(f"All rows of X are equal: {self.n_components} components "
-                             "cannot be told apart. Use n_components=1 or check the data.")
-        check_feature_names(self, names_source, reset=True)
-        self.n_features_in_ = n_features
+        X, sample_weight = self._training_data(X, sample_weight, reset=True)
+        self._stream = None
         n_threads = effective_n_threads(self.n_threads)
         with single_threaded_blas():
             self._fit_em(X, sample_weight, n_threads)
+        return self
+
+    def _training_data(self, X, sample_weight, reset):
+        """Validated X and sample weights; with ``reset``, X starts a new model."""
+        names_source = X
+        X = as_float_array(X, min_samples=2 if reset else 1)
+        n_samples, n_features = X.shape
+        if reset:
+            if n_samples < self.n_components:
+                raise ValueError("Expected n_samples >= n_components but got n_components = "
+                                 f"{self.n_components}, n_samples = {n_samples}")
+            self._check_initial_parameters(n_features)
+        else:
+            self._check_n_features(X)
+            X = np.ascontiguousarray(X, dtype=self.means_.dtype)
+        sample_weight = check_sample_weight(sample_weight, n_samples, X.dtype)
+        if reset and self.n_components > 1 and all_rows_equal(X):
+            raise ValueError(f"All rows of X are equal: {self.n_components} components "
+                             "cannot be told apart. Use n_components=1 or check the data.")
+        check_feature_names(self, names_source, reset=reset)
+        self.n_features_in_ = n_features
+        return X, sample_weight
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of online (stepwise) EM on a batch of samples.
+
+        The first call on an unfitted estimator initialises the parameters
+        from its batch (``init_params`` and the ``*_init`` parameters, as in
+        ``fit``); a fitted estimator continues from its parameters. Each call
+        runs one E-step over the batch, blends the batch's statistics into
+        the running ones with step size
+        ``(learning_offset + t) ** -learning_decay`` (t: batches taken in
+        before; the first batch has step 1) and makes an M-step: the stepwise
+        EM of Cappé & Moulines (2009). Feed shuffled batches, for several
+        passes over the data when it is finite.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The batch; the first needs at least ``n_components`` rows.
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        self._check_parameters()
+        first = not hasattr(self, "means_")
+        X, sample_weight = self._training_data(X, sample_weight, reset=first)
+        total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+        weights_arg = np.empty(0, X.dtype) if sample_weight is None else sample_weight
+        n_threads = effective_n_threads(self.n_threads)
+        cov_type = self.covariance_type
+        with single_threaded_blas():
+            if first:
+                params = initial_parameters(X, sample_weight, total_weight, self,
+                                            check_random_state(self.random_state), n_threads)
+                running, steps = None, 0
+            else:
+                params = self._fitted_parameters(X.dtype)
+                running = getattr(self, "_stream", None)
+                if running is None:
+                    running = RunningStatistics.from_parameters(params, cov_type, self.reg_covar)
+                steps = getattr(self, "n_steps_", 1)
+            stats, log_likelihood = e_step_statistics(X, weights_arg, params, cov_type,
+                                                      n_threads)
+            batch = RunningStatistics.from_statistics(stats, total_weight)
+            if running is not None:
+                step = (self.learning_offset + steps) ** -self.learning_decay
+                batch = running.blend(batch, step)
+            params = batch.parameters(cov_type, self.reg_covar, X.dtype)
+        self._set_parameters(params)
+        self._stream = batch
+        self.n_steps_ = self.n_iter_ = steps + 1
+        self.lower_bound_ = log_likelihood / total_weight
+        self.lower_bounds_ = ([] if first else list(getattr(self, "lower_bounds_", [])))
+        self.lower_bounds_.append(self.lower_bound_)
+        self.converged_ = False
         return self
 
     def _fit_em(self, X, sample_weight, n_threads):
@@ -297,17 +381,20 @@ class GaussianMixture:
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator.")
 
+    def _check_n_features(self, X):
+        d = self.means_.shape[1]
+        if X.shape[1] != d:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
+                             f"is expecting {d} features as input.")
+
     def _e_step(self, X, *, log_norm=False, labels=False, proba=False):
         """Run the chunked E-step kernel, filling only the outputs asked for."""
         self._check_is_fitted()
         check_feature_names(self, X, reset=False)
         X = as_float_array(X)
-        k, d = self.means_.shape
-        if X.shape[1] != d:
-            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
-                             f"is expecting {d} features as input.")
+        self._check_n_features(X)
+        k = self.means_.shape[0]
         dtype = np.result_type(X.dtype, self.means_.dtype)
-        X = np.ascontiguousarray(X, dtype=dtype)
         n = X.shape[0]
         kp = _models.kernel_parameters(self.weights_, self.means_, self.precisions_cholesky_,
                                        self.covariance_type, dtype)
@@ -316,17 +403,33 @@ class GaussianMixture:
         out_proba = np.empty((n, k) if proba else (0, k), dtype=dtype)
         n_threads = effective_n_threads(self.n_threads)
         with single_threaded_blas():
-            estep.e_step(X, kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode, out_norm,
-                   out_labels, out_proba, n_threads)
+            for start, stop in row_ranges(X):
+                rows = slice(start, stop)
+                block = np.ascontiguousarray(X[rows], dtype=dtype)
+                estep.e_step(block, kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
+                             out_norm[rows] if log_norm else out_norm,
+                             out_labels[rows] if labels else out_labels,
+                             out_proba[rows] if proba else out_proba, n_threads)
         return out_norm, out_labels, out_proba
 
     def score_samples(self, X):
         """Log-likelihood log p(x) of each sample, shape (n_samples,)."""
         return self._e_step(X, log_norm=True)[0]
 
-    def score(self, X, y=None):
-        """Mean log-likelihood of X."""
-        return float(self.score_samples(X).mean())
+    def score(self, X, y=None, sample_weight=None):
+        """Mean log-likelihood of X, weighted by ``sample_weight`` when given."""
+        log_density = self.score_samples(X).astype(np.float64, copy=False)
+        if sample_weight is None:
+            return float(log_density.mean())
+        weights = check_sample_weight(sample_weight, log_density.shape[0], np.float64)
+        return float(weights @ log_density / weights.sum())
+
+    def save(self, path):
+        """Write the fitted model to ``path`` in gaussmix's pickle-free format.
+
+        Read it back with ``gaussmix.load(path)``; see README "Saving models".
+        """
+        _persistence.save(self, path)
 
     def predict(self, X):
         """Most probable component of each sample, shape (n_samples,)."""

@@ -7,6 +7,7 @@ and 'k-means++', so both libraries start from the same point for one seed.
 import numpy as np
 
 from . import _models
+from ._blocks import row_ranges, take_rows
 from ._em import BLOCK_ROWS, Parameters, responsibility_statistics
 from ._kernels import kmeans as _kmeans
 
@@ -14,8 +15,7 @@ INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
 def _one_hot_blocks(X, labels, k, sample_weight):
-    for start in range(0, X.shape[0], BLOCK_ROWS):
-        stop = min(start + BLOCK_ROWS, X.shape[0])
+    for start, stop in row_ranges(X, BLOCK_ROWS):
         resp = np.zeros((stop - start, k))
         w = 1.0 if sample_weight is None else sample_weight[start:stop]
         resp[np.arange(stop - start), labels[start:stop]] = w
@@ -24,13 +24,21 @@ def _one_hot_blocks(X, labels, k, sample_weight):
 
 def _uniform_blocks(X, k, random_state, sample_weight):
     # uniform(size=(a, k)) then (b, k) draws the same numbers as one (a + b, k).
-    for start in range(0, X.shape[0], BLOCK_ROWS):
-        stop = min(start + BLOCK_ROWS, X.shape[0])
+    for start, stop in row_ranges(X, BLOCK_ROWS):
         resp = random_state.uniform(size=(stop - start, k))
         resp /= resp.sum(axis=1)[:, None]
         if sample_weight is not None:
             resp *= sample_weight[start:stop, None]
         yield X[start:stop], resp
+
+
+def _weighted_mean(X, sample_weight):
+    total, weight = np.zeros(X.shape[1]), 0.0
+    for start, stop in row_ranges(X, BLOCK_ROWS):
+        w = np.ones(stop - start) if sample_weight is None else sample_weight[start:stop]
+        total += w.astype(np.float64) @ X[start:stop]
+        weight += float(w.sum(dtype=np.float64))
+    return total / weight
 
 
 def initial_statistics(X, sample_weight, k, init_params, covariance_type,
@@ -42,14 +50,14 @@ def initial_statistics(X, sample_weight, k, init_params, covariance_type,
             indices = random_state.choice(n, size=k, replace=False)
         else:
             indices = _kmeans.kmeans_plusplus(X, k, random_state, sample_weight, n_threads)
-        rows = np.ascontiguousarray(X[indices])
+        rows = take_rows(X, indices)
         return responsibility_statistics([(rows, np.eye(k))], rows, X.dtype,
                                          covariance_type, n_threads)
     if init_params == "kmeans":
         labels, centers = _kmeans.kmeans(X, k, random_state, sample_weight, n_threads)
         blocks, shift = _one_hot_blocks(X, labels, k, sample_weight), centers
     else:
-        center = np.average(X, axis=0, weights=sample_weight)
+        center = _weighted_mean(X, sample_weight)
         blocks = _uniform_blocks(X, k, random_state, sample_weight)
         shift = np.broadcast_to(center, (k, d))
     return responsibility_statistics(blocks, shift, X.dtype, covariance_type, n_threads)
@@ -64,10 +72,9 @@ def _unassigned_second_moment(X, sample_weight, chosen_rows):
     that convention so both libraries start from the same tied covariance.
     """
     second_moment = np.zeros((X.shape[1], X.shape[1]))
-    for start in range(0, X.shape[0], BLOCK_ROWS):
-        block = X[start:start + BLOCK_ROWS].astype(np.float64)
-        weighted = (block if sample_weight is None
-                    else block * sample_weight[start:start + BLOCK_ROWS, None])
+    for start, stop in row_ranges(X, BLOCK_ROWS):
+        block = X[start:stop].astype(np.float64)
+        weighted = block if sample_weight is None else block * sample_weight[start:stop, None]
         second_moment += weighted.T @ block
     chosen = chosen_rows.astype(np.float64)
     return second_moment - chosen.T @ chosen

@@ -6,6 +6,8 @@ in thread order, so results are reproducible for a given thread count.
 """
 import numpy as np
 
+from ._blocks import row_ranges, take_rows
+
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport malloc, free
@@ -127,20 +129,27 @@ def kmeans_plusplus(X, n_clusters, random_state, sample_weight, n_threads):
     n = X.shape[0]
     weights = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
     n_trials = 2 + int(np.log(n_clusters))
-    x_sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    x_sq = np.empty(n)
+    for start, stop in row_ranges(X):
+        x_sq[start:stop] = np.einsum("ij,ij->i", X[start:stop], X[start:stop], dtype=np.float64)
     indices = np.empty(n_clusters, dtype=np.intp)
     indices[0] = random_state.choice(n, p=weights / weights.sum())
     closest = np.full(n, np.inf)
+    cumulative = np.empty(n)
 
     def potentials(rows, update):
         pots = np.zeros((n_threads, len(rows)))
-        _seeding_pass(X, x_sq, weights, np.ascontiguousarray(X[rows]), closest, pots, update)
+        candidates = take_rows(X, rows)
+        for start, stop in row_ranges(X):
+            _seeding_pass(X[start:stop], x_sq[start:stop], weights[start:stop], candidates,
+                          closest[start:stop], pots, update)
         return pots.sum(axis=0)
 
     pot = potentials([indices[0]], update=True)[0]
     for c in range(1, n_clusters):
         targets = random_state.uniform(size=n_trials) * pot
-        candidates = np.searchsorted(np.cumsum(weights * closest), targets)
+        np.cumsum(np.multiply(weights, closest, out=cumulative), out=cumulative)
+        candidates = np.searchsorted(cumulative, targets)
         np.clip(candidates, None, n - 1, out=candidates)
         best = int(np.argmin(potentials(candidates, update=False)))
         indices[c] = candidates[best]
@@ -151,11 +160,13 @@ def kmeans_plusplus(X, n_clusters, random_state, sample_weight, n_threads):
 def _feature_variance(X, sample_weight, block_rows=1 << 14):
     """(Weighted) variance of each feature, block by block (no n x d temporary)."""
     w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, np.float64)
-    mean = np.average(X, axis=0, weights=w).astype(np.float64)
+    mean = np.zeros(X.shape[1])
+    for start, stop in row_ranges(X, block_rows):
+        mean += w[start:stop] @ X[start:stop]
+    mean /= w.sum()
     total = np.zeros(X.shape[1])
-    for start in range(0, X.shape[0], block_rows):
-        block = X[start:start + block_rows] - mean
-        total += w[start:start + block_rows] @ block ** 2
+    for start, stop in row_ranges(X, block_rows):
+        total += w[start:stop] @ (X[start:stop] - mean) ** 2
     return total / w.sum()
 
 
@@ -170,8 +181,11 @@ def _labels(X, weights_arg, centers, n_threads):
     """Nearest centre of every row of X."""
     n_clusters, d = centers.shape
     labels = np.empty(X.shape[0], dtype=np.intp)
-    _lloyd_step(X, weights_arg, centers, labels, np.empty(X.shape[0]),
-                np.zeros((n_threads, n_clusters, d)), np.zeros((n_threads, n_clusters)))
+    weighted = weights_arg.shape[0] > 0
+    sums, counts = np.zeros((n_threads, n_clusters, d)), np.zeros((n_threads, n_clusters))
+    for start, stop in row_ranges(X):
+        _lloyd_step(X[start:stop], weights_arg[start:stop] if weighted else weights_arg,
+                    centers, labels[start:stop], np.empty(stop - start), sums, counts)
     return labels
 
 
@@ -201,7 +215,7 @@ def kmeans(X, n_clusters, random_state, sample_weight, n_threads, max_iter=30, t
         # Draws with replacement, duplicates dropped: O(sample), where choice
         # without replacement would shuffle all n rows.
         rows = np.unique(random_state.randint(0, n, max(SAMPLE_ROWS, 50 * n_clusters)))
-        sample = np.ascontiguousarray(X[rows])
+        sample = take_rows(X, rows)
         sample_w = None if sample_weight is None else sample_weight[rows]
     centers = _lloyd(sample, n_clusters, random_state, sample_w, n_threads, max_iter, tol)
     return _labels(X, _weights_arg(X, sample_weight), centers, n_threads), centers

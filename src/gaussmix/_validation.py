@@ -3,6 +3,8 @@ import numbers
 
 import numpy as np
 
+from ._blocks import row_ranges
+
 # Rows checked per step, so validation needs no n_samples x n_features temporary.
 _CHECK_ROWS = 1 << 15
 
@@ -73,8 +75,8 @@ def as_float_array(X, name="X", min_samples=1):
         raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a "
                          "minimum of 1 is required.")
     X = np.ascontiguousarray(X)
-    for start in range(0, n, _CHECK_ROWS):
-        block = X[start:start + _CHECK_ROWS]
+    for start, stop in row_ranges(X, _CHECK_ROWS):
+        block = X[start:stop]
         # A finite sum proves every entry finite; only otherwise look closer
         # (the sum of large finite values may overflow).
         if not np.isfinite(block.sum(dtype=np.float64)) and not np.isfinite(block).all():
@@ -87,9 +89,9 @@ def as_float_array(X, name="X", min_samples=1):
 def all_rows_equal(X):
     """True when every row of X equals the first (stops at the first block
     that differs, so ordinary data costs one small comparison)."""
-    first = X[0]
-    return not any((X[start:start + _CHECK_ROWS] != first).any()
-                   for start in range(0, X.shape[0], _CHECK_ROWS))
+    first = X[0].copy()
+    return not any((X[start:stop] != first).any()
+                   for start, stop in row_ranges(X, _CHECK_ROWS))
 
 
 def check_sample_weight(sample_weight, n_samples, dtype):

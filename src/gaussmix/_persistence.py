@@ -1,0 +1,241 @@
+"""Pickle-free persistence of a fitted GaussianMixture.
+
+File format (version 1): a NumPy ``.npz`` archive (a zip file) of plain
+numeric arrays, read with ``allow_pickle=False`` so loading never runs code.
+
+- ``header``: UTF-8 JSON as a uint8 array: ``format``
+  ("gaussmix.GaussianMixture"), ``format_version``, ``gaussmix_version``,
+  ``params`` (constructor parameters), ``attributes`` (scalar fitted
+  attributes), ``arrays`` (name -> dtype and shape of every other entry) and
+  ``sha256``, the digest of the header without it followed by every array's
+  bytes in name order.
+- one entry per fitted array (``weights_``, ``means_``, ...), per array-valued
+  parameter (``param.means_init``, ...) and per running statistic of
+  ``partial_fit`` (``stream.mass``, ...).
+
+The digest detects truncated or corrupted files and edits that do not
+recompute it; it is not a signature, so only load files from sources you
+trust to give you correct models.
+"""
+import hashlib
+import json
+import numbers
+import os
+import zipfile
+
+import numpy as np
+
+FORMAT = "gaussmix.GaussianMixture"
+FORMAT_VERSION = 1
+
+_FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+_ARRAY_PARAMS = ("weights_init", "means_init", "precisions_init")
+_STREAM_ARRAYS = ("mass", "means", "scatter")
+_SCALAR_ATTRIBUTES = {"converged_": bool, "n_iter_": int, "lower_bound_": float,
+                      "n_features_in_": int, "n_steps_": int}
+_FLOAT_DTYPES = ("float32", "float64")
+# Largest header we parse: bounds the work a hostile file can cause.
+_MAX_HEADER_BYTES = 1 << 20
+
+
+class ModelFileError(ValueError):
+    """A model file that is not a valid gaussmix file (truncated, altered or foreign)."""
+
+
+def _digest(header, arrays):
+    """SHA-256 over the header (without its digest) and the arrays' bytes."""
+    h = hashlib.sha256(json.dumps({k: v for k, v in header.items() if k != "sha256"},
+                                  sort_keys=True).encode())
+    for name in sorted(header["arrays"]):
+        h.update(name.encode() + b"\0")
+        h.update(np.ascontiguousarray(arrays[name]).tobytes())
+    return h.hexdigest()
+
+
+def _json_scalar(value):
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
+
+
+def save(estimator, path):
+    """Write a fitted ``estimator`` to ``path`` (see the module docstring).
+
+    Parameters
+    ----------
+    estimator : GaussianMixture
+        A fitted estimator.
+    path : str or os.PathLike
+        Destination; written as given (no ``.npz`` suffix is added).
+    """
+    from . import __version__
+
+    estimator._check_is_fitted()
+    arrays = {name: np.asarray(getattr(estimator, name)) for name in _FITTED_ARRAYS}
+    params = {}
+    for name, value in estimator.get_params().items():
+        if name in _ARRAY_PARAMS and value is not None:
+            arrays[f"param.{name}"] = np.asarray(value, dtype=np.float64)
+            value = "<array>"
+        elif name == "random_state" and not (value is None or isinstance(value, numbers.Integral)):
+            value = None  # a RandomState instance is not saved
+        params[name] = _json_scalar(value)
+    stream = getattr(estimator, "_stream", None)
+    if stream is not None:
+        for name in _STREAM_ARRAYS:
+            arrays[f"stream.{name}"] = np.asarray(getattr(stream, name), dtype=np.float64)
+    attributes = {name: _json_scalar(getattr(estimator, name))
+                  for name in _SCALAR_ATTRIBUTES if hasattr(estimator, name)}
+    attributes["lower_bounds_"] = [float(v) for v in getattr(estimator, "lower_bounds_", [])]
+    names = getattr(estimator, "feature_names_in_", None)
+    attributes["feature_names_in_"] = None if names is None else [str(n) for n in names]
+    header = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "gaussmix_version": __version__,
+        "params": params, "attributes": attributes,
+        "arrays": {name: {"dtype": str(a.dtype), "shape": list(a.shape)}
+                   for name, a in arrays.items()},
+    }
+    header["sha256"] = _digest(header, arrays)
+    arrays["header"] = np.frombuffer(json.dumps(header, sort_keys=True).encode(), np.uint8)
+    with open(os.fspath(path), "wb") as file:
+        np.savez(file, **arrays)
+
+
+def _read_archive(path):
+    with open(os.fspath(path), "rb") as file:
+        if file.read(4) != b"PK\x03\x04":
+            raise ModelFileError(f"{path} is not a gaussmix model file (not an .npz archive).")
+    try:
+        with np.load(os.fspath(path), allow_pickle=False) as archive:
+            if "header" not in archive.files:
+                raise ModelFileError(f"{path} is not a gaussmix model file (no header).")
+            raw = archive["header"]
+            if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > _MAX_HEADER_BYTES:
+                raise ModelFileError(f"{path}: malformed header.")
+            header = json.loads(raw.tobytes().decode("utf-8"))
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise ModelFileError(f"{path} is not a gaussmix model file.")
+            declared = header.get("arrays")
+            if not isinstance(declared, dict) or set(declared) != set(archive.files) - {"header"}:
+                raise ModelFileError(f"{path}: the arrays do not match the header.")
+            arrays = {name: archive[name] for name in declared}
+    except ModelFileError:
+        raise
+    except (OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError,
+            json.JSONDecodeError, ValueError, KeyError) as exc:
+        raise ModelFileError(f"{path} is not a readable gaussmix model file "
+                             f"({type(exc).__name__}: {exc}).") from None
+    return header, arrays
+
+
+def _check_arrays(path, header, arrays):
+    for name, spec in header["arrays"].items():
+        a = arrays[name]
+        if (not isinstance(spec, dict) or spec.get("dtype") != str(a.dtype)
+                or spec.get("shape") != list(a.shape)):
+            raise ModelFileError(f"{path}: array {name!r} does not match the header.")
+        if a.dtype.name not in _FLOAT_DTYPES:
+            raise ModelFileError(f"{path}: array {name!r} has dtype {a.dtype}, expected float.")
+        if not np.isfinite(a).all():
+            raise ModelFileError(f"{path}: array {name!r} holds NaN or infinity.")
+    if header.get("sha256") != _digest(header, arrays):
+        raise ModelFileError(f"{path}: checksum mismatch (the file was altered or corrupted).")
+
+
+def load(path):
+    """Read a GaussianMixture written by ``GaussianMixture.save``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    GaussianMixture
+        Fitted, with the saved parameters and attributes.
+
+    Raises
+    ------
+    ModelFileError (a ValueError)
+        The file is truncated, altered, of another format or of a newer
+        format version. No code from the file is ever executed.
+    """
+    from . import _models
+    from ._em import RunningStatistics
+    from ._gaussian_mixture import GaussianMixture
+
+    header, arrays = _read_archive(path)
+    version = header.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(f"{path}: format version {version!r} is not supported by this "
+                             f"gaussmix (reads up to {FORMAT_VERSION}); upgrade gaussmix.")
+    _check_arrays(path, header, arrays)
+    params, attributes = header.get("params"), header.get("attributes")
+    if not isinstance(params, dict) or not isinstance(attributes, dict):
+        raise ModelFileError(f"{path}: malformed header.")
+    for name in _ARRAY_PARAMS:
+        if params.get(name) == "<array>":
+            params[name] = arrays.get(f"param.{name}")
+    estimator = GaussianMixture()
+    try:
+        estimator.set_params(**params)
+        estimator._check_parameters()
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"{path}: invalid parameters ({exc}).") from None
+
+    missing = [name for name in _FITTED_ARRAYS if name not in arrays]
+    if missing:
+        raise ModelFileError(f"{path}: missing fitted arrays {missing}.")
+    weights, means = arrays["weights_"], arrays["means_"]
+    k, d = estimator.n_components, means.shape[-1] if means.ndim == 2 else -1
+    cov_type = estimator.covariance_type
+    cov_shape = _models.precisions_shape(cov_type, k, d)
+    full = _models.uses_full_kernel(cov_type)
+    expected = {"weights_": (k,), "means_": (k, d), "covariances_": cov_shape,
+                "precisions_cholesky_": cov_shape, "stream.mass": (k,),
+                "stream.means": (k, d), "stream.scatter": (k, d, d) if full else (k, d)}
+    for name, shape in expected.items():
+        if name in arrays and arrays[name].shape != shape:
+            raise ModelFileError(f"{path}: {name} has shape {arrays[name].shape}, "
+                                 f"expected {shape} for {cov_type!r} with {k} components.")
+    factors, covariances = arrays["precisions_cholesky_"], arrays["covariances_"]
+    if full:
+        factors = np.diagonal(factors, axis1=-2, axis2=-1)
+        covariances = np.diagonal(covariances, axis1=-2, axis2=-1)
+    if np.any(factors <= 0) or np.any(covariances <= 0):
+        raise ModelFileError(f"{path}: the covariances are not positive definite.")
+    if len({arrays[name].dtype for name in _FITTED_ARRAYS}) != 1:
+        raise ModelFileError(f"{path}: fitted arrays have mixed dtypes.")
+    if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-4):
+        raise ModelFileError(f"{path}: weights_ are not a probability vector.")
+
+    for name, kind in _SCALAR_ATTRIBUTES.items():
+        if name in attributes:
+            value = attributes[name]
+            if not isinstance(value, (int, float)) or (kind is not float and isinstance(value, float)):
+                raise ModelFileError(f"{path}: attribute {name} has the wrong type.")
+            setattr(estimator, name, kind(value))
+    if attributes.get("n_features_in_", d) != d:
+        raise ModelFileError(f"{path}: n_features_in_ does not match means_.")
+    estimator.lower_bounds_ = [float(v) for v in attributes.get("lower_bounds_", [])]
+    names = attributes.get("feature_names_in_")
+    if names is not None:
+        if not (isinstance(names, list) and len(names) == d
+                and all(isinstance(n, str) for n in names)):
+            raise ModelFileError(f"{path}: feature_names_in_ is malformed.")
+        estimator.feature_names_in_ = np.asarray(names, dtype=object)
+    estimator._set_parameters(_parameters(arrays))
+    if all(f"stream.{name}" in arrays for name in _STREAM_ARRAYS):
+        estimator._stream = RunningStatistics(*(arrays[f"stream.{name}"]
+                                                for name in _STREAM_ARRAYS))
+    return estimator
+
+
+def _parameters(arrays):
+    from ._em import Parameters
+
+    return Parameters(*(arrays[name] for name in _FITTED_ARRAYS))

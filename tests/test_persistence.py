@@ -1,0 +1,189 @@
+"""save / load round trips, and files that must be refused without running code."""
+import io
+import json
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+import gaussmix
+from gaussmix import GaussianMixture, ModelFileError, NotFittedError
+
+from conftest import COVARIANCE_TYPES, FITTED_ARRAYS, assert_fitted_params_identical
+
+
+@pytest.fixture
+def fitted(faithful_X):
+    return GaussianMixture(3, covariance_type="full", random_state=0).fit(faithful_X)
+
+
+def rewrite(path, edit):
+    """Rewrite the archive at ``path`` after ``edit(arrays)`` changed its entries."""
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    edit(arrays)
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
+
+
+def header_of(arrays):
+    return json.loads(arrays["header"].tobytes())
+
+
+def set_header(arrays, header):
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_round_trip_gives_the_same_model(faithful_X, tmp_path, covariance_type, dtype):
+    X = faithful_X.astype(dtype)
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=1, tol=1e-4,
+                         n_threads=1).fit(X)
+    gm.save(tmp_path / "model.gm")
+    loaded = gaussmix.load(tmp_path / "model.gm")
+    assert_fitted_params_identical(loaded, gm)
+    assert loaded.get_params() == gm.get_params()
+    assert loaded.n_features_in_ == 2
+    for name in FITTED_ARRAYS:
+        assert getattr(loaded, name).dtype == dtype
+    assert_array_equal(loaded.predict_proba(X), gm.predict_proba(X))
+    assert_array_equal(loaded.score_samples(X), gm.score_samples(X))
+
+
+def test_round_trip_keeps_array_params_and_feature_names(faithful_X, tmp_path):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(faithful_X, columns=["eruptions", "waiting"])
+    means = faithful_X[[0, 100]]
+    gm = GaussianMixture(2, means_init=means, random_state=np.random.RandomState(0)).fit(frame)
+    gm.save(tmp_path / "m.npz")
+    loaded = gaussmix.load(tmp_path / "m.npz")
+    assert_array_equal(loaded.means_init, means)
+    assert loaded.random_state is None  # a RandomState instance is not saved
+    assert list(loaded.feature_names_in_) == ["eruptions", "waiting"]
+    with pytest.raises(ValueError, match="feature names"):
+        loaded.predict(frame.rename(columns={"waiting": "wait"}))
+
+
+def test_streaming_state_survives_save_and_load(faithful_X, tmp_path):
+    batches = np.array_split(faithful_X[np.random.default_rng(0).permutation(272)], 6)
+    uninterrupted = GaussianMixture(2, random_state=0)
+    resumed = GaussianMixture(2, random_state=0)
+    for batch in batches[:3]:
+        uninterrupted.partial_fit(batch)
+        resumed.partial_fit(batch)
+    resumed.save(tmp_path / "stream.npz")
+    resumed = gaussmix.load(tmp_path / "stream.npz")
+    for batch in batches[3:]:
+        uninterrupted.partial_fit(batch)
+        resumed.partial_fit(batch)
+    for name in FITTED_ARRAYS:
+        assert_array_equal(getattr(resumed, name), getattr(uninterrupted, name))
+    assert resumed.n_steps_ == 6
+
+
+def test_pickle_round_trip(fitted, faithful_X):
+    loaded = pickle.loads(pickle.dumps(fitted))
+    assert_fitted_params_identical(loaded, fitted)
+    assert_array_equal(loaded.predict(faithful_X), fitted.predict(faithful_X))
+
+
+def test_unfitted_model_cannot_be_saved(tmp_path):
+    with pytest.raises(NotFittedError):
+        GaussianMixture().save(tmp_path / "m.npz")
+
+
+def test_truncated_file_is_refused(fitted, tmp_path):
+    path = tmp_path / "m.npz"
+    fitted.save(path)
+    data = path.read_bytes()
+    for size in (10, len(data) // 2, len(data) - 30):
+        path.write_bytes(data[:size])
+        with pytest.raises(ModelFileError):
+            gaussmix.load(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model\n", b"PK\x03\x04garbage",
+                                     b"\x93NUMPY\x01\x00"])
+def test_foreign_bytes_are_refused(tmp_path, content):
+    path = tmp_path / "m.npz"
+    path.write_bytes(content)
+    with pytest.raises(ModelFileError):
+        gaussmix.load(path)
+
+
+def test_other_npz_files_are_refused(tmp_path):
+    np.savez(tmp_path / "other.npz", weights_=np.ones(2))
+    with pytest.raises(ModelFileError, match="no header"):
+        gaussmix.load(tmp_path / "other.npz")
+    np.save(tmp_path / "array.npy", np.ones(3))
+    with pytest.raises(ModelFileError, match="not an .npz"):
+        gaussmix.load(tmp_path / "array.npy")
+
+
+def _shift_means(arrays):
+    arrays["means_"] = arrays["means_"] + 1.0
+
+
+def _change_tol(arrays):
+    header = header_of(arrays)
+    header["params"]["tol"] = 0.5
+    set_header(arrays, header)
+
+
+def _negate_covariances_and_rehash(arrays):
+    from gaussmix._persistence import _digest
+
+    arrays["covariances_"] = -arrays["covariances_"]
+    header = header_of(arrays)
+    header["sha256"] = _digest(header, {k: v for k, v in arrays.items() if k != "header"})
+    set_header(arrays, header)
+
+
+def _bump_version(arrays):
+    header = header_of(arrays)
+    header["format_version"] = 99
+    set_header(arrays, header)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_shift_means, "checksum"),
+    (_change_tol, "checksum"),
+    # a forger who recomputes the digest still meets the shape/type/SPD checks
+    (_negate_covariances_and_rehash, "positive definite"),
+    (_bump_version, "version 99"),
+])
+def test_altered_file_is_refused(fitted, tmp_path, edit, message):
+    path = tmp_path / "m.npz"
+    fitted.save(path)
+    rewrite(path, edit)
+    with pytest.raises(ModelFileError, match=message):
+        gaussmix.load(path)
+
+
+def test_pickled_payload_is_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.npz"
+    declared = {"format": "gaussmix.GaussianMixture", "arrays": {"weights_": {}}}
+    header = np.frombuffer(json.dumps(declared).encode(), np.uint8)
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([Exploit()], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("header.npy", _npy_bytes(header))
+        archive.writestr("weights_.npy", buffer.getvalue())
+    with pytest.raises(ModelFileError, match="pickled"):
+        gaussmix.load(path)
+    assert not marker.exists()
+
+
+def _npy_bytes(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
