@@ -44,8 +44,8 @@ DEFAULT_PARAMS = dict(
     verbose=0,
     verbose_interval=10,
     n_threads=None,
-    learning_decay=0.7,
-    learning_offset=10.0,
+    learning_decay=0.55,
+    learning_offset=1.0,
 )
 
 

@@ -153,7 +153,7 @@ def test_partial_fit_rejects_bad_batches_without_changing_the_model():
     assert gm.n_steps_ == 2
 
 
-@pytest.mark.parametrize("decay", [0.5, 1.5, "0.7", None])
+@pytest.mark.parametrize("decay", [0.5, 1.5, "0.7", None, True])
 def test_learning_decay_is_checked(decay):
     with pytest.raises(ValueError, match="learning_decay"):
         GaussianMixture(2, learning_decay=decay).partial_fit(overlapping_blobs(n=100))

@@ -57,10 +57,10 @@ class GaussianMixture:
     n_threads : int or None, default=None
         OpenMP threads for the kernels; None uses every core this process may
         use (capped by OMP_NUM_THREADS / threadpoolctl limits).
-    learning_decay : float in (0.5, 1], default=0.7
+    learning_decay : float in (0.5, 1], default=0.55
         ``partial_fit`` only: the step size of update t is
         ``(learning_offset + t) ** -learning_decay``.
-    learning_offset : float >= 0, default=10.0
+    learning_offset : float >= 0, default=1.0
         ``partial_fit`` only: larger values damp the early updates.
 
     Attributes
@@ -86,7 +86,7 @@ class GaussianMixture:
                  reg_covar=1e-6, max_iter=100, n_init=1, init_params="kmeans",
                  weights_init=None, means_init=None, precisions_init=None,
                  random_state=None, warm_start=False, verbose=0, verbose_interval=10,
-                 n_threads=None, learning_decay=0.7, learning_offset=10.0):
+                 n_threads=None, learning_decay=0.55, learning_offset=1.0):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -171,8 +171,8 @@ class GaussianMixture:
         check("verbose_interval", numbers.Integral, 1)
         check("n_threads", numbers.Integral, 1, allow_none=True)
         check("learning_offset", numbers.Real, 0)
-        if not (isinstance(self.learning_decay, numbers.Real)
-                and 0.5 < self.learning_decay <= 1):
+        if (not isinstance(self.learning_decay, numbers.Real)
+                or isinstance(self.learning_decay, bool) or not 0.5 < self.learning_decay <= 1):
             raise InvalidParameterError("The 'learning_decay' parameter must be a float in "
                                         f"(0.5, 1]. Got {self.learning_decay!r} instead.")
         choice("covariance_type", _models.COVARIANCE_TYPES)
