@@ -16,7 +16,8 @@ from ._exceptions import InvalidParameterError, convergence_warning, not_fitted_
 from ._initialization import INIT_PARAMS, initial_parameters
 from ._threading import effective_n_threads, single_threaded_blas
 from ._validation import (all_rows_equal, as_float_array, check_array_param,
-                          check_feature_names, check_random_state, check_sample_weight)
+                          check_feature_names, check_random_state, check_sample_weight,
+                          feature_names)
 
 
 class GaussianMixture:
@@ -222,15 +223,24 @@ class GaussianMixture:
         self : GaussianMixture
         """
         self._check_parameters()
-        X, sample_weight = self._training_data(X, sample_weight, reset=True)
-        self._stream = None
+        X, sample_weight, names = self._training_data(X, sample_weight, reset=True)
         n_threads = effective_n_threads(self.n_threads)
         with single_threaded_blas():
-            self._fit_em(X, sample_weight, n_threads)
+            params, n_iter, lower_bounds, lower_bound, converged = self._fit_em(
+                X, sample_weight, n_threads)
+        # The model changes only here, so an interrupted fit leaves it as it was.
+        self._set_parameters(params, names)
+        self.n_iter_, self.lower_bounds_, self.lower_bound_ = n_iter, lower_bounds, lower_bound
+        self.converged_, self._stream = converged, None
+        if not converged and self.max_iter > 0:
+            warnings.warn("Best performing initialization did not converge. Try different "
+                          "init parameters, or increase max_iter, tol, or check for "
+                          "degenerate data.", convergence_warning(), stacklevel=2)
         return self
 
     def _training_data(self, X, sample_weight, reset):
-        """Validated X and sample weights; with ``reset``, X starts a new model."""
+        """Validated X, sample weights and feature names; with ``reset``, X
+        starts a new model, else it must match the fitted one."""
         names_source = X
         X = as_float_array(X, min_samples=2 if reset else 1)
         n_samples, n_features = X.shape
@@ -246,9 +256,9 @@ class GaussianMixture:
         if reset and self.n_components > 1 and all_rows_equal(X):
             raise ValueError(f"All rows of X are equal: {self.n_components} components "
                              "cannot be told apart. Use n_components=1 or check the data.")
-        check_feature_names(self, names_source, reset=reset)
-        self.n_features_in_ = n_features
-        return X, sample_weight
+        if not reset:
+            check_feature_names(self, names_source)
+        return X, sample_weight, feature_names(names_source)
 
     def partial_fit(self, X, y=None, sample_weight=None):
         """One step of online (stepwise) EM on a batch of samples.
@@ -276,7 +286,7 @@ class GaussianMixture:
         """
         self._check_parameters()
         first = not hasattr(self, "means_")
-        X, sample_weight = self._training_data(X, sample_weight, reset=first)
+        X, sample_weight, names = self._training_data(X, sample_weight, reset=first)
         total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
         weights_arg = np.empty(0, X.dtype) if sample_weight is None else sample_weight
         n_threads = effective_n_threads(self.n_threads)
@@ -299,7 +309,10 @@ class GaussianMixture:
                 step = (self.learning_offset + steps) ** -self.learning_decay
                 batch = running.blend(batch, step)
             params = batch.parameters(cov_type, self.reg_covar, X.dtype)
-        self._set_parameters(params)
+        if first:
+            self._set_parameters(params, names)
+        else:
+            self._set_parameters(params)
         self._stream = batch
         self.n_steps_ = self.n_iter_ = steps + 1
         self.lower_bound_ = log_likelihood / total_weight
@@ -309,12 +322,17 @@ class GaussianMixture:
         return self
 
     def _fit_em(self, X, sample_weight, n_threads):
+        """EM from ``n_init`` starts, leaving the estimator untouched.
+
+        Returns
+        -------
+        (params, n_iter, lower_bounds, lower_bound, converged) of the best start.
+        """
         total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
         weights_arg = np.empty(0, X.dtype) if sample_weight is None else sample_weight
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         random_state = check_random_state(self.random_state)
         best_lower_bound, best = -np.inf, None
-        self.converged_ = False
         for init in range(self.n_init if do_init else 1):
             self._print_verbose(1, f"Initialization {init}")
             start = perf_counter()
@@ -344,21 +362,21 @@ class GaussianMixture:
                                 f" time lapse {perf_counter() - start:.5f}s\t lower bound {lower_bound:.5f}")
             if self.max_iter == 0 or lower_bound > best_lower_bound or best is None:
                 best_lower_bound = lower_bound if self.max_iter else -np.inf
-                best = (params, n_iter, lower_bounds)
-                self.converged_ = converged
-        if not self.converged_ and self.max_iter > 0:
-            warnings.warn("Best performing initialization did not converge. Try different "
-                          "init parameters, or increase max_iter, tol, or check for "
-                          "degenerate data.", convergence_warning(), stacklevel=3)
-        params, self.n_iter_, self.lower_bounds_ = best
-        self.lower_bound_ = best_lower_bound
-        self._set_parameters(params)
+                best = (params, n_iter, lower_bounds, best_lower_bound, converged)
+        return best
 
     def _print_verbose(self, level, message):
         if self.verbose >= level:
             print(message)
 
-    def _set_parameters(self, params):
+    def _set_parameters(self, params, feature_names_in=False):
+        """Set the fitted arrays; a fresh model (``feature_names_in`` given,
+        None for none) also records its input features."""
+        if feature_names_in is not False:
+            self.__dict__.pop("feature_names_in_", None)
+            if feature_names_in is not None:
+                self.feature_names_in_ = feature_names_in
+            self.n_features_in_ = params.means.shape[1]
         self.weights_ = params.weights
         self.means_ = params.means
         self.covariances_ = params.covariances
@@ -390,7 +408,7 @@ class GaussianMixture:
     def _e_step(self, X, *, log_norm=False, labels=False, proba=False):
         """Run the chunked E-step kernel, filling only the outputs asked for."""
         self._check_is_fitted()
-        check_feature_names(self, X, reset=False)
+        check_feature_names(self, X)
         X = as_float_array(X)
         self._check_n_features(X)
         k = self.means_.shape[0]

@@ -24,15 +24,9 @@ def feature_names(X):
     return None
 
 
-def check_feature_names(estimator, X, reset):
-    """Record (fit) or compare (predict) feature names as scikit-learn does."""
+def check_feature_names(estimator, X):
+    """Compare X's feature names with those seen in fit, as scikit-learn does."""
     names = feature_names(X)
-    if reset:
-        if names is None:
-            estimator.__dict__.pop("feature_names_in_", None)
-        else:
-            estimator.feature_names_in_ = names
-        return
     fitted = getattr(estimator, "feature_names_in_", None)
     name = type(estimator).__name__
     if fitted is None and names is not None:
