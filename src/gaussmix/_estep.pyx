@@ -4,6 +4,8 @@ One kernel fills whichever outputs are non-empty, chunk by chunk, so no
 n_samples x n_components intermediate exists beyond the output asked for.
 """
 from cython cimport floating
+
+from ._kernel_checks import check_parameters, check_rows, optional_shape
 from cython.parallel cimport parallel, prange, threadid
 
 from ._chunks cimport (CHUNK_ROWS, Scratch, scratch_new, scratch_ok, scratch_free, chunk_log_prob,
@@ -28,6 +30,10 @@ def e_step(const floating[:, ::1] X,          # IN [n, d]
     cdef int tid
     cdef Scratch s
     cdef int[::1] failed
+    check_parameters(X, shift, prec, coef, offsets, mode)
+    check_rows("log_norm", log_norm, n, optional=True)
+    check_rows("labels", labels, n, optional=True)
+    optional_shape("proba", proba, (n, k))
     if n == 0:
         return
     n_threads = <int> max(1, min(n_threads, n_chunks))

@@ -7,6 +7,7 @@ in thread order, so results are reproducible for a given thread count.
 import numpy as np
 
 from ._blocks import row_ranges, take_rows
+from ._kernel_checks import check_rows, expect_shape
 
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
@@ -32,8 +33,17 @@ def _lloyd_step(const floating[:, ::1] X,            # IN [n, d]
     cdef double w, x_sq, score, best_score
     cdef floating *dots
     cdef int[::1] failed = memoryview(bytearray(4 * n_threads)).cast("i")
-    cdef double[::1] c_sq = np.einsum("ij,ij->i", np.asarray(centers, dtype=np.float64),
-                                      np.asarray(centers, dtype=np.float64))
+    cdef double[::1] c_sq
+    if k < 1 or d < 1 or sums.shape[0] < 1:
+        raise ValueError("gaussmix kernel: need a centre, a feature and a thread slot")
+    expect_shape("centers", centers, (k, d))
+    check_rows("sample_weight", sample_weight, n, optional=True)
+    check_rows("labels", labels, n)
+    check_rows("sq_dist", sq_dist, n)
+    expect_shape("sums", sums, (sums.shape[0], k, d))
+    expect_shape("counts", counts, (sums.shape[0], k))
+    c_sq = np.einsum("ij,ij->i", np.asarray(centers, dtype=np.float64),
+                     np.asarray(centers, dtype=np.float64))
     if n == 0:
         return
     with nogil, parallel(num_threads=n_threads):
@@ -86,8 +96,16 @@ def _seeding_pass(const floating[:, ::1] X,          # IN [n, d]
     cdef double dist
     cdef floating *dots
     cdef int[::1] failed = memoryview(bytearray(4 * n_threads)).cast("i")
-    cdef double[::1] c_sq = np.einsum("ij,ij->i", np.asarray(candidates, dtype=np.float64),
-                                      np.asarray(candidates, dtype=np.float64))
+    cdef double[::1] c_sq
+    if t < 1 or d < 1 or pots.shape[0] < 1:
+        raise ValueError("gaussmix kernel: need a candidate, a feature and a thread slot")
+    expect_shape("candidates", candidates, (t, d))
+    check_rows("x_sq", x_sq, n)
+    check_rows("weights", weights, n)
+    check_rows("closest", closest, n)
+    expect_shape("pots", pots, (pots.shape[0], t))
+    c_sq = np.einsum("ij,ij->i", np.asarray(candidates, dtype=np.float64),
+                     np.asarray(candidates, dtype=np.float64))
     if n == 0:
         return
     with nogil, parallel(num_threads=n_threads):

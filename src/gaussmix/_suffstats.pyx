@@ -5,11 +5,13 @@ chunks are dealt to threads statically, so a run is reproducible for a given
 thread count. The caller sums the slots in order.
 """
 from cython cimport floating
+
+from ._kernel_checks import check_accumulators, check_parameters, check_rows, expect_shape
 from cython.parallel cimport parallel, prange, threadid
 
 from ._chunks cimport (CHUNK_ROWS, Scratch, scratch_new, scratch_ok, scratch_free, chunk_log_prob,
                        log_prob_to_resp, prepare_accumulate, chunk_accumulate,
-                       FULL_GEMM)
+                       FULL_GEMM, FULL_LOOPS, FULL_BLAS, DIAG_GEMM)
 
 
 def em_pass(const floating[:, ::1] X,              # IN [n, d]
@@ -33,6 +35,10 @@ def em_pass(const floating[:, ::1] X,              # IN [n, d]
     cdef int tid
     cdef Scratch s
     cdef int[::1] failed = memoryview(bytearray(4 * n_threads)).cast("i")
+    check_parameters(X, shift, prec, coef, offsets, mode)
+    check_accumulators(N, S, W, k, d, mode)
+    check_rows("sample_weight", sample_weight, n, optional=True)
+    expect_shape("loglik", loglik, (N.shape[0],))
     if n == 0:
         return
     with nogil, parallel(num_threads=n_threads):
@@ -75,6 +81,13 @@ def accumulate_responsibilities(
     cdef int tid
     cdef Scratch s
     cdef int[::1] failed = memoryview(bytearray(4 * n_threads)).cast("i")
+    if mode not in (FULL_LOOPS, FULL_BLAS, DIAG_GEMM):
+        raise ValueError(f"gaussmix kernel: mode {mode} cannot accumulate given responsibilities")
+    if k < 1 or d < 1:
+        raise ValueError("gaussmix kernel: need at least one component and one feature")
+    expect_shape("resp", resp, (n, k))
+    expect_shape("shift", shift, (k, d))
+    check_accumulators(N, S, W, k, d, mode)
     if n == 0:
         return
     with nogil, parallel(num_threads=n_threads):

@@ -1,0 +1,57 @@
+"""Shape checks run at the top of every compiled entry point.
+
+Typed memoryviews already enforce dtype, dimensionality and contiguity; these
+checks add the agreements between arguments (k, d, n, thread slots, kernel
+mode) that the nogil loops rely on, so a wrong call raises ValueError instead
+of reading or writing out of bounds. Layouts are documented in _chunks.pxd.
+"""
+FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS = range(5)
+_DIAGONAL = (DIAG_GEMM, DIAG_LOOPS)
+
+
+def expect_shape(name, array, shape):
+    if tuple(array.shape[:len(shape)]) != tuple(shape):
+        raise ValueError(f"gaussmix kernel: {name} has shape {tuple(array.shape[:len(shape)])}, "
+                         f"expected {tuple(shape)}")
+
+
+def optional_shape(name, array, shape):
+    """An argument that is either empty (not wanted) or of ``shape``."""
+    if array.shape[0] != 0:
+        expect_shape(name, array, shape)
+
+
+def check_parameters(X, shift, prec, coef, offsets, mode):
+    """Kernel parameters of ``_models.kernel_parameters`` for rows X."""
+    if mode not in range(5):
+        raise ValueError(f"gaussmix kernel: unknown kernel mode {mode}")
+    d, k = X.shape[1], offsets.shape[0]
+    if k < 1 or d < 1:
+        raise ValueError("gaussmix kernel: need at least one component and one feature")
+    expect_shape("shift", shift, (k, d))
+    prec_shape = {FULL_LOOPS: (k, d * d), FULL_GEMM: (d, k * d), FULL_BLAS: (k, d * d),
+                  DIAG_LOOPS: (k, d)}.get(mode)
+    if prec_shape is not None:
+        expect_shape("prec", prec, prec_shape)
+    if mode == FULL_GEMM:
+        expect_shape("coef", coef, (k, d))
+    elif mode == DIAG_GEMM:
+        expect_shape("coef", coef, (k, 2 * d))
+
+
+def check_accumulators(N, S, W, k, d, mode):
+    """Per-thread accumulator slots for k components of d features."""
+    threads = N.shape[0]
+    if threads < 1:
+        raise ValueError("gaussmix kernel: accumulators need at least one thread slot")
+    expect_shape("N", N, (threads, k))
+    expect_shape("S", S, (threads, k, d))
+    expect_shape("W", W, (threads, k, d if mode in _DIAGONAL else d * d))
+
+
+def check_rows(name, array, n, optional=False):
+    """A per-row array: length n (or empty when ``optional``)."""
+    if optional:
+        optional_shape(name, array, (n,))
+    else:
+        expect_shape(name, array, (n,))
