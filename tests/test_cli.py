@@ -1,0 +1,306 @@
+"""The command-line interface, driven as ``python -m gaussmix`` in a subprocess."""
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+import gaussmix
+from gaussmix import _cli
+
+FEATURES = ("eruptions", "waiting")
+
+
+def run(cwd, *args, **kwargs):
+    """Run ``python -m gaussmix *args`` in ``cwd``, capturing text output."""
+    return subprocess.run([sys.executable, "-m", "gaussmix", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120, **kwargs)
+
+
+def assert_one_line_error(result):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("gaussmix: error: ") and len(lines[0]) > len("gaussmix: error: ")
+
+
+def fitted(X, **params):
+    params.setdefault("random_state", 0)
+    return gaussmix.GaussianMixture(**params).fit(X)
+
+
+@pytest.fixture(scope="module")
+def X():
+    return gaussmix.load_faithful()
+
+
+@pytest.fixture
+def data_dir(tmp_path, X):
+    """tmp_path holding the Old Faithful data as header.csv, plain.csv and data.npy."""
+    np.savetxt(tmp_path / "header.csv", X, delimiter=",", header=",".join(FEATURES),
+               comments="")
+    np.savetxt(tmp_path / "plain.csv", X, delimiter=",", fmt="%.17g")
+    np.save(tmp_path / "data.npy", X)
+    return tmp_path
+
+
+# --------------------------------------------------------------------------- fit
+@pytest.mark.parametrize("data, covariance_type", [
+    ("header.csv", "full"), ("plain.csv", "diag"), ("data.npy", "tied"),
+])
+def test_fit_json_matches_in_process_fit(data_dir, X, data, covariance_type):
+    result = run(data_dir, "fit", data, "--n-components", "3", "--covariance-type",
+                 covariance_type, "--seed", "5", "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # a pipe is not a terminal: no progress
+    report = json.loads(result.stdout)
+    expected = fitted(X, n_components=3, covariance_type=covariance_type, random_state=5)
+    for name in ("weights_", "means_", "covariances_"):
+        assert_allclose(report[name], getattr(expected, name), rtol=1e-10)
+    assert report["bic"] == pytest.approx(expected.bic(X), rel=1e-10)
+    assert report["aic"] == pytest.approx(expected.aic(X), rel=1e-10)
+    assert report["lower_bound_"] == pytest.approx(expected.lower_bound_, rel=1e-10)
+    assert report["n_iter_"] == expected.n_iter_
+    assert report["counts"] == np.bincount(expected.predict(X), minlength=3).tolist()
+    assert (report["n_samples"], report["n_features"]) == X.shape
+    names = list(FEATURES) if data == "header.csv" else ["x0", "x1"]
+    assert report["feature_names"] == names
+
+
+def test_header_and_plain_csv_give_the_same_fit(data_dir):
+    reports = [json.loads(run(data_dir, "fit", data, "--n-components", "2", "--json").stdout)
+               for data in ("header.csv", "plain.csv")]
+    for name in ("weights_", "means_", "covariances_", "bic"):
+        assert_allclose(reports[0][name], reports[1][name], rtol=1e-12)
+
+
+def test_fit_text_report(data_dir, X):
+    result = run(data_dir, "fit", "header.csv", "--n-components", "2")
+    assert result.returncode == 0 and result.stderr == ""
+    expected = fitted(X, n_components=2)
+    out = result.stdout
+    assert out.startswith("header.csv: 272 samples x 2 features\n  - eruptions\n  - waiting\n")
+    assert f"BIC              : {expected.bic(X):.3f}" in out
+    assert f"n_iter_          : {expected.n_iter_}" in out
+    for j, (weight, mean) in enumerate(zip(expected.weights_, expected.means_)):
+        assert f"Component {j}: weight = {weight:.4f}" in out
+        assert f"    {'waiting':<11}{mean[1]:>10.4f}\n" in out
+
+
+def test_select_keeps_the_lowest_bic(data_dir, X):
+    result = run(data_dir, "fit", "data.npy", "--select", "1..4", "--covariance-type",
+                 "diag", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    bics = [fitted(X, n_components=k, covariance_type="diag").bic(X) for k in range(1, 5)]
+    best = 1 + int(np.argmin(bics))
+    assert 1 < best < 4  # the data make this a real choice, not an end of the range
+    assert report["n_components"] == best
+    table = report["selection"]["table"]
+    assert [row["n_components"] for row in table] == [1, 2, 3, 4]
+    assert_allclose([row["bic"] for row in table], bics, rtol=1e-10)
+    assert_allclose(report["means_"],
+                    fitted(X, n_components=best, covariance_type="diag").means_, rtol=1e-10)
+
+    text = run(data_dir, "fit", "data.npy", "--select", "1..4", "--covariance-type", "diag")
+    chosen = [line.split() for line in text.stdout.splitlines() if "<- chosen" in line]
+    assert len(chosen) == 1 and chosen[0][0] == str(best)
+
+
+# ----------------------------------------------------------------------- predict
+def test_fit_output_then_predict(data_dir, X):
+    fit = run(data_dir, "fit", "header.csv", "--n-components", "3", "--output", "m.npz")
+    assert fit.returncode == 0, fit.stderr
+    assert "Model written to m.npz" in fit.stdout
+    expected = fitted(X, n_components=3)
+
+    labels = run(data_dir, "predict", "m.npz", "plain.csv")
+    assert labels.returncode == 0 and labels.stderr == ""
+    assert_array_equal(np.array(labels.stdout.split(), dtype=int), expected.predict(X))
+
+    proba = run(data_dir, "predict", "m.npz", "data.npy", "--proba")
+    assert proba.returncode == 0 and proba.stderr == ""
+    P = np.array([line.split(",") for line in proba.stdout.splitlines()], dtype=float)
+    assert P.shape == (272, 3)
+    assert_allclose(P.sum(axis=1), 1, atol=1e-5)
+    assert_allclose(P, expected.predict_proba(X), atol=1e-6)
+
+
+def test_predict_json(data_dir, X):
+    gm = fitted(X, n_components=2)
+    gm.save(data_dir / "m.npz")
+    labels = json.loads(run(data_dir, "predict", "m.npz", "data.npy", "--json").stdout)
+    assert labels == {"labels": gm.predict(X).tolist()}
+    proba = json.loads(run(data_dir, "predict", "m.npz", "data.npy", "--json",
+                           "--proba").stdout)
+    assert_allclose(proba["proba"], gm.predict_proba(X), rtol=1e-12)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows reports EINVAL, not EPIPE")
+def test_predict_into_a_closed_pipe_stops_quietly(tmp_path):
+    X = np.random.default_rng(0).normal(size=(200_000, 1))
+    np.save(tmp_path / "big.npy", X)
+    fitted(X, n_components=2).save(tmp_path / "m.npz")
+    proc = subprocess.Popen([sys.executable, "-m", "gaussmix", "predict", "m.npz", "big.npy"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    assert proc.wait(timeout=60) == 1
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
+
+
+# ------------------------------------------------------------------------ errors
+ERROR_CASES = [
+    ["fit", "missing.csv", "--n-components", "2"],
+    ["fit", "garbage.csv", "--n-components", "2"],
+    ["fit", "nan.csv", "--n-components", "1"],
+    ["fit", "ragged.csv", "--n-components", "1"],
+    ["fit", "empty.csv", "--n-components", "1"],
+    ["fit", "data.txt", "--n-components", "1"],
+    ["fit", "flat.npy", "--n-components", "1"],
+    ["fit", "inf.npy", "--n-components", "1"],
+    ["fit", "objects.npy", "--n-components", "1"],
+    ["fit", "header.csv", "--n-components", "0"],
+    ["fit", "header.csv", "--n-components", "2", "--select", "1..3"],
+    ["fit", "header.csv"],
+    ["fit", "header.csv", "--select", "4..2"],
+    ["fit", "header.csv", "--n-components", "1000"],  # more components than samples
+    ["fit", "header.csv", "--n-components", "2", "--output", "no/such/dir/m.npz"],
+    ["predict", "m.npz", "three.csv"],
+    ["predict", "header.csv", "header.csv"],
+    ["predict", "missing.npz", "header.csv"],
+]
+
+
+@pytest.fixture(scope="module")
+def error_results(tmp_path_factory, X):
+    """The result of every ERROR_CASES command, run concurrently to save time."""
+    directory = tmp_path_factory.mktemp("errors")
+    np.savetxt(directory / "header.csv", X, delimiter=",", header=",".join(FEATURES),
+               comments="")
+    (directory / "garbage.csv").write_text("hello, world\nthis is, not data\n")
+    (directory / "nan.csv").write_text("1.0,2.0\n3.0,nan\n5.0,6.0\n")
+    (directory / "ragged.csv").write_text("1,2\n3,4,5\n")
+    (directory / "empty.csv").write_text("")
+    (directory / "data.txt").write_text("1,2\n3,4\n")
+    (directory / "three.csv").write_text("1,2,3\n4,5,6\n7,8,9\n")
+    np.save(directory / "flat.npy", X[:, 0])
+    np.save(directory / "inf.npy", np.array([[1.0, 2.0], [np.inf, 3.0]]))
+    np.save(directory / "objects.npy", np.array([1.0, "a"], dtype=object), allow_pickle=True)
+    fitted(X, n_components=2).save(directory / "m.npz")
+    with ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) + 1) as pool:
+        results = list(pool.map(lambda args: run(directory, *args), ERROR_CASES))
+    return {" ".join(args): result for args, result in zip(ERROR_CASES, results)}
+
+
+@pytest.mark.parametrize("command", [" ".join(args) for args in ERROR_CASES])
+def test_expected_errors_are_one_line(error_results, command):
+    result = error_results[command]
+    assert_one_line_error(result)
+    assert result.stdout == ""
+
+
+def test_plot_without_matplotlib_fails_before_fitting(data_dir):
+    blocker = data_dir / "blocker" / "matplotlib"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('blocked for the test')\n")
+    env = dict(os.environ, PYTHONPATH=str(blocker.parent))
+    result = run(data_dir, "fit", "header.csv", "--n-components", "2", "--plot", "p.png",
+                 "--output", "m.npz", env=env)
+    assert_one_line_error(result)
+    assert "matplotlib" in result.stderr
+    assert not (data_dir / "m.npz").exists() and not (data_dir / "p.png").exists()
+
+
+@pytest.mark.parametrize("columns", [[0], [0, 1, 0]], ids=["1-feature", "3-features"])
+def test_plot(tmp_path, X, columns):
+    pytest.importorskip("matplotlib")
+    np.save(tmp_path / "data.npy", X[:, columns] + np.arange(len(columns)))
+    result = run(tmp_path, "fit", "data.npy", "--n-components", "2", "--plot", "p.png")
+    assert result.returncode == 0, result.stderr
+    assert "Plot written to p.png" in result.stdout
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_interrupt_exits_130(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli, "cmd_demo", interrupted)
+    assert _cli.main(["demo", "--no-plot"]) == 130
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "gaussmix: interrupted\n"
+
+
+# ------------------------------------------------------------- progress, warnings
+def run_on_terminal(cwd, *args):
+    """Run the CLI with a pseudo-terminal as stderr; return (stdout, stderr text)."""
+    pty = pytest.importorskip("pty")  # POSIX only
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "gaussmix", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    stdout = proc.stdout.read().decode()
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 0
+    return stdout, b"".join(chunks).decode()
+
+
+def test_progress_on_a_terminal(data_dir, X):
+    stdout, stderr = run_on_terminal(data_dir, "fit", "header.csv", "--n-components", "2",
+                                     "--json")
+    n_iter = fitted(X, n_components=2).n_iter_
+    assert [line.split()[:2] for line in stderr.splitlines() if "Iteration" in line] == [
+        ["Iteration", str(i)] for i in range(1, n_iter + 1)]
+    assert json.loads(stdout)["n_iter_"] == n_iter  # progress kept off stdout
+
+
+def test_quiet_silences_progress_on_a_terminal(data_dir):
+    stdout, stderr = run_on_terminal(data_dir, "fit", "header.csv", "--n-components", "2",
+                                     "--json", "--quiet")
+    assert stderr == ""
+    assert json.loads(stdout)["n_components"] == 2
+
+
+def test_convergence_warning_is_one_line(data_dir):
+    args = ["fit", "header.csv", "--n-components", "3", "--max-iter", "1", "--json"]
+    result = run(data_dir, *args)
+    assert result.returncode == 0
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("gaussmix: warning: ") and "converge" in result.stderr
+    assert json.loads(result.stdout)["converged_"] is False
+    assert run(data_dir, *args, "--quiet").stderr == ""
+
+
+# --------------------------------------------------------------- data, demo, misc
+def test_npy_is_memory_mapped(data_dir, X):
+    loaded, names = _cli.load_data(str(data_dir / "data.npy"))
+    assert isinstance(loaded, np.memmap)
+    assert_array_equal(loaded, X)
+    assert names == ["x0", "x1"]
+
+
+def test_demo_and_version(tmp_path):
+    demo = run(tmp_path, "demo", "--no-plot")
+    assert demo.returncode == 0 and demo.stderr == ""
+    assert demo.stdout.startswith("Old Faithful geyser data: 272 eruptions x 2 features\n"
+                                  "  - eruptions [min]\n")
+    assert "covariance [min^2]:" in demo.stdout
+    version = run(tmp_path, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("gaussmix ")
