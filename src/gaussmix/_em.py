@@ -85,9 +85,10 @@ class RunningStatistics:
         """Statistics that reproduce ``params`` through the M-step."""
         k, d = params.means.shape
         cov = np.asarray(params.covariances, dtype=np.float64)
-        if covariance_type == "tied":
+        stored_as = _models.layout(covariance_type)
+        if stored_as == "tied":
             cov = np.broadcast_to(cov, (k, d, d))
-        elif covariance_type == "spherical":
+        elif stored_as == "spherical":
             cov = np.broadcast_to(cov[:, None], (k, d))
         scatter = cov.copy()
         if _models.uses_full_kernel(covariance_type):
@@ -114,18 +115,20 @@ class RunningStatistics:
         return RunningStatistics(mass, means, fa * self.scatter + fb * batch.scatter
                                  + f * spread)
 
-    def parameters(self, covariance_type, reg_covar, dtype):
-        """M-step from the running statistics."""
+    def parameters(self, covariance_type, reg_covar, dtype, previous=None):
+        """M-step from the running statistics (``previous``: see ``_models.m_step``)."""
         full = self.scatter.ndim == 3
         W = self.scatter * self.mass[:, None, None] if full else self.scatter * self.mass[:, None]
         stats = Statistics(self.mass, np.zeros_like(self.means), W, self.means, full)
-        return parameters_from_statistics(stats, covariance_type, reg_covar, dtype)
+        return parameters_from_statistics(stats, covariance_type, reg_covar, dtype, previous)
 
 
-def parameters_from_statistics(stats, covariance_type, reg_covar, dtype):
-    """M-step: Parameters in ``dtype`` from reduced statistics."""
+def parameters_from_statistics(stats, covariance_type, reg_covar, dtype, previous=None):
+    """M-step: Parameters in ``dtype`` from reduced statistics (``previous``
+    covariances warm-start the iterative mclust models)."""
     weights, means, covariances = _models.m_step(
-        stats.N, stats.S, stats.W, stats.shift.astype(np.float64), covariance_type, reg_covar)
+        stats.N, stats.S, stats.W, stats.shift.astype(np.float64), covariance_type, reg_covar,
+        previous)
     prec_chol = _models.precision_cholesky(covariances, covariance_type)
     return Parameters(weights.astype(dtype), means.astype(dtype),
                       covariances.astype(dtype), prec_chol.astype(dtype))

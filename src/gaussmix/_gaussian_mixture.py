@@ -197,7 +197,7 @@ class GaussianMixture:
         if self.precisions_init is not None:
             shape = _models.precisions_shape(cov_type, k, n_features)
             p = check_array_param(self.precisions_init, "precisions_init", shape, np.float64)
-            if cov_type in ("diag", "spherical"):
+            if _models.layout(cov_type) in ("diag", "spherical"):
                 if np.any(p <= 0):
                     raise ValueError(f"'{cov_type} precision' should be positive.")
             else:
@@ -308,7 +308,7 @@ class GaussianMixture:
             if running is not None:
                 step = (self.learning_offset + steps) ** -self.learning_decay
                 batch = running.blend(batch, step)
-            params = batch.parameters(cov_type, self.reg_covar, X.dtype)
+            params = batch.parameters(cov_type, self.reg_covar, X.dtype, params.covariances)
         if first:
             self._set_parameters(params, names)
         else:
@@ -348,7 +348,7 @@ class GaussianMixture:
                 stats, log_likelihood = e_step_statistics(
                     X, weights_arg, params, self.covariance_type, n_threads)
                 params = parameters_from_statistics(
-                    stats, self.covariance_type, self.reg_covar, X.dtype)
+                    stats, self.covariance_type, self.reg_covar, X.dtype, params.covariances)
                 lower_bound = log_likelihood / total_weight
                 lower_bounds.append(lower_bound)
                 change = lower_bound - previous
@@ -487,8 +487,9 @@ class GaussianMixture:
         rng = check_random_state(self.random_state)
         weights = np.asarray(self.weights_, dtype=np.float64)
         counts = rng.multinomial(n_samples, weights / weights.sum())
-        if self.covariance_type in ("full", "tied"):
-            covs = (self.covariances_ if self.covariance_type == "full"
+        stored_as = _models.layout(self.covariance_type)
+        if stored_as in ("full", "tied"):
+            covs = (self.covariances_ if stored_as == "full"
                     else [self.covariances_] * len(counts))
             parts = [rng.multivariate_normal(mean, cov, int(count))
                      for mean, cov, count in zip(self.means_, covs, counts)]

@@ -94,7 +94,7 @@ def initial_parameters(X, sample_weight, total_weight, estimator, random_state, 
         nk = stats.N + 10 * np.finfo(np.float64).eps
         # Like scikit-learn: N_k / n, not renormalised (matters only for index inits).
         weights = nk / total_weight
-        if cov_type == "tied" and est.init_params in ("random_from_data", "k-means++"):
+        if _models.layout(cov_type) == "tied" and est.init_params in ("random_from_data", "k-means++"):
             covariances += _unassigned_second_moment(X, sample_weight, stats.shift) / nk.sum()
     if est.weights_init is not None:
         weights = np.asarray(est.weights_init, dtype=np.float64)

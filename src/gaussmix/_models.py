@@ -1,6 +1,13 @@
 """Covariance models: the M-step from sufficient statistics, the precision
 Cholesky parameterisation, the kernels' parameter layout and parameter counts.
 
+A covariance type is one of scikit-learn's four names or one of mclust's 14
+model names (``_parsimonious``). Each is stored in one of the four
+scikit-learn layouts (``layout``): VVV=full, EEE=tied, VVI=diag and VII=
+spherical are those types exactly; EII is stored as spherical, EEI/VEI/EVI
+as diag, the other six as full. Everything about storage and kernels goes by
+the layout; only the M-step and the parameter count go by the model.
+
 Statistics are accumulated around a shift c_k (see ``_em``):
 N_k = sum r_ik, S_k = sum r_ik (x_i - c_k), W_k = sum r_ik (x_i - c_k)(x_i - c_k)^T
 (full and tied: d x d per component; diag and spherical: its diagonal).
@@ -10,7 +17,23 @@ from collections import namedtuple
 import numpy as np
 from scipy import linalg
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+from . import _parsimonious
+
+SKLEARN_TYPES = ("full", "tied", "diag", "spherical")
+MCLUST_ALIASES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
+COVARIANCE_TYPES = SKLEARN_TYPES + _parsimonious.MODELS
+_STORED_AS = {**{model: kind for kind, model in MCLUST_ALIASES.items()},
+              "EII": "spherical", "EEI": "diag", "VEI": "diag", "EVI": "diag"}
+
+
+def mclust_model(covariance_type):
+    """mclust's name for a covariance type ('full' -> 'VVV')."""
+    return MCLUST_ALIASES.get(covariance_type, covariance_type)
+
+
+def layout(covariance_type):
+    """The scikit-learn covariance type whose array shapes store this model."""
+    return _STORED_AS.get(mclust_model(covariance_type), "full")
 
 _FIT_FAILED = (
     "Fitting the mixture model failed because some components have ill-defined "
@@ -22,10 +45,10 @@ _FIT_FAILED = (
 
 def uses_full_kernel(covariance_type):
     """True when the kernels need a d x d precision factor per component."""
-    return covariance_type in ("full", "tied")
+    return layout(covariance_type) in ("full", "tied")
 
 
-def m_step(N, S, W, shift, covariance_type, reg_covar):
+def m_step(N, S, W, shift, covariance_type, reg_covar, previous=None):
     """Weights, means and covariances (float64) from summed statistics.
 
     Parameters
@@ -38,17 +61,25 @@ def m_step(N, S, W, shift, covariance_type, reg_covar):
     shift : ndarray of shape (k, d)
     covariance_type : str
     reg_covar : float
+    previous : ndarray, optional
+        The covariances being replaced: a warm start for the iterative
+        mclust models.
 
     Returns
     -------
     weights, means, covariances : ndarrays
-        ``weights`` is N_k normalised to sum to one.
+        ``weights`` is N_k normalised to sum to one; covariances in the
+        model's layout.
     """
     nk = N + 10 * np.finfo(np.float64).eps
     mean_offset = S / nk[:, None]
     means = shift + mean_offset
     d = S.shape[1]
-    if uses_full_kernel(covariance_type):
+    model, covariance_type = mclust_model(covariance_type), layout(covariance_type)
+    if model not in MCLUST_ALIASES.values():
+        covariances = _constrained_covariances(model, nk, W, S, mean_offset, reg_covar,
+                                               covariance_type, previous)
+    elif uses_full_kernel(covariance_type):
         lower = np.tril(W)
         scatter = lower + np.swapaxes(np.tril(W, -1), 1, 2)
         # Scatter around the new mean: W - S S^T / N_k (S is small: c_k is near it).
@@ -67,27 +98,53 @@ def m_step(N, S, W, shift, covariance_type, reg_covar):
     return nk / nk.sum(), means, covariances
 
 
+def _constrained_covariances(model, nk, W, S, mean_offset, reg_covar, stored_as, previous):
+    """An mclust model's M-step (``_parsimonious``) on the scatter about the new means."""
+    d = S.shape[1]
+    if model in _parsimonious.DIAGONAL_MODELS:
+        if W.ndim == 3:
+            W = np.diagonal(W, axis1=1, axis2=2)
+        scatter = W - S * mean_offset
+        if previous is not None and stored_as == "spherical":
+            previous = np.repeat(np.asarray(previous, np.float64)[:, None], d, axis=1)
+    else:
+        scatter = np.tril(W) + np.swapaxes(np.tril(W, -1), 1, 2)
+        scatter -= S[:, :, None] * mean_offset[:, None, :]
+    if previous is not None:
+        previous = np.asarray(previous, dtype=np.float64)
+    covariances = _parsimonious.covariances(model, nk, scatter, reg_covar, previous=previous)
+    return covariances[:, 0] if stored_as == "spherical" else covariances
+
+
 def precision_cholesky(covariances, covariance_type):
     """Upper-triangular U with U U^T = inv(covariance), as scikit-learn stores it."""
+    covariance_type = layout(covariance_type)
     if covariance_type in ("diag", "spherical"):
         if not np.all(covariances > 0):
             raise ValueError(_FIT_FAILED)
         return 1.0 / np.sqrt(covariances)
     stack = covariances[None] if covariance_type == "tied" else covariances
-    factors = np.empty_like(stack)
-    d = stack.shape[-1]
-    for k, cov in enumerate(stack):
-        try:
-            lower = linalg.cholesky(cov, lower=True, check_finite=False)
-        except linalg.LinAlgError:
-            raise ValueError(_FIT_FAILED) from None
-        factors[k] = linalg.solve_triangular(lower, np.eye(d), lower=True,
-                                             check_finite=False).T
+    if not np.all(np.isfinite(stack)):
+        raise ValueError(_FIT_FAILED)
+    try:
+        lower = np.linalg.cholesky(stack)
+    except np.linalg.LinAlgError:
+        raise ValueError(_FIT_FAILED) from None
+    # inv(L)^T by LAPACK's triangular inverse, called directly: the scipy
+    # wrappers' input checks cost more than the work at small d
+    trtri = linalg.get_lapack_funcs("trtri", (lower,))
+    factors = np.empty_like(lower)
+    for k, factor in enumerate(lower):
+        inverse, info = trtri(factor, lower=1)
+        if info != 0:
+            raise ValueError(_FIT_FAILED)
+        factors[k] = inverse.T
     return factors[0] if covariance_type == "tied" else factors
 
 
 def precision_cholesky_from_precisions(precisions, covariance_type):
     """Upper-triangular U with U U^T = precision (Cholesky of the reversed matrix)."""
+    covariance_type = layout(covariance_type)
     if covariance_type in ("diag", "spherical"):
         return np.sqrt(precisions)
     stack = precisions[None] if covariance_type == "tied" else precisions
@@ -99,6 +156,7 @@ def precision_cholesky_from_precisions(precisions, covariance_type):
 
 def precisions_from_cholesky(prec_chol, covariance_type):
     """U U^T for full/tied, U**2 for diag/spherical."""
+    covariance_type = layout(covariance_type)
     if covariance_type == "full":
         return np.einsum("kij,klj->kil", prec_chol, prec_chol)
     if covariance_type == "tied":
@@ -108,6 +166,7 @@ def precisions_from_cholesky(prec_chol, covariance_type):
 
 def covariances_from_cholesky(prec_chol, covariance_type):
     """inv(U U^T) = U^{-T} U^{-1}, used when parameters start from precisions."""
+    covariance_type = layout(covariance_type)
     if covariance_type in ("diag", "spherical"):
         return 1.0 / prec_chol ** 2
     stack = prec_chol[None] if covariance_type == "tied" else prec_chol
@@ -159,6 +218,7 @@ def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
     data sit far from the origin; the other modes around the means, and so
     does any pass where g is too far from a component (COMMON_CENTER_LIMIT).
     """
+    covariance_type = layout(covariance_type)
     k, d = means.shape
     means64 = np.asarray(means, dtype=np.float64)
     prec_chol = np.asarray(prec_chol, dtype=np.float64)
@@ -197,17 +257,13 @@ def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
 
 
 def n_parameters(covariance_type, n_components, n_features):
-    """Free parameters of the model (for BIC/AIC)."""
+    """Free parameters of the model (for BIC/AIC), counted as mclust does."""
     k, d = n_components, n_features
-    cov_params = {
-        "full": k * d * (d + 1) / 2.0,
-        "tied": d * (d + 1) / 2.0,
-        "diag": k * d,
-        "spherical": k,
-    }[covariance_type]
+    cov_params = _parsimonious.n_covariance_parameters(mclust_model(covariance_type), k, d)
     return int(cov_params + k * d + k - 1)
 
 
 def precisions_shape(covariance_type, n_components, n_features):
+    covariance_type = layout(covariance_type)
     k, d = n_components, n_features
     return {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[covariance_type]
