@@ -4,7 +4,8 @@ from ._datasets import load_faithful
 from ._exceptions import ConvergenceWarning, NotFittedError
 from ._gaussian_mixture import GaussianMixture
 from ._persistence import ModelFileError, load
+from ._selection import ModelSelection, select_model
 
 __all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "load_faithful", "load",
-           "ModelFileError"]
+           "ModelFileError", "ModelSelection", "select_model"]
 __version__ = "0.1.0"

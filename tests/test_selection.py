@@ -1,0 +1,168 @@
+"""mclust models in the estimator, and model selection against R's mclust.
+
+tests/data/mclust_faithful_loglik.csv holds mclust 6.0.0's fit of every cell
+(1-9 components x 14 models) of Old Faithful, made by tools/mclust_reference.R.
+"""
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from gaussmix import GaussianMixture, ModelSelection, select_model
+from gaussmix._models import layout
+from gaussmix._parsimonious import MODELS
+
+from conftest import FITTED_ARRAYS, blobs_5d, hand_init_kwargs
+
+REFERENCE = Path(__file__).parent / "data" / "mclust_faithful_loglik.csv"
+ALIASES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
+
+
+@pytest.fixture(scope="module")
+def mclust_reference():
+    with open(REFERENCE) as file:
+        return {(int(row["n_components"]), row["model"]): row for row in csv.DictReader(file)}
+
+
+@pytest.fixture(scope="module")
+def faithful_selection(faithful_X):
+    return select_model(faithful_X, n_jobs=2)
+
+
+# ------------------------------------------------------------ the estimator
+
+
+@pytest.mark.parametrize("sklearn_name, mclust_name", ALIASES.items())
+@pytest.mark.parametrize("init_params", ["kmeans", "random"])
+def test_alias_models_equal_core_types_exactly(blobs5d_X, sklearn_name, mclust_name,
+                                               init_params):
+    a = GaussianMixture(3, covariance_type=sklearn_name, init_params=init_params,
+                        random_state=0).fit(blobs5d_X)
+    b = GaussianMixture(3, covariance_type=mclust_name, init_params=init_params,
+                        random_state=0).fit(blobs5d_X)
+    for name in FITTED_ARRAYS:
+        assert_array_equal(getattr(b, name), getattr(a, name), err_msg=name)
+    assert b.covariance_type == mclust_name  # kept as given
+    assert b.bic(blobs5d_X) == a.bic(blobs5d_X)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_fits_with_documented_shapes_and_monotone_em(blobs5d_X, model):
+    k, d = 4, blobs5d_X.shape[1]
+    gm = GaussianMixture(k, covariance_type=model, tol=0, max_iter=40,
+                         **hand_init_kwargs(blobs5d_X, k, layout(model)))
+    with pytest.warns(UserWarning):  # did not converge: tol=0
+        gm.fit(blobs5d_X)
+    expected = {"EII": (k,), "VII": (k,), "EEI": (k, d), "VEI": (k, d), "EVI": (k, d),
+                "VVI": (k, d), "EEE": (d, d)}.get(model, (k, d, d))
+    assert gm.covariances_.shape == expected
+    assert np.all(np.diff(gm.lower_bounds_) >= -1e-9 * np.abs(gm.lower_bounds_[1:]))
+    assert np.all(np.isfinite(gm.score_samples(blobs5d_X)))
+
+
+def test_model_constraints_hold_in_the_fit(blobs5d_X):
+    """Spot checks of the structure: EII equal spheres, EEV equal eigenvalues,
+    VVE one orientation."""
+    def fit(model):
+        return GaussianMixture(4, covariance_type=model, random_state=0).fit(blobs5d_X)
+
+    eii = fit("EII").covariances_
+    assert_allclose(eii, eii[0])
+    eev = fit("EEV").covariances_
+    eigenvalues = np.linalg.eigvalsh(eev)
+    assert_allclose(eigenvalues, np.broadcast_to(eigenvalues[0], eigenvalues.shape), rtol=1e-8)
+    vve = fit("VVE").covariances_
+    # one orientation: the matrices commute
+    assert_allclose(vve[0] @ vve[1], vve[1] @ vve[0], atol=1e-8 * np.abs(vve).max() ** 2)
+
+
+def test_parameter_counts_match_mclust(mclust_reference):
+    for (k, model), row in mclust_reference.items():
+        gm = GaussianMixture(k, covariance_type=model)
+        gm.means_ = np.zeros((k, 2))
+        assert gm._n_parameters() == int(row["n_parameters"]), (k, model)
+
+
+def test_bic_is_the_negative_of_mclust_bic(faithful_X, mclust_reference):
+    gm = GaussianMixture(3, covariance_type="EEE", random_state=0, tol=1e-8).fit(faithful_X)
+    n = faithful_X.shape[0]
+    mclust_bic = 2 * gm.score(faithful_X) * n - gm._n_parameters() * math.log(n)
+    assert gm.bic(faithful_X) == pytest.approx(-mclust_bic)
+    assert mclust_bic == pytest.approx(float(mclust_reference[(3, "EEE")]["bic"]), abs=0.05)
+
+
+# ------------------------------------------------------------ select_model
+
+
+def test_faithful_selection_picks_mclust_model(faithful_selection):
+    sel = faithful_selection
+    assert isinstance(sel, ModelSelection)
+    assert sel.best_params_ == {"n_components": 3, "covariance_type": "EEE"}
+    assert sel.log_likelihood_[2, sel.covariance_types.index("EEE")] == pytest.approx(
+        -1126.3, abs=0.05)
+    assert sel.best_estimator_.covariance_type == "EEE"
+    assert sel.table_.shape == (9, 14) and sel.covariance_types == MODELS
+
+
+def test_every_cell_reaches_mclust_likelihood(faithful_selection, mclust_reference):
+    sel = faithful_selection
+    below = []
+    for i, k in enumerate(sel.n_components):
+        for j, model in enumerate(sel.covariance_types):
+            reference = float(mclust_reference[(int(k), model)]["loglik"])
+            if not sel.log_likelihood_[i, j] >= reference - 1e-3:
+                below.append((int(k), model, sel.log_likelihood_[i, j] - reference))
+    assert below == []
+
+
+def test_criteria_follow_mclust_convention(faithful_selection, faithful_X):
+    sel = faithful_selection
+    n = faithful_X.shape[0]
+    assert_allclose(sel.table_, 2 * sel.log_likelihood_ - sel.n_parameters_ * math.log(n))
+    assert_allclose(sel.criterion_table("aic"), 2 * sel.log_likelihood_ - 2 * sel.n_parameters_)
+    best = sel.best_estimator_
+    log_max = np.log(best.predict_proba(faithful_X).max(axis=1)).sum()
+    i = list(sel.n_components).index(3)
+    j = sel.covariance_types.index("EEE")
+    assert sel.criterion_table("icl")[i, j] == pytest.approx(sel.table_[i, j] + 2 * log_max)
+    assert np.nanmax(sel.table_) == sel.best_score_
+    text = str(sel)
+    assert "EEE with 3 components" in text and "larger is better" in text
+
+
+def test_failed_cells_are_missing_not_raised(faithful_X):
+    # every row tied in pairs: 200 components must collapse onto the duplicates
+    X = np.repeat(faithful_X[:150], 2, axis=0)
+    sel = select_model(X, n_components=[2, 150], covariance_types=["VVV", "EII"], n_jobs=1,
+                       n_kmeans_starts=1, cross_starts=False)
+    assert np.isnan(sel.table_[1, 0])
+    assert (150, "VVV") in sel.errors_
+    assert np.isfinite(sel.table_[0]).all()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n_components=[0, 2]), "positive"),
+    (dict(covariance_types=["VVV", "XYZ"]), "unknown"),
+    (dict(criterion="bic2"), "criterion"),
+])
+def test_select_model_rejects_bad_arguments(faithful_X, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        select_model(faithful_X, **kwargs)
+
+
+def test_selection_is_the_same_serial_and_parallel():
+    X = blobs_5d()
+    grid = dict(n_components=[2, 3, 4], covariance_types=["VVV", "EEV", "VEI"])
+    serial = select_model(X, n_jobs=1, **grid)
+    parallel = select_model(X, n_jobs=2, **grid)
+    assert_allclose(parallel.log_likelihood_, serial.log_likelihood_, rtol=1e-10)
+    assert parallel.best_params_ == serial.best_params_
+
+
+def test_plot_draws_one_line_per_model(faithful_selection):
+    pytest.importorskip("matplotlib")
+    ax = faithful_selection.plot()
+    assert len(ax.get_lines()) == 14
