@@ -92,24 +92,33 @@ def test_fit_text_report(data_dir, X):
         assert f"    {'waiting':<11}{mean[1]:>10.4f}\n" in out
 
 
-def test_select_keeps_the_lowest_bic(data_dir, X):
+def test_select_matches_select_model(data_dir, X):
     result = run(data_dir, "fit", "data.npy", "--select", "1..4", "--covariance-type",
                  "diag", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    bics = [fitted(X, n_components=k, covariance_type="diag").bic(X) for k in range(1, 5)]
-    best = 1 + int(np.argmin(bics))
+    expected = gaussmix.select_model(X, n_components=range(1, 5), covariance_types=["diag"],
+                                     random_state=0, tol=1e-3, max_iter=100)
+    best = expected.best_params_["n_components"]
     assert 1 < best < 4  # the data make this a real choice, not an end of the range
     assert report["n_components"] == best
     table = report["selection"]["table"]
+    assert report["selection"]["larger_is_better"] is True
     assert [row["n_components"] for row in table] == [1, 2, 3, 4]
-    assert_allclose([row["bic"] for row in table], bics, rtol=1e-10)
-    assert_allclose(report["means_"],
-                    fitted(X, n_components=best, covariance_type="diag").means_, rtol=1e-10)
+    assert_allclose([row["bic"] for row in table], expected.table_[:, 0], rtol=1e-10)
+    assert_allclose(report["means_"], expected.best_estimator_.means_, rtol=1e-10)
 
     text = run(data_dir, "fit", "data.npy", "--select", "1..4", "--covariance-type", "diag")
-    chosen = [line.split() for line in text.stdout.splitlines() if "<- chosen" in line]
-    assert len(chosen) == 1 and chosen[0][0] == str(best)
+    assert f"best: diag with {best} components" in text.stdout
+
+
+def test_select_all_models(data_dir, X):
+    result = run(data_dir, "fit", "data.npy", "--select", "2..3", "--covariance-type", "all",
+                 "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert len(report["selection"]["table"]) == 2 * 14
+    assert (report["n_components"], report["covariance_type"]) == (3, "EEE")
 
 
 # ----------------------------------------------------------------------- predict
@@ -170,6 +179,7 @@ ERROR_CASES = [
     ["fit", "header.csv", "--n-components", "2", "--select", "1..3"],
     ["fit", "header.csv"],
     ["fit", "header.csv", "--select", "4..2"],
+    ["fit", "header.csv", "--n-components", "2", "--covariance-type", "all"],
     ["fit", "header.csv", "--n-components", "1000"],  # more components than samples
     ["fit", "header.csv", "--n-components", "2", "--output", "no/such/dir/m.npz"],
     ["predict", "m.npz", "three.csv"],

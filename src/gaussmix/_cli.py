@@ -29,10 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import GaussianMixture, load
+from . import GaussianMixture, load, select_model
+from ._models import COVARIANCE_TYPES, layout
 
 PROG = "gaussmix"
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+# --covariance-type all: every mclust model (with --select only)
+ALL_MODELS = "all"
 DEFAULT_PLOT_PATH = "gaussmix_demo.png"
 MATPLOTLIB_HINT = 'pip install "gaussmix[plot]"   (or: pip install matplotlib)'
 # Rows checked per step when looking for NaN/inf (bounded memory on memory-mapped files).
@@ -121,10 +123,15 @@ def _add_fit_parser(sub):
     size.add_argument("--n-components", metavar="K", type=_positive_int,
                       help="number of mixture components")
     size.add_argument("--select", metavar="LO..HI", type=_component_range,
-                      help="fit every K in LO..HI (e.g. 1..6) and keep the one with "
-                           "the lowest BIC")
-    fit.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full",
-                     help="covariance parameterisation (default: full)")
+                      help="fit every K in LO..HI (e.g. 1..6) with gaussmix.select_model "
+                           "and keep the best BIC (mclust's convention: larger is "
+                           "better)")
+    fit.add_argument("--covariance-type", choices=COVARIANCE_TYPES + (ALL_MODELS,),
+                     default="full", metavar="TYPE",
+                     help="covariance model: full, tied, diag, spherical or an mclust name "
+                          "(EII, VII, EEI, VEI, EVI, VVI, EEE, VEE, EVE, VVE, EEV, VEV, EVV, "
+                          "VVV); with --select, 'all' compares the 14 mclust models "
+                          "(default: full)")
     fit.add_argument("--seed", metavar="INT", type=int, default=0,
                      help="random_state (default: 0)")
     fit.add_argument("--max-iter", metavar="N", type=_positive_int, default=100,
@@ -317,24 +324,20 @@ def _fit(X, n_components, args):
 
 
 def _select(X, candidates, args):
-    """Fit one model per number of components; keep the lowest BIC.
+    """Choose the number of components (and model) by BIC with ``select_model``.
 
     Returns
     -------
     best : GaussianMixture
-    table : list of dict
-        ``n_components``, ``bic`` and ``mean_log_likelihood`` of every fit.
+    selection : ModelSelection
     """
-    models, table = [], []
-    for k in candidates:
-        if _show_progress(args):
-            print(f"n_components={k}", file=sys.stderr)
-        gm = _fit(X, k, args)
-        models.append(gm)
-        table.append({"n_components": k, "bic": float(gm.bic(X)),
-                      "mean_log_likelihood": float(gm.score(X))})
-    best = models[int(np.argmin([row["bic"] for row in table]))]
-    return best, table
+    types = None if args.covariance_type == ALL_MODELS else [args.covariance_type]
+    if _show_progress(args):
+        print(f"selecting among {len(candidates)} x {14 if types is None else 1} models",
+              file=sys.stderr)
+    selection = select_model(X, n_components=candidates, covariance_types=types,
+                             random_state=args.seed, tol=args.tol, max_iter=args.max_iter)
+    return selection.best_estimator_, selection
 
 
 # --------------------------------------------------------------------------- #
@@ -345,7 +348,7 @@ def _full_covariances(gm):
     covariance_type."""
     cov = np.asarray(gm.covariances_)
     k, d = gm.means_.shape
-    ctype = gm.covariance_type
+    ctype = layout(gm.covariance_type)
     if ctype == "full":
         return cov
     if ctype == "tied":
@@ -449,15 +452,16 @@ def _report_dict(gm, X, data_name, feature_names):
     }
 
 
-def _print_selection(table, chosen):
-    """Print the BIC of every candidate number of components."""
-    print("Model selection by BIC (lower is better):")
-    print(f"  {'n_components':>12}  {'BIC':>14}  {'mean log-likelihood':>20}")
-    for row in table:
-        mark = "  <- chosen" if row["n_components"] == chosen else ""
-        print(f"  {row['n_components']:>12}  {row['bic']:>14.3f}  "
-              f"{row['mean_log_likelihood']:>20.6f}{mark}")
-    print()
+def _selection_dict(selection):
+    """The criterion table of a ModelSelection as JSON-ready rows."""
+    rows = []
+    for i, k in enumerate(selection.n_components):
+        for j, covariance_type in enumerate(selection.covariance_types):
+            bic, loglik = selection.table_[i, j], selection.log_likelihood_[i, j]
+            rows.append({"n_components": int(k), "covariance_type": covariance_type,
+                         "bic": float(bic) if np.isfinite(bic) else None,
+                         "log_likelihood": float(loglik) if np.isfinite(loglik) else None})
+    return {"criterion": "bic", "larger_is_better": True, "table": rows}
 
 
 # --------------------------------------------------------------------------- #
@@ -591,9 +595,11 @@ def cmd_fit(args):
                          f"{MATPLOTLIB_HINT}")
     X, names = load_data(args.data)
     if args.select is None:
-        gm, table = _fit(X, args.n_components, args), None
+        if args.covariance_type == ALL_MODELS:
+            raise ValueError("--covariance-type all needs --select")
+        gm, selection = _fit(X, args.n_components, args), None
     else:
-        gm, table = _select(X, args.select, args)
+        gm, selection = _select(X, args.select, args)
     if args.output:
         gm.save(args.output)
     if args.plot:
@@ -601,12 +607,13 @@ def cmd_fit(args):
 
     if args.json:
         report = _report_dict(gm, X, args.data, names)
-        if table is not None:
-            report["selection"] = {"criterion": "bic", "table": table}
+        if selection is not None:
+            report["selection"] = _selection_dict(selection)
         print(json.dumps(report))
         return 0
-    if table is not None:
-        _print_selection(table, gm.n_components)
+    if selection is not None:
+        print(selection)
+        print()
     n, d = X.shape
     _print_report(gm, X, f"{args.data}: {n} samples x {d} features", names)
     if args.output:
