@@ -195,15 +195,20 @@ def _feature_variance(X, sample_weight, block_rows=1 << 14):
 SAMPLE_ROWS = 1 << 15
 
 
+LABEL_BLOCK_ROWS = 1 << 18
+
+
 def _labels(X, weights_arg, centers, n_threads):
     """Nearest centre of every row of X."""
     n_clusters, d = centers.shape
     labels = np.empty(X.shape[0], dtype=np.intp)
     weighted = weights_arg.shape[0] > 0
     sums, counts = np.zeros((n_threads, n_clusters, d)), np.zeros((n_threads, n_clusters))
-    for start, stop in row_ranges(X):
+    # the squared distances are not needed: one block-sized buffer, not n doubles
+    sq_dist = np.empty(min(X.shape[0], LABEL_BLOCK_ROWS))
+    for start, stop in row_ranges(X, LABEL_BLOCK_ROWS):
         _lloyd_step(X[start:stop], weights_arg[start:stop] if weighted else weights_arg,
-                    centers, labels[start:stop], np.empty(stop - start), sums, counts)
+                    centers, labels[start:stop], sq_dist[:stop - start], sums, counts)
     return labels
 
 
