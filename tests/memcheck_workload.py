@@ -1,0 +1,21 @@
+"""A small fit/predict workload for valgrind's memcheck (run by tests/test_memcheck.py).
+
+Every kernel mode runs: full with d=2 (row loops), d=5 (one GEMM) and d=40
+(trmm/syrk), tied, diag, spherical, an mclust model, float32 and float64,
+k-means++ seeding, Lloyd k-means, predict/predict_proba/score_samples.
+"""
+import numpy as np
+
+import gaussmix
+
+rng = np.random.default_rng(0)
+for d, covariance_types in ((2, ("full",)), (5, ("full", "tied", "diag", "spherical", "VEV")),
+                            (40, ("full",))):
+    X = np.vstack([rng.normal(size=(300, d)), rng.normal(size=(300, d)) + 4])
+    for covariance_type in covariance_types:
+        for dtype in (np.float64, np.float32):
+            gm = gaussmix.GaussianMixture(2, covariance_type=covariance_type, max_iter=3,
+                                          random_state=0).fit(X.astype(dtype))
+            gm.predict(X), gm.predict_proba(X), gm.score_samples(X)
+gaussmix.GaussianMixture(3, init_params="k-means++", max_iter=2, random_state=0).fit(X)
+print("ok")
