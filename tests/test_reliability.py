@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-import gaussmix._gaussian_mixture as gm_module
+from gaussmix._em import InMemoryData
 from gaussmix import GaussianMixture
 
 from conftest import COVARIANCE_TYPES, FITTED_ARRAYS, make_blobs
@@ -40,7 +40,7 @@ def test_keyboard_interrupt_stops_within_one_iteration_and_keeps_the_model(monke
     before_scalars = (gm.n_iter_, gm.converged_, gm.lower_bound_, gm.n_features_in_)
 
     state = {"calls": 0, "fired": False, "passes_after": 0}
-    original = gm_module.e_step_statistics
+    original = InMemoryData.statistics
 
     def interrupt():
         state["fired"] = True
@@ -53,7 +53,7 @@ def test_keyboard_interrupt_stops_within_one_iteration_and_keeps_the_model(monke
             threading.Thread(target=interrupt).start()
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(gm_module, "e_step_statistics", counting_pass)
+    monkeypatch.setattr(InMemoryData, "statistics", counting_pass)
     gm.set_params(tol=0, max_iter=10_000, n_init=1)
     with pytest.raises(KeyboardInterrupt):
         gm.fit(X)

@@ -156,6 +156,26 @@ def e_step_statistics(X, sample_weight, params, covariance_type, n_threads):
     return stats.reduced(), float(loglik.sum())
 
 
+class InMemoryData:
+    """Validated X (in memory or memory-mapped) and its weights, as EM sees them.
+
+    ``_dask.DaskData`` offers the same three members for a Dask array.
+    """
+
+    def __init__(self, X, sample_weight):
+        self.X, self.sample_weight, self.dtype = X, sample_weight, X.dtype
+        self.total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+        self._weights_arg = np.empty(0, X.dtype) if sample_weight is None else sample_weight
+
+    def statistics(self, params, covariance_type, n_threads):
+        """One E-step + accumulation pass: (reduced Statistics, sum_i w_i log p(x_i))."""
+        return e_step_statistics(self.X, self._weights_arg, params, covariance_type, n_threads)
+
+    def initialisation_data(self, random_state):
+        """Rows to initialise from: all of them, with their weights and total weight."""
+        return self.X, self.sample_weight, self.total_weight
+
+
 def responsibility_statistics(X_blocks_and_resp, shift, dtype, covariance_type, n_threads):
     """Statistics for responsibilities given block by block.
 

@@ -7,8 +7,8 @@ from time import perf_counter
 
 import numpy as np
 
-from . import _models, _persistence
-from ._em import (Parameters, RunningStatistics, e_step_statistics,
+from . import _dask, _models, _persistence
+from ._em import (InMemoryData, Parameters, RunningStatistics, e_step_statistics,
                   parameters_from_statistics)
 from ._blocks import row_ranges
 from ._kernels import estep
@@ -223,11 +223,15 @@ class GaussianMixture:
         self : GaussianMixture
         """
         self._check_parameters()
-        X, sample_weight, names = self._training_data(X, sample_weight, reset=True)
+        if _dask.is_dask_array(X):
+            data, names = _dask.DaskData(X, sample_weight, self), None
+        else:
+            X, sample_weight, names = self._training_data(X, sample_weight, reset=True)
+            data = InMemoryData(X, sample_weight)
         n_threads = effective_n_threads(self.n_threads)
         with single_threaded_blas():
             params, n_iter, lower_bounds, lower_bound, converged = self._fit_em(
-                X, sample_weight, n_threads)
+                data, n_threads)
         # The model changes only here, so an interrupted fit leaves it as it was.
         self._set_parameters(params, names)
         self.n_iter_, self.lower_bounds_, self.lower_bound_ = n_iter, lower_bounds, lower_bound
@@ -285,6 +289,9 @@ class GaussianMixture:
         self : GaussianMixture
         """
         self._check_parameters()
+        if _dask.is_dask_array(X):
+            raise TypeError("partial_fit takes in-memory batches; fit() the Dask array, or "
+                            "pass its blocks' .compute() results")
         first = not hasattr(self, "means_")
         X, sample_weight, names = self._training_data(X, sample_weight, reset=first)
         total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
@@ -321,15 +328,14 @@ class GaussianMixture:
         self.converged_ = False
         return self
 
-    def _fit_em(self, X, sample_weight, n_threads):
-        """EM from ``n_init`` starts, leaving the estimator untouched.
+    def _fit_em(self, data, n_threads):
+        """EM from ``n_init`` starts on ``data`` (``_em.InMemoryData`` or
+        ``_dask.DaskData``), leaving the estimator untouched.
 
         Returns
         -------
         (params, n_iter, lower_bounds, lower_bound, converged) of the best start.
         """
-        total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
-        weights_arg = np.empty(0, X.dtype) if sample_weight is None else sample_weight
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         random_state = check_random_state(self.random_state)
         best_lower_bound, best = -np.inf, None
@@ -337,19 +343,18 @@ class GaussianMixture:
             self._print_verbose(1, f"Initialization {init}")
             start = perf_counter()
             if do_init:
-                params = initial_parameters(X, sample_weight, total_weight, self,
+                params = initial_parameters(*data.initialisation_data(random_state), self,
                                             random_state, n_threads)
                 lower_bound = -np.inf
             else:
-                params, lower_bound = self._fitted_parameters(X.dtype), self.lower_bound_
+                params, lower_bound = self._fitted_parameters(data.dtype), self.lower_bound_
             lower_bounds, converged, n_iter = [], False, 0
             for n_iter in range(1, self.max_iter + 1):
                 previous = lower_bound
-                stats, log_likelihood = e_step_statistics(
-                    X, weights_arg, params, self.covariance_type, n_threads)
+                stats, log_likelihood = data.statistics(params, self.covariance_type, n_threads)
                 params = parameters_from_statistics(
-                    stats, self.covariance_type, self.reg_covar, X.dtype, params.covariances)
-                lower_bound = log_likelihood / total_weight
+                    stats, self.covariance_type, self.reg_covar, data.dtype, params.covariances)
+                lower_bound = log_likelihood / data.total_weight
                 lower_bounds.append(lower_bound)
                 change = lower_bound - previous
                 if n_iter % self.verbose_interval == 0:
@@ -431,12 +436,21 @@ class GaussianMixture:
         return out_norm, out_labels, out_proba
 
     def score_samples(self, X):
-        """Log-likelihood log p(x) of each sample, shape (n_samples,)."""
+        """Log-likelihood log p(x) of each sample, shape (n_samples,) (lazy for a
+        Dask array)."""
+        if _dask.is_dask_array(X):
+            return _dask.predict_blocks(self, X, "log_norm")
         return self._e_step(X, log_norm=True)[0]
 
     def score(self, X, y=None, sample_weight=None):
         """Mean log-likelihood of X, weighted by ``sample_weight`` when given."""
-        log_density = self.score_samples(X).astype(np.float64, copy=False)
+        log_density = self.score_samples(X).astype(np.float64)
+        if _dask.is_dask_array(X):
+            if sample_weight is None:
+                return float(log_density.mean().compute())
+            weights = _dask._aligned_weights(sample_weight, X.rechunk({1: -1}))
+            total, weight = (log_density * weights).sum(), weights.sum()
+            return float(total.compute() / weight.compute())
         if sample_weight is None:
             return float(log_density.mean())
         weights = check_sample_weight(sample_weight, log_density.shape[0], np.float64)
@@ -450,11 +464,17 @@ class GaussianMixture:
         _persistence.save(self, path)
 
     def predict(self, X):
-        """Most probable component of each sample, shape (n_samples,)."""
+        """Most probable component of each sample, shape (n_samples,) (lazy for a
+        Dask array)."""
+        if _dask.is_dask_array(X):
+            return _dask.predict_blocks(self, X, "labels")
         return self._e_step(X, labels=True)[1]
 
     def predict_proba(self, X):
-        """Posterior probability of each component, shape (n_samples, n_components)."""
+        """Posterior probability of each component, shape (n_samples, n_components)
+        (lazy for a Dask array)."""
+        if _dask.is_dask_array(X):
+            return _dask.predict_blocks(self, X, "proba")
         return self._e_step(X, proba=True)[2]
 
     def _n_parameters(self):

@@ -1,0 +1,179 @@
+"""Fits and predictions on Dask arrays, with the same compiled kernels.
+
+``GaussianMixture.fit(X)`` with X a ``dask.array.Array`` (chunked by rows)
+persists X (and the weights) on the workers once, then makes each EM
+iteration one pass: the compiled statistics pass runs on every block where
+the block lives, the per-block statistics (k + k d + k d^2 + 1 numbers) are
+summed in a binary tree, and the M-step runs on the client. Initialisation
+runs on a bounded random sample of the rows (``SAMPLE_ROWS``), gathered to
+the client. Nothing here imports Dask unless a Dask array is passed.
+"""
+import numpy as np
+
+from . import _models
+from ._em import Statistics, e_step_statistics
+from ._threading import single_threaded_blas
+
+# Rows gathered to the client for the initialisation (k-means etc.).
+SAMPLE_ROWS = 100_000
+
+
+def is_dask_array(X):
+    """True for a ``dask.array.Array`` (checked without importing Dask)."""
+    return (type(X).__module__.split(".")[0] == "dask" and hasattr(X, "chunks")
+            and hasattr(X, "to_delayed"))
+
+
+def _as_row_chunked(X, estimator):
+    """X as a 2-D float array chunked by rows only, with known chunk sizes."""
+    if X.ndim != 2:
+        raise ValueError(f"Expected a 2D Dask array, got {X.ndim}D with shape {X.shape}.")
+    if any(np.isnan(size) for size in X.shape) or any(
+            np.isnan(size) for size in X.chunks[0]):
+        raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"X must hold numbers, got dtype {X.dtype}.")
+    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+    n, d = X.shape
+    if n < max(2, estimator.n_components):
+        raise ValueError(f"Expected n_samples >= max(2, n_components) but got "
+                         f"n_components = {estimator.n_components}, n_samples = {n}")
+    if d == 0:
+        raise ValueError("X has 0 features; a minimum of 1 is required.")
+    return X.astype(dtype).rechunk({1: -1})
+
+
+def _aligned_weights(sample_weight, X):
+    import dask.array as da
+
+    if sample_weight is None:
+        return None
+    if not is_dask_array(sample_weight):
+        sample_weight = np.asarray(sample_weight)
+        if sample_weight.dtype.kind not in "biuf":
+            raise TypeError(f"sample_weight must hold numbers, got dtype "
+                            f"{sample_weight.dtype}.")
+        sample_weight = da.from_array(sample_weight, chunks=-1)
+    if sample_weight.shape != (X.shape[0],):
+        raise ValueError(f"sample_weight has shape {sample_weight.shape}, expected "
+                         f"({X.shape[0]},).")
+    return sample_weight.astype(X.dtype).rechunk((X.chunks[0],))
+
+
+class DaskData:
+    """A row-chunked Dask array (and weights) persisted on the workers, as EM sees it.
+
+    Offers the members of ``_em.InMemoryData``.
+    """
+
+    def __init__(self, X, sample_weight, estimator):
+        import dask
+        import dask.array as da
+
+        X = _as_row_chunked(X, estimator)
+        estimator._check_initial_parameters(X.shape[1])
+        weights = _aligned_weights(sample_weight, X)
+        X, weights = dask.persist(X, weights)
+        checks = [da.isfinite(X).all()]
+        if weights is not None:
+            checks += [da.isfinite(weights).all(), (weights >= 0).all(), weights.sum()]
+        results = dask.compute(*checks)
+        if not results[0]:
+            raise ValueError("Input X contains NaN or infinity; gaussmix needs finite values "
+                             "(drop or impute missing values first).")
+        if weights is not None:
+            if not results[1]:
+                raise ValueError("sample_weight contains NaN or infinity.")
+            if not results[2]:
+                raise ValueError("sample_weight must be non-negative.")
+            if not results[3] > 0:
+                raise ValueError("sample_weight sums to zero: at least one sample needs "
+                                 "weight.")
+        self.X, self.weights, self.dtype = X, weights, X.dtype
+        self.total_weight = float(X.shape[0] if weights is None else results[3])
+        # Each block's pass uses the estimator's n_threads, else one thread:
+        # Dask already runs a block per worker thread.
+        self.block_threads = estimator.n_threads or 1
+
+    def statistics(self, params, covariance_type, n_threads):
+        """One pass on the workers: (reduced Statistics, sum_i w_i log p(x_i))."""
+        import dask
+
+        blocks = self.X.to_delayed().ravel()
+        weights = ([None] * len(blocks) if self.weights is None
+                   else self.weights.to_delayed().ravel())
+        shared = dask.delayed(params, pure=True)
+        parts = [dask.delayed(_block_statistics, pure=True)(
+            block, weight, shared, covariance_type, self.block_threads)
+            for block, weight in zip(blocks, weights)]
+        N, S, W, log_likelihood = _tree_sum(parts).compute()
+        kp = _models.kernel_parameters(params.weights, params.means,
+                                       params.precisions_cholesky, covariance_type, self.dtype)
+        full = kp.mode not in _models.DIAGONAL_MODES
+        k, d = kp.shift.shape
+        return Statistics(N, S, W.reshape(k, d, d) if full else W, kp.shift, full), \
+            log_likelihood
+
+    def initialisation_data(self, random_state):
+        """A random sample of at most ``SAMPLE_ROWS`` rows, gathered to the client."""
+        import dask
+
+        n = self.X.shape[0]
+        if n <= SAMPLE_ROWS:
+            rows = slice(None)
+        else:  # draws with replacement, duplicates dropped: O(sample), not O(n)
+            rows = np.unique(random_state.randint(0, n, SAMPLE_ROWS))
+        X = self.X[rows]
+        weights = None if self.weights is None else self.weights[rows]
+        X, weights = dask.compute(X, weights)
+        X = np.ascontiguousarray(X)
+        total = X.shape[0] if weights is None else float(weights.sum())
+        return X, weights, total
+
+
+def _block_statistics(X, weights, params, covariance_type, n_threads):
+    """The compiled pass on one block (runs on a worker)."""
+    X = np.ascontiguousarray(X)
+    weights_arg = (np.empty(0, X.dtype) if weights is None
+                   else np.ascontiguousarray(weights, dtype=X.dtype))
+    with single_threaded_blas():
+        stats, log_likelihood = e_step_statistics(X, weights_arg, params, covariance_type,
+                                                  n_threads)
+    return stats.N, stats.S, stats.W.reshape(stats.W.shape[0], -1), log_likelihood
+
+
+def _add(a, b):
+    return tuple(x + y for x, y in zip(a, b))
+
+
+def _tree_sum(parts):
+    """Pairwise sums of delayed statistics: depth log2(blocks), never all at once."""
+    import dask
+
+    while len(parts) > 1:
+        pairs = [dask.delayed(_add, pure=True)(parts[i], parts[i + 1])
+                 for i in range(0, len(parts) - 1, 2)]
+        parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
+    return parts[0]
+
+
+def predict_blocks(estimator, X, what):
+    """Lazy ``what`` ('labels', 'proba' or 'log_norm') of a row-chunked Dask array."""
+    X = X.rechunk({1: -1}) if X.ndim == 2 else X
+    if X.ndim != 2:
+        raise ValueError(f"Expected a 2D Dask array, got {X.ndim}D.")
+    estimator._check_is_fitted()
+    estimator._check_n_features(X)
+    dtype = np.result_type(X.dtype if X.dtype.kind == "f" else np.float64,
+                           estimator.means_.dtype)
+    if what == "proba":
+        return X.map_blocks(_predict_block, estimator, what, dtype=dtype,
+                            chunks=(X.chunks[0], (estimator.n_components,)))
+    return X.map_blocks(_predict_block, estimator, what, drop_axis=1,
+                        dtype=np.intp if what == "labels" else dtype)
+
+
+def _predict_block(X, estimator, what):
+    log_norm, labels, proba = estimator._e_step(
+        X, log_norm=what == "log_norm", labels=what == "labels", proba=what == "proba")
+    return {"log_norm": log_norm, "labels": labels, "proba": proba}[what]
