@@ -52,8 +52,8 @@ def em_pass(const floating[:, ::1] X,              # IN [n, d]
             start = ci * CHUNK_ROWS
             rows = min(CHUNK_ROWS, n - start)
             chunk_log_prob(&X[start, 0], rows, d, k, &shift[0, 0],
-                           &prec[0, 0] if prec.shape[0] else NULL,
-                           &coef[0, 0] if coef.shape[0] else NULL, &offsets[0], mode, &s)
+                           &prec[0, 0] if prec.shape[0] > 0 and prec.shape[1] > 0 else NULL,
+                           &coef[0, 0] if coef.shape[0] > 0 and coef.shape[1] > 0 else NULL, &offsets[0], mode, &s)
             loglik[tid] += log_prob_to_resp(
                 s.lp, rows, k, s.norm, &sample_weight[start] if weighted else NULL)
             if mode == FULL_GEMM:     # its E-step needs no features; the M-step does
