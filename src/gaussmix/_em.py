@@ -130,8 +130,10 @@ def parameters_from_statistics(stats, covariance_type, reg_covar, dtype, previou
         stats.N, stats.S, stats.W, stats.shift.astype(np.float64), covariance_type, reg_covar,
         previous)
     prec_chol = _models.precision_cholesky(covariances, covariance_type)
-    return Parameters(weights.astype(dtype), means.astype(dtype),
-                      covariances.astype(dtype), prec_chol.astype(dtype))
+    params = Parameters(weights.astype(dtype), means.astype(dtype),
+                        covariances.astype(dtype), prec_chol.astype(dtype))
+    _models.check_representable(params, covariance_type)
+    return params
 
 
 def e_step_statistics(X, sample_weight, params, covariance_type, n_threads):

@@ -257,6 +257,12 @@ class GaussianMixture:
             self._check_n_features(X)
             X = np.ascontiguousarray(X, dtype=self.means_.dtype)
         sample_weight = check_sample_weight(sample_weight, n_samples, X.dtype)
+        if sample_weight is not None:
+            # Mean weight 1 leaves every estimate unchanged (weights act only
+            # relative to each other) but keeps tiny or huge weights clear of
+            # the M-step's absolute 10 eps guard on N_k and of overflow.
+            mean = sample_weight.mean(dtype=np.float64)
+            sample_weight = (sample_weight / mean).astype(X.dtype)
         if reset and self.n_components > 1 and all_rows_equal(X):
             raise ValueError(f"All rows of X are equal: {self.n_components} components "
                              "cannot be told apart. Use n_components=1 or check the data.")
@@ -311,6 +317,10 @@ class GaussianMixture:
                 steps = getattr(self, "n_steps_", 1)
             stats, log_likelihood = e_step_statistics(X, weights_arg, params, cov_type,
                                                       n_threads)
+            if not np.isfinite(log_likelihood):
+                raise ValueError("Every row of the batch has zero density under the model "
+                                 "(it is too far from every component); partial_fit cannot "
+                                 "learn from it. Check the data's scale or refit.")
             batch = RunningStatistics.from_statistics(stats, total_weight)
             if running is not None:
                 step = (self.learning_offset + steps) ** -self.learning_decay

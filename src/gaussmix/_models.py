@@ -112,15 +112,34 @@ def _constrained_covariances(model, nk, W, S, mean_offset, reg_covar, stored_as,
         scatter -= S[:, :, None] * mean_offset[:, None, :]
     if previous is not None:
         previous = np.asarray(previous, dtype=np.float64)
-    covariances = _parsimonious.covariances(model, nk, scatter, reg_covar, previous=previous)
+    try:
+        covariances = _parsimonious.covariances(model, nk, scatter, reg_covar,
+                                                previous=previous)
+    except ValueError as exc:  # say what to do, as the core models do
+        raise ValueError(f"{_FIT_FAILED} ({model}: {exc})") from None
     return covariances[:, 0] if stored_as == "spherical" else covariances
+
+
+def check_representable(params, covariance_type):
+    """Raise the fit-failed ValueError unless the parameters, in their final
+    dtype, are finite with positive variances and factor diagonals (a float32
+    model whose float64 M-step over- or underflows float32 fails here)."""
+    factors, covariances = params.precisions_cholesky, params.covariances
+    if uses_full_kernel(covariance_type):
+        factors = np.diagonal(factors, axis1=-2, axis2=-1)
+        covariances = np.diagonal(covariances, axis1=-2, axis2=-1)
+    finite = all(np.all(np.isfinite(a)) for a in (params.weights, params.means,
+                                                   params.covariances,
+                                                   params.precisions_cholesky))
+    if not (finite and np.all(factors > 0) and np.all(covariances > 0)):
+        raise ValueError(_FIT_FAILED)
 
 
 def precision_cholesky(covariances, covariance_type):
     """Upper-triangular U with U U^T = inv(covariance), as scikit-learn stores it."""
     covariance_type = layout(covariance_type)
     if covariance_type in ("diag", "spherical"):
-        if not np.all(covariances > 0):
+        if not (np.all(covariances > 0) and np.all(np.isfinite(covariances))):
             raise ValueError(_FIT_FAILED)
         return 1.0 / np.sqrt(covariances)
     stack = covariances[None] if covariance_type == "tied" else covariances

@@ -54,7 +54,10 @@ def as_float_array(X, name="X", min_samples=1):
     if X.dtype not in (np.float32, np.float64):
         if X.dtype.kind not in "biuf" and X.dtype != object:
             raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}.")
-        X = X.astype(np.float64)
+        try:
+            X = X.astype(np.float64)
+        except OverflowError as exc:
+            raise ValueError(f"{name} holds a number beyond float64's range: {exc}") from None
     if X.ndim != 2:
         hint = (" Reshape your data either using array.reshape(-1, 1) if your data has a "
                 "single feature or array.reshape(1, -1) if it contains a single sample."
