@@ -261,8 +261,8 @@ class GaussianMixture:
             # Mean weight 1 leaves every estimate unchanged (weights act only
             # relative to each other) but keeps tiny or huge weights clear of
             # the M-step's absolute 10 eps guard on N_k and of overflow.
-            mean = sample_weight.mean(dtype=np.float64)
-            sample_weight = (sample_weight / mean).astype(X.dtype)
+            scaled = sample_weight / sample_weight.max()  # a sum of huge weights overflows
+            sample_weight = (scaled / scaled.mean(dtype=np.float64)).astype(X.dtype)
         if reset and self.n_components > 1 and all_rows_equal(X):
             raise ValueError(f"All rows of X are equal: {self.n_components} components "
                              "cannot be told apart. Use n_components=1 or check the data.")

@@ -107,5 +107,7 @@ def initial_parameters(X, sample_weight, total_weight, estimator, random_state, 
             np.asarray(est.precisions_init, dtype=np.float64), cov_type)
         covariances = _models.covariances_from_cholesky(prec_chol, cov_type)
     dtype = X.dtype
-    return Parameters(weights.astype(dtype), means.astype(dtype),
-                      covariances.astype(dtype), prec_chol.astype(dtype))
+    params = Parameters(weights.astype(dtype), means.astype(dtype),
+                        covariances.astype(dtype), prec_chol.astype(dtype))
+    _models.check_representable(params, cov_type)
+    return params

@@ -128,9 +128,11 @@ def check_representable(params, covariance_type):
     if uses_full_kernel(covariance_type):
         factors = np.diagonal(factors, axis1=-2, axis2=-1)
         covariances = np.diagonal(covariances, axis1=-2, axis2=-1)
+    with np.errstate(over="ignore"):
+        precisions = precisions_from_cholesky(params.precisions_cholesky, covariance_type)
     finite = all(np.all(np.isfinite(a)) for a in (params.weights, params.means,
                                                    params.covariances,
-                                                   params.precisions_cholesky))
+                                                   params.precisions_cholesky, precisions))
     if not (finite and np.all(factors > 0) and np.all(covariances > 0)):
         raise ValueError(_FIT_FAILED)
 
