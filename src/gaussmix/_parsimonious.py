@@ -235,7 +235,7 @@ def _evi(w, s):
     # Sigma_k = lambda B_k / |B_k|^(1/d), B_k = diag(S_k), lambda = sum_k w_k |B_k|^(1/d).
     _require(np.all(s > 0, axis=1), "EVI", "singular (a zero variance)")
     g = _geomean(s)
-    return (w @ g) * s / g[:, None]
+    return ((w @ g) / g)[:, None] * s  # ratio first: a product of variances overflows
 
 
 def _vvi(w, s):
@@ -368,7 +368,7 @@ def _common_orientation(w, S, previous, max_iter, tol, model):
             return b, -0.5 * (w @ (np.log(b).sum(axis=1) + d))
         g = _geomean(b)
         lam = w @ g
-        return lam * b / g[:, None], -0.5 * d * (np.log(lam) + 1.0)
+        return (lam / g)[:, None] * b, -0.5 * d * (np.log(lam) + 1.0)
 
     if previous is None:
         D = np.linalg.eigh(np.einsum("k,kij->ij", w, S))[1]
