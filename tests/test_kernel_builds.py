@@ -70,6 +70,8 @@ def test_common_centre_modes_match_per_component_modes(monkeypatch, covariance_t
     assert modes[1] in (_models.FULL_LOOPS, _models.FULL_BLAS, _models.DIAG_LOOPS)
     if covariance_type in ("diag", "spherical") or _models.SMALL_DIM < d <= _models.GEMM_MAX_DIM:
         assert modes[0] in (_models.FULL_GEMM, _models.DIAG_GEMM)
+    else:
+        assert d <= _models.SMALL_DIM
     (la, a), (lb, b) = results
     assert_allclose(la, lb, rtol=1e-12)
     for name in ("weights", "means", "covariances", "precisions_cholesky"):

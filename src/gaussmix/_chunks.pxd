@@ -11,9 +11,12 @@
 #       around shift_k = mu_k; vectorised loops over the rows of a transposed
 #       chunk (BLAS calls would cost more than their arithmetic).
 #   FULL_GEMM (full/tied, medium d): everything around one centre g (every row
-#       of shift); prec[d, k*d] = [U_1 ... U_k], coef[k, d] = (mu_k - g) U_k, so
-#       y_k = (x - g) U_k - coef_k comes from ONE GEMM per chunk for all
-#       components, and the statistics from one GEMM resp^T [1, z, z z^T].
+#       of shift); features f = [z, lower(z z^T)] (z = x - g) and coef[k, :] =
+#       [-2 P m, P (off-diagonal entries doubled)] (P = U U^T, m = mu_k - g,
+#       offsets absorbing 0.5 m^T P m): log p = offsets - 0.5 coef . f, ONE
+#       GEMM for all components, and the statistics one GEMM resp^T [1, f] on
+#       the same features. Both GEMMs do n k d^2 flops, the count of a
+#       triangular multiply plus a rank-k update per component.
 #   FULL_BLAS (full/tied, large d): shift_k = mu_k; per component a
 #       triangular multiply (trmm) and a rank-k update (syrk).
 #   DIAG_GEMM (diag/spherical): around one centre g; coef[k, 2d] =
@@ -208,7 +211,6 @@ cdef struct Scratch:
     double *tmp       # [d + 1, CHUNK_ROWS] centred features and one product row
     void *work        # [CHUNK_ROWS, d] floating: BLAS operand
     void *scatter     # [d, d] floating: BLAS result
-    void *proj        # [CHUNK_ROWS, k*d] floating: FULL_GEMM projections
     double *feat      # [CHUNK_ROWS, width] features [1, z, z^2 or z z^T]
     double *acc       # [k, width] statistics of one chunk
 
@@ -234,7 +236,6 @@ cdef inline Scratch scratch_new(Py_ssize_t d, Py_ssize_t k, int mode,
     s.tmp = <double *> malloc((d + 1) * CHUNK_ROWS * sizeof(double))
     s.work = malloc(CHUNK_ROWS * d * itemsize)
     s.scatter = malloc(d * d * itemsize)
-    s.proj = malloc((CHUNK_ROWS * k * d if mode == FULL_GEMM else 1) * itemsize)
     s.feat = <double *> malloc((CHUNK_ROWS * width + 1) * sizeof(double))
     s.acc = <double *> malloc((k * width + 1) * sizeof(double))
     return s
@@ -242,7 +243,7 @@ cdef inline Scratch scratch_new(Py_ssize_t d, Py_ssize_t k, int mode,
 
 cdef inline bint scratch_ok(Scratch *s) noexcept nogil:
     return (s.lp != NULL and s.norm != NULL and s.xt != NULL and s.tmp != NULL
-            and s.work != NULL and s.scatter != NULL and s.proj != NULL
+            and s.work != NULL and s.scatter != NULL
             and s.feat != NULL and s.acc != NULL)
 
 
@@ -253,7 +254,6 @@ cdef inline void scratch_free(Scratch *s) noexcept nogil:
     free(s.tmp)
     free(s.work)
     free(s.scatter)
-    free(s.proj)
     free(s.feat)
     free(s.acc)
 
@@ -355,41 +355,23 @@ cdef inline void log_prob_blas_full(const floating *X, Py_ssize_t n_rows, Py_ssi
         q[i] = offset - 0.5 * sum_of_squares(work + i * d, d)
 
 
-cdef inline void log_prob_full_gemm(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
-                                    Py_ssize_t k, const floating *center,
-                                    const floating *U_all, const double *coef,
-                                    const double *offsets, floating *work, floating *proj,
-                                    double *lp) noexcept nogil:
-    cdef Py_ssize_t i, j, c, kd = k * d
-    for i in range(n_rows):
-        for j in range(d):
-            work[i * d + j] = X[i * d + j] - center[j]
-    gemm_ab(<int> n_rows, <int> kd, <int> d, work, <int> d, U_all, <int> kd, proj, <int> kd)
-    for i in range(n_rows):
-        for c in range(k):
-            lp[c * CHUNK_ROWS + i] = offsets[c] - 0.5 * squared_distance(
-                proj + i * kd + c * d, coef + c * d, d)
-
-
 cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
                                 Py_ssize_t k, const floating *shift, const floating *prec,
                                 const double *coef, const double *offsets, int mode,
                                 Scratch *s) noexcept nogil:
     """s.lp[c, i] = log p(x_i, c) for the chunk; leaves s.xt (FULL_LOOPS,
-    DIAG_LOOPS) or s.feat (DIAG_GEMM) filled for chunk_accumulate."""
+    DIAG_LOOPS) or s.feat (FULL_GEMM, DIAG_GEMM) filled for chunk_accumulate."""
     cdef Py_ssize_t c, i
     cdef double *row
-    if mode == DIAG_GEMM:
+    cdef Py_ssize_t width = feature_width(d, mode)
+    if mode == DIAG_GEMM or mode == FULL_GEMM:
         chunk_features(X, n_rows, d, shift, mode, s.feat)
-        gemm_abt(<int> k, <int> n_rows, <int> (2 * d), coef, <int> (2 * d),
-                 s.feat + 1, <int> (1 + 2 * d), s.lp, <int> CHUNK_ROWS)
+        gemm_abt(<int> k, <int> n_rows, <int> (width - 1), coef, <int> (width - 1),
+                 s.feat + 1, <int> width, s.lp, <int> CHUNK_ROWS)
         for c in range(k):
             row = s.lp + c * CHUNK_ROWS
             for i in range(n_rows):
                 row[i] = offsets[c] - 0.5 * row[i]
-    elif mode == FULL_GEMM:
-        log_prob_full_gemm(X, n_rows, d, k, shift, prec, coef, offsets,
-                           <floating *> s.work, <floating *> s.proj, s.lp)
     elif mode == FULL_LOOPS:
         transpose_chunk(X, n_rows, d, s.xt)
         for c in range(k):

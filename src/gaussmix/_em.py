@@ -191,7 +191,7 @@ def responsibility_statistics(X_blocks_and_resp, shift, dtype, covariance_type, 
     # Per-component shifts (exact), except the diagonal models' GEMM mode,
     # which takes the shifts' mean as its one centre and is far cheaper.
     full = _models.uses_full_kernel(covariance_type)
-    mode = _models.kernel_mode(covariance_type, np.shape(shift)[1], common_shift=not full)
+    mode = _models.kernel_mode(covariance_type, *np.shape(shift), common_shift=not full)
     if mode == _models.DIAG_GEMM:
         shift = np.broadcast_to(np.mean(shift, axis=0), np.shape(shift))
     stats = Statistics.zeros(np.ascontiguousarray(shift, dtype=dtype), mode, n_threads)

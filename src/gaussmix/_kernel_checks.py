@@ -29,12 +29,12 @@ def check_parameters(X, shift, prec, coef, offsets, mode):
     if k < 1 or d < 1:
         raise ValueError("gaussmix kernel: need at least one component and one feature")
     expect_shape("shift", shift, (k, d))
-    prec_shape = {FULL_LOOPS: (k, d * d), FULL_GEMM: (d, k * d), FULL_BLAS: (k, d * d),
+    prec_shape = {FULL_LOOPS: (k, d * d), FULL_BLAS: (k, d * d),
                   DIAG_LOOPS: (k, d)}.get(mode)
     if prec_shape is not None:
         expect_shape("prec", prec, prec_shape)
     if mode == FULL_GEMM:
-        expect_shape("coef", coef, (k, d))
+        expect_shape("coef", coef, (k, d + d * (d + 1) // 2))
     elif mode == DIAG_GEMM:
         expect_shape("coef", coef, (k, 2 * d))
 

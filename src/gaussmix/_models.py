@@ -202,23 +202,28 @@ KernelParameters = namedtuple("KernelParameters", "mode shift prec coef offsets"
 # Kernel modes, as in _chunks.pxd (which documents each layout).
 FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS = 0, 1, 2, 3, 4
 DIAGONAL_MODES = (DIAG_GEMM, DIAG_LOOPS)
-# Crossovers in n_features for full/tied, measured with benchmarks/bench_em.py:
-# below SMALL_DIM a BLAS call costs more than its arithmetic; up to
-# GEMM_MAX_DIM one GEMM over all components beats a trmm + syrk per component.
-SMALL_DIM = 3
-GEMM_MAX_DIM = 32
+# Crossovers for full/tied, measured per fused pass (benchmarks/README.md):
+# up to SMALL_DIM features loops over rows beat BLAS calls; the quadratic-feature
+# GEMM (d^2 / 2 features per row, built once per chunk) beats a trmm + syrk per
+# component up to GEMM_MAX_DIM features, and up to GEMM_MAX_DIM_MANY for at
+# least MANY_COMPONENTS components, which amortise building the features.
+SMALL_DIM = 2
+GEMM_MAX_DIM = 48
+GEMM_MAX_DIM_MANY = 96
+MANY_COMPONENTS = 16
 
 
-# The GEMM modes work around one centre g. Their Mahalanobis terms lose about
-# eps * R_k and their scatter eps * R_k^2 (relative), R_k the distance from g
-# to component k in units of its narrowest spread: |mu_k - g| * |U_k|_F for
-# full/tied (cross terms), the Mahalanobis distance for diagonal factors.
-# Past R^2 = 1e6 (1e-10 in the double statistics; float32 E-steps stay within
-# 1e-5) a pass falls back to the per-component modes.
+# The GEMM modes expand (x - mu_k)^T P_k (x - mu_k) around one centre g, so
+# their log-densities lose about eps * R_k^2 (absolute) and their scatter
+# eps * R_k^2 (relative), R_k the distance from g to component k in units of
+# its narrowest spread: |mu_k - g| * |U_k|_F for full/tied (a bound on the
+# Mahalanobis distance), the Mahalanobis distance for diagonal factors. Their
+# features and statistics are double for float32 X too. Past R^2 = 1e6 (2e-10)
+# a pass falls back to the per-component modes.
 COMMON_CENTER_LIMIT = 1e6
 
 
-def kernel_mode(covariance_type, n_features, common_shift=True):
+def kernel_mode(covariance_type, n_components, n_features, common_shift=True):
     """Which kernel runs; ``common_shift=False`` when the statistics must be
     taken around per-component shifts (initialisation, or a common centre
     too far from some component)."""
@@ -226,7 +231,8 @@ def kernel_mode(covariance_type, n_features, common_shift=True):
         return DIAG_GEMM if common_shift else DIAG_LOOPS
     if n_features <= SMALL_DIM:
         return FULL_LOOPS
-    if n_features <= GEMM_MAX_DIM and common_shift:
+    gemm_max_dim = GEMM_MAX_DIM_MANY if n_components >= MANY_COMPONENTS else GEMM_MAX_DIM
+    if n_features <= gemm_max_dim and common_shift:
         return FULL_GEMM
     return FULL_BLAS
 
@@ -259,7 +265,7 @@ def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
     else:
         reach = np.einsum("kd,kd->k", m, m) * np.einsum("kde,kde->k", U, U)
     far = not np.all(reach <= COMMON_CENTER_LIMIT)
-    mode = kernel_mode(covariance_type, d, common_shift=not far)
+    mode = kernel_mode(covariance_type, k, d, common_shift=not far)
     log_det = np.log(np.diagonal(U, axis1=1, axis2=2)).sum(axis=1)
     offsets = log_weights + log_det - 0.5 * d * np.log(2 * np.pi)
     common_shift = np.ascontiguousarray(np.broadcast_to(center, (k, d)))
@@ -270,8 +276,13 @@ def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
                                 np.ascontiguousarray(np.hstack([-2 * p2 * m, p2])),
                                 offsets - 0.5 * (p2 * m ** 2).sum(axis=1))
     if mode == FULL_GEMM:
-        U_all = np.ascontiguousarray(np.transpose(U, (1, 0, 2)).reshape(d, k * d), dtype=dtype)
-        return KernelParameters(mode, common_shift, U_all, np.ascontiguousarray(coef), offsets)
+        P = U @ np.swapaxes(U, 1, 2)              # precision matrices
+        Pm = np.einsum("kde,ke->kd", P, m)
+        rows, cols = np.tril_indices(d)
+        quad = P[:, rows, cols] * np.where(rows == cols, 1.0, 2.0)
+        return KernelParameters(mode, common_shift, empty.astype(dtype),
+                                np.ascontiguousarray(np.hstack([-2 * Pm, quad])),
+                                offsets - 0.5 * np.einsum("kd,kd->k", Pm, m))
     factors = p if mode == DIAG_LOOPS else U.reshape(k, d * d)
     return KernelParameters(mode, np.ascontiguousarray(means, dtype=dtype),
                             np.ascontiguousarray(factors, dtype=dtype), empty, offsets)

@@ -11,7 +11,7 @@ from cython.parallel cimport parallel, prange, threadid
 
 from ._chunks cimport (CHUNK_ROWS, Scratch, scratch_new, scratch_ok, scratch_free, chunk_log_prob,
                        log_prob_to_resp, prepare_accumulate, chunk_accumulate,
-                       FULL_GEMM, FULL_LOOPS, FULL_BLAS, DIAG_GEMM)
+                       FULL_LOOPS, FULL_BLAS, DIAG_GEMM)
 
 
 def em_pass(const floating[:, ::1] X,              # IN [n, d]
@@ -56,8 +56,6 @@ def em_pass(const floating[:, ::1] X,              # IN [n, d]
                            &coef[0, 0] if coef.shape[0] > 0 and coef.shape[1] > 0 else NULL, &offsets[0], mode, &s)
             loglik[tid] += log_prob_to_resp(
                 s.lp, rows, k, s.norm, &sample_weight[start] if weighted else NULL)
-            if mode == FULL_GEMM:     # its E-step needs no features; the M-step does
-                prepare_accumulate(&X[start, 0], rows, d, &shift[0, 0], mode, &s)
             chunk_accumulate(&X[start, 0], rows, d, k, &shift[0, 0], mode, &s,
                              &N[tid, 0], &S[tid, 0, 0], &W[tid, 0, 0])
         scratch_free(&s)
