@@ -38,9 +38,11 @@ from libc.stdlib cimport malloc, free
 from ._blas cimport trmm_right_upper, syrk_lower_ata, gemm_ab, gemm_abt
 
 cdef enum:
-    # Rows per chunk: the chunk's scratch (k + 2d rows of CHUNK_ROWS doubles)
-    # stays in L2 while each BLAS call still gets a useful amount of work.
-    CHUNK_ROWS = 256
+    # Rows per chunk: the chunk's scratch stays in L2, each BLAS call still gets
+    # a useful amount of work, and the GEMM modes' calls mostly stay in
+    # OpenBLAS's unpacked small-matrix path (benchmarks/README.md: 64 / 128 /
+    # 256 rows measured).
+    CHUNK_ROWS = 128
     # Kernel modes; _models.KERNEL_MODES mirrors these values.
     FULL_LOOPS = 0
     FULL_GEMM = 1
@@ -212,6 +214,7 @@ cdef struct Scratch:
     void *work        # [CHUNK_ROWS, d] floating: BLAS operand
     void *scatter     # [d, d] floating: BLAS result
     double *feat      # [CHUNK_ROWS, width] features [1, z, z^2 or z z^T]
+    double *resp      # [CHUNK_ROWS, k] log-probabilities, row-major (GEMM modes)
     double *acc       # [k, width] statistics of one chunk
 
 
@@ -237,6 +240,7 @@ cdef inline Scratch scratch_new(Py_ssize_t d, Py_ssize_t k, int mode,
     s.work = malloc(CHUNK_ROWS * d * itemsize)
     s.scatter = malloc(d * d * itemsize)
     s.feat = <double *> malloc((CHUNK_ROWS * width + 1) * sizeof(double))
+    s.resp = <double *> malloc((CHUNK_ROWS * k if width > 0 else 1) * sizeof(double))
     s.acc = <double *> malloc((k * width + 1) * sizeof(double))
     return s
 
@@ -244,7 +248,7 @@ cdef inline Scratch scratch_new(Py_ssize_t d, Py_ssize_t k, int mode,
 cdef inline bint scratch_ok(Scratch *s) noexcept nogil:
     return (s.lp != NULL and s.norm != NULL and s.xt != NULL and s.tmp != NULL
             and s.work != NULL and s.scatter != NULL
-            and s.feat != NULL and s.acc != NULL)
+            and s.feat != NULL and s.resp != NULL and s.acc != NULL)
 
 
 cdef inline void scratch_free(Scratch *s) noexcept nogil:
@@ -255,6 +259,7 @@ cdef inline void scratch_free(Scratch *s) noexcept nogil:
     free(s.work)
     free(s.scatter)
     free(s.feat)
+    free(s.resp)
     free(s.acc)
 
 
@@ -366,12 +371,15 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
     cdef Py_ssize_t width = feature_width(d, mode)
     if mode == DIAG_GEMM or mode == FULL_GEMM:
         chunk_features(X, n_rows, d, shift, mode, s.feat)
-        gemm_abt(<int> k, <int> n_rows, <int> (width - 1), coef, <int> (width - 1),
-                 s.feat + 1, <int> width, s.lp, <int> CHUNK_ROWS)
+        # log p[i, c] row-major from coef^T [width - 1, k]: a GEMM that contracts
+        # no two operands along their contiguous axes, which OpenBLAS would run
+        # in its slower packed path on these small sizes.
+        gemm_ab(<int> n_rows, <int> k, <int> (width - 1), s.feat + 1, <int> width,
+                coef, <int> k, s.resp, <int> k)
         for c in range(k):
             row = s.lp + c * CHUNK_ROWS
             for i in range(n_rows):
-                row[i] = offsets[c] - 0.5 * row[i]
+                row[i] = offsets[c] - 0.5 * s.resp[i * k + c]
     elif mode == FULL_LOOPS:
         transpose_chunk(X, n_rows, d, s.xt)
         for c in range(k):

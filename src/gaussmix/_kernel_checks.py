@@ -34,9 +34,9 @@ def check_parameters(X, shift, prec, coef, offsets, mode):
     if prec_shape is not None:
         expect_shape("prec", prec, prec_shape)
     if mode == FULL_GEMM:
-        expect_shape("coef", coef, (k, d + d * (d + 1) // 2))
+        expect_shape("coef", coef, (d + d * (d + 1) // 2, k))
     elif mode == DIAG_GEMM:
-        expect_shape("coef", coef, (k, 2 * d))
+        expect_shape("coef", coef, (2 * d, k))
 
 
 def check_accumulators(N, S, W, k, d, mode):

@@ -273,7 +273,7 @@ def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
     if mode == DIAG_GEMM:
         p2 = p ** 2
         return KernelParameters(mode, common_shift, empty.astype(dtype),
-                                np.ascontiguousarray(np.hstack([-2 * p2 * m, p2])),
+                                np.ascontiguousarray(np.hstack([-2 * p2 * m, p2]).T),
                                 offsets - 0.5 * (p2 * m ** 2).sum(axis=1))
     if mode == FULL_GEMM:
         P = U @ np.swapaxes(U, 1, 2)              # precision matrices
@@ -281,7 +281,7 @@ def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
         rows, cols = np.tril_indices(d)
         quad = P[:, rows, cols] * np.where(rows == cols, 1.0, 2.0)
         return KernelParameters(mode, common_shift, empty.astype(dtype),
-                                np.ascontiguousarray(np.hstack([-2 * Pm, quad])),
+                                np.ascontiguousarray(np.hstack([-2 * Pm, quad]).T),
                                 offsets - 0.5 * np.einsum("kd,kd->k", Pm, m))
     factors = p if mode == DIAG_LOOPS else U.reshape(k, d * d)
     return KernelParameters(mode, np.ascontiguousarray(means, dtype=dtype),
