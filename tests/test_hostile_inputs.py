@@ -22,6 +22,7 @@ import re
 import tempfile
 import time
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -133,11 +134,52 @@ def assert_sane_model(gm, X):
     assert_allclose(proba.sum(axis=1, dtype=np.float64), 1.0, atol=tol)
     log_density = gm.score_samples(X)
     assert log_density.shape == (n,)
-    assert np.all(np.isfinite(log_density)), "score_samples is not finite"
+    # -inf only where log p(x) is below the dtype's range (checked on a few rows)
+    below = log_density == -np.inf
+    assert np.all(np.isfinite(log_density[~below])), "score_samples is not finite"
+    for i in np.flatnonzero(below)[:3]:
+        row = np.asarray(X, dtype=np.float64)[i]
+        assert exact_posterior(gm, row)[1] < -np.finfo(dtype).max, f"log p(X[{i}]) = -inf"
     labels = gm.predict(X)
     assert labels.shape == (n,) and labels.min() >= 0 and labels.max() < k
     if np.abs(log_density).max() < 1e300:  # else the mean may overflow
         assert np.isfinite(gm.score(X))
+
+
+def exact_posterior(gm, x):
+    """p(k | x) and log p(x) of one row from exact rational Mahalanobis distances
+    (the log-weights and log-determinants in float64)."""
+    k, d = gm.means_.shape
+    layout = LAYOUT[gm.covariance_type]
+    U = np.asarray(gm.precisions_cholesky_, dtype=np.float64)
+    if layout == "tied":
+        U = np.broadcast_to(U, (k, d, d))
+    elif layout in ("diag", "spherical"):
+        U = np.stack([np.diag(u) for u in np.broadcast_to(U.reshape(k, -1), (k, d))])
+    x = [Fraction(float(v)) for v in x]
+    distances = []
+    for mean, factor in zip(np.asarray(gm.means_, dtype=np.float64), U):
+        centred = [xa - Fraction(float(ma)) for xa, ma in zip(x, mean)]
+        z = [sum(c * Fraction(float(u)) for c, u in zip(centred, column))
+             for column in factor.T]
+        distances.append(sum(v * v for v in z))
+    with np.errstate(divide="ignore"):
+        offsets = (np.log(np.asarray(gm.weights_, dtype=np.float64))
+                   + np.log(np.diagonal(U, axis1=1, axis2=2)).sum(axis=1)
+                   - 0.5 * d * np.log(2 * np.pi))
+
+    def half(value):  # value / 2 as a float, inf beyond float64's range
+        value /= 2
+        return float(value) if value < Fraction(np.finfo(np.float64).max) else np.inf
+
+    j = min((k_ for k_ in range(k) if offsets[k_] > -np.inf), key=lambda k_: distances[k_])
+    log_ratio = np.array([offsets[c] - offsets[j] - half(distances[c] - distances[j])
+                          for c in range(k)])
+    proba = np.exp(log_ratio - log_ratio.max())
+    with np.errstate(over="ignore"):
+        log_norm = (offsets[j] - half(distances[j]) + log_ratio.max()
+                    + np.log(proba.sum()))
+    return proba / proba.sum(), log_norm
 
 
 def fit_or_reject(gm, X, sample_weight=None):
@@ -336,12 +378,6 @@ def known_bug(covariance_type, X, weights=None, exc=None, model=None):
     event). Remove an entry when its bug is fixed."""
     if exc is not None or model is None:
         return False
-    with np.errstate(all="ignore"):
-        values = np.asarray(X, dtype=np.float64)
-        spread = float(np.max(np.ptp(values, axis=0))) if values.size else 0.0
-        # a bound on the squared Mahalanobis distances within X, against the dtype's range
-        reach = (spread * np.abs(np.asarray(model.precisions_cholesky_, np.float64)).max()
-                 * np.sqrt(model.means_.shape[1])) ** 2
     finite = all(np.all(np.isfinite(getattr(model, name))) for name in FITTED_ARRAYS)
     variances = np.asarray(model.covariances_, dtype=np.float64)
     if LAYOUT[covariance_type] in ("full", "tied"):
@@ -354,14 +390,6 @@ def known_bug(covariance_type, X, weights=None, exc=None, model=None):
             not np.all(np.isfinite(model.precisions_)) or model.max_iter == 0):
         event("known bug: subnormal variances (test_subnormal_variances)")
         return True
-    astronomical = spread > (1e15 if model.means_.dtype == np.float32 else 1e100)
-    if finite and (astronomical or reach > 1e-3 * np.finfo(model.means_.dtype).max):
-        with np.errstate(all="ignore"):
-            log_density = model.score_samples(X)
-        if np.any(log_density == -np.inf) or model.lower_bound_ == -np.inf:
-            event("known bug: rows whose densities all underflow "
-                  "(test_predict_proba_of_astronomically_far_points_sums_to_one)")
-            return True
     return False
 
 
@@ -771,29 +799,66 @@ def test_data_at_1e8_fits_like_centred_data(data, covariance_type):
     assert_allclose(shifted.weights_, centred.weights_, atol=1e-7)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: predict_proba of a finite point so far away that every component's log "
-    "density underflows (squared Mahalanobis distance > 1.8e308, e.g. x = 1e155 for a "
-    "unit-variance model) returns a row of zeros (not a distribution; with k=1 it "
-    "should be 1) and predict() returns 0 for it: _chunks.pxd normalize() deliberately "
-    "gives a row that is -inf everywhere probabilities 0. Expected rows summing to 1 "
-    "(the limit posterior, e.g. by comparing the Mahalanobis terms in a scaled form), "
-    "or a ValueError. (float32 models return [1, 0] for such rows instead.)"))
+# x = 1e155 from a unit-variance model: squared Mahalanobis distances past 1.8e308.
+FAR_ROWS = np.array([[1e155, 0.0], [1e200, 1e200], [-1e300, 3.0], [3.0, -1e160],
+                     [1.5e154, 2.0], [1e156, -1e156], [1.0, 2.0]])
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
-@pytest.mark.parametrize("k", [1, 2])
-def test_predict_proba_of_astronomically_far_points_sums_to_one(covariance_type, k):
-    """With k=1 predict_proba is 1 for every point by definition; it returns 0."""
+@pytest.mark.parametrize("k", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_predict_proba_of_astronomically_far_points_sums_to_one(covariance_type, k, dtype):
+    """Was a bug: when every component's log density underflows to -inf (squared
+    Mahalanobis distances past float64's range), predict_proba gave a row of
+    zeros (with k=1 it is 1 by definition) and predict gave 0. The limit
+    posterior is one-hot on the nearest component; score_samples is -inf only
+    when log p(x) is below float64's range, as in scikit-learn."""
     X = two_blobs(200, d=2)
-    gm = GaussianMixture(k, covariance_type=covariance_type, random_state=0).fit(X)
-    far = np.array([[1e155, 0.0], [1e200, 1e200], [-1e300, 3.0]])
-    with np.errstate(all="ignore"):
-        try:
-            proba = gm.predict_proba(far)
-        except ValueError as exc:
-            assert_clear_error(exc)
-            return
+    X[:, 1] *= 3.0
+    gm = GaussianMixture(k, covariance_type=covariance_type, random_state=0).fit(X.astype(dtype))
+    far = FAR_ROWS if dtype == np.float64 else np.array(
+        [[1e30, 0.0], [3e38, 3e38], [-3e38, 3.0], [1.0, 2.0]], dtype=dtype)
+    proba = gm.predict_proba(far)
+    log_norm = gm.score_samples(far)
+    assert proba.dtype == log_norm.dtype == dtype
     assert np.all(np.isfinite(proba))
+    assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert_array_equal(gm.predict(far), np.argmax(proba, axis=1))
+    for row, p, s in zip(far, proba, log_norm):
+        expected_p, expected_s = exact_posterior(gm, row)
+        assert_allclose(p, expected_p, atol=1e-6 if dtype == np.float32 else 1e-12)
+        with np.errstate(over="ignore"):
+            assert_allclose(s, dtype(expected_s), rtol=1e-6 if dtype == np.float32 else 1e-12)
+    assert np.any(log_norm == -np.inf)
+
+
+@pytest.mark.parametrize("covariance_type", ["tied", "spherical"])
+def test_astronomically_far_points_equidistant_from_components(covariance_type):
+    """Exactly equidistant components share a far row in proportion to their
+    weights (their determinants being equal)."""
+    gm = GaussianMixture(2, covariance_type=covariance_type, max_iter=0,
+                         weights_init=np.array([0.3, 0.7]),
+                         means_init=np.array([[-1.0, 0.0], [1.0, 0.0]]),
+                         precisions_init=precisions_like(covariance_type, 2, 2, 1.0))
+    gm.fit(two_blobs(50, d=2))
+    far = np.array([[0.0, 1e200], [0.0, -3e170], [1e200, 0.0]])
+    assert_allclose(gm.predict_proba(far), [[0.3, 0.7], [0.3, 0.7], [0.0, 1.0]], rtol=1e-12)
+    assert_array_equal(gm.predict(far), [1, 1, 1])
+
+
+def test_astronomically_far_points_on_dask_and_in_blocks():
+    """The Dask path, and a block whose far rows need chunks of _far_rows."""
+    da = pytest.importorskip("dask.array")
+    X = two_blobs(200, d=2)
+    gm = GaussianMixture(3, covariance_type="full", random_state=0).fit(X)
+    rows = np.vstack([FAR_ROWS] * 20_000)
+    proba = gm.predict_proba(rows)
     assert_allclose(proba.sum(axis=1), 1.0)
+    assert_array_equal(proba, np.vstack([proba[:len(FAR_ROWS)]] * 20_000))
+    dask_rows = da.from_array(rows[:70], chunks=10)
+    assert_array_equal(gm.predict_proba(dask_rows).compute(), proba[:70])
+    assert_array_equal(gm.predict(dask_rows).compute(), gm.predict(rows[:70]))
+    assert_array_equal(gm.score_samples(dask_rows).compute(), gm.score_samples(rows[:70]))
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
