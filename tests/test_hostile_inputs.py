@@ -378,14 +378,9 @@ def known_bug(covariance_type, X, weights=None, exc=None, model=None):
     event). Remove an entry when its bug is fixed."""
     if exc is not None or model is None:
         return False
-    finite = all(np.all(np.isfinite(getattr(model, name))) for name in FITTED_ARRAYS)
     variances = np.asarray(model.covariances_, dtype=np.float64)
     if LAYOUT[covariance_type] in ("full", "tied"):
         variances = np.diagonal(variances, axis1=-2, axis2=-1)
-    if model.max_iter == 0 and model.means_.dtype == np.float32 and not finite:
-        event("known bug: unchecked float32 initial parameters "
-              "(test_float32_overflow_with_max_iter_0)")
-        return True
     if np.min(variances) < 1e-300 and (
             not np.all(np.isfinite(model.precisions_)) or model.max_iter == 0):
         event("known bug: subnormal variances (test_subnormal_variances)")
@@ -1152,40 +1147,55 @@ def test_extreme_finite_precisions_init_float64(covariance_type, value, max_iter
     fit_or_reject(gm, X)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: initial parameters are validated in float64 (_check_initial_parameters / "
-    "check_array_param) and then cast to X's dtype in _initialization.initial_parameters "
-    "without a check: for float32 X, precisions_init=1e39 becomes inf (max_iter=0: "
-    "precisions_ = inf is the fitted model; spherical precisions_init=1e300, max_iter=1: "
-    "lower_bound_ = -inf), and means_init=1e39 or (EVE) precisions_init=1e-39 fail with "
-    "the misleading 'ill-defined empirical covariance ... scale the input data'. "
-    "Expected: a ValueError naming the parameter that does not fit in float32"))
-@pytest.mark.parametrize("case", ["precisions_max_iter_0", "precisions_max_iter_1",
-                                  "means", "iterative_model"])
+FLOAT32_INIT_CASES = {
+    "precisions_max_iter_0": dict(covariance_type="diag", max_iter=0,
+                                  precisions_init=precisions_like("diag", 2, 3, 1e39)),
+    "precisions_max_iter_1": dict(covariance_type="spherical", max_iter=1,
+                                  precisions_init=precisions_like("spherical", 2, 3, 1e300)),
+    "means": dict(means_init=np.array([[1e39] * 3, [0.0] * 3])),
+    # variances 1e39: precisions that fit, covariances that do not
+    "iterative_model": dict(covariance_type="EVE",
+                            precisions_init=precisions_like("EVE", 2, 3, 1e-39)),
+    "tied_variances": dict(covariance_type="tied",
+                           precisions_init=np.diag([1.0, 1.0, 1e-39])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FLOAT32_INIT_CASES))
 def test_float32_init_parameters_are_checked_in_float32(case):
+    """Was a bug: initial parameters were validated in float64 and cast to X's
+    dtype unchecked: for float32 X, precisions_init=1e39 became inf (max_iter=0:
+    precisions_ = inf was the fitted model), or the fit failed with the misleading
+    'ill-defined empirical covariance ... scale the input data'."""
     X = two_blobs(100).astype(np.float32)
     kwargs = dict(n_components=2, weights_init=np.array([0.5, 0.5]), means_init=X[[0, -1]])
-    if case == "precisions_max_iter_0":
-        kwargs.update(covariance_type="diag", max_iter=0,
-                      precisions_init=precisions_like("diag", 2, 3, 1e39))
-    elif case == "precisions_max_iter_1":
-        kwargs.update(covariance_type="spherical", max_iter=1,
-                      precisions_init=precisions_like("spherical", 2, 3, 1e300))
-    elif case == "means":
-        kwargs.update(means_init=np.array([[1e39] * 3, [0.0] * 3]))
-    else:
-        kwargs.update(covariance_type="EVE",
-                      precisions_init=precisions_like("EVE", 2, 3, 1e-39))
-    gm = GaussianMixture(**kwargs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            gm.fit(X)
-        except ValueError as exc:
-            # a clear error names the parameter that does not fit in float32
-            assert re.search(r"means_init|precisions_init|float32", str(exc)), str(exc)
-            return
-    assert_sane_model(gm, X)
+    kwargs.update(FLOAT32_INIT_CASES[case])
+    name = "means_init" if case == "means" else "precisions_init"
+    with pytest.raises(ValueError, match=rf"'{name}' is out of float32's range for float32 X"):
+        GaussianMixture(**kwargs).fit(X)
+    with pytest.raises(ValueError, match=rf"'{name}' is out of float32's range"):
+        GaussianMixture(**kwargs).partial_fit(X)
+    gm = GaussianMixture(**kwargs)  # the same parameters fit float64 X
+    fit_or_reject(gm, X.astype(np.float64))
+    assert gm.means_.dtype == np.float64
+
+
+def test_init_parameters_are_checked_in_the_range_of_x():
+    """float64 X: variances beyond float64's range name precisions_init too; float32
+    parameters at the edge of its range fit; the Dask path checks in X's dtype."""
+    X = two_blobs(100)
+    with pytest.raises(ValueError, match=r"'precisions_init' is out of float64's range"):
+        GaussianMixture(2, covariance_type="diag",
+                        precisions_init=precisions_like("diag", 2, 3, 1e-309)).fit(X)
+    X32 = X.astype(np.float32)
+    gm = GaussianMixture(2, covariance_type="diag", max_iter=0, weights_init=[0.5, 0.5],
+                         means_init=np.array([[3e38] * 3, [0.0] * 3]),
+                         precisions_init=precisions_like("diag", 2, 3, 1e38))
+    assert fit_or_reject(gm, X32) is not None
+    da = pytest.importorskip("dask.array")
+    kwargs = dict(n_components=2, **FLOAT32_INIT_CASES["means"])
+    with pytest.raises(ValueError, match=r"'means_init' is out of float32's range"):
+        GaussianMixture(**kwargs).fit(da.from_array(X32, chunks=50))
 
 
 # ---------------------------------------------------------------- partial_fit

@@ -16,8 +16,8 @@ from ._exceptions import InvalidParameterError, convergence_warning, not_fitted_
 from ._initialization import INIT_PARAMS, initial_parameters
 from ._threading import effective_n_threads, single_threaded_blas
 from ._validation import (all_rows_equal, as_float_array, check_array_param,
-                          check_feature_names, check_random_state, check_sample_weight,
-                          feature_names)
+                          check_feature_names, check_param_range, check_random_state,
+                          check_sample_weight, feature_names)
 
 
 class GaussianMixture:
@@ -182,10 +182,12 @@ class GaussianMixture:
             raise InvalidParameterError(f"The 'warm_start' parameter must be a bool. "
                                         f"Got {self.warm_start!r} instead.")
 
-    def _check_initial_parameters(self, n_features):
+    def _check_initial_parameters(self, n_features, dtype):
+        """Check the ``*_init`` parameters for X of ``n_features`` and ``dtype``: the
+        means, the precisions and the variances they imply must fit in ``dtype``."""
         k, cov_type = self.n_components, self.covariance_type
         if self.weights_init is not None:
-            w = check_array_param(self.weights_init, "weights_init", (k,), np.float64)
+            w = check_array_param(self.weights_init, "weights_init", (k,), dtype)
             if np.any(w < 0) or np.any(w > 1):
                 raise ValueError("The parameter 'weights_init' should be in the range "
                                  f"[0, 1], but got min {w.min():.5f}, max {w.max():.5f}.")
@@ -193,19 +195,25 @@ class GaussianMixture:
                 raise ValueError("The parameter 'weights_init' should be normalized, "
                                  f"but got sum(weights_init) = {w.sum():.5f}.")
         if self.means_init is not None:
-            check_array_param(self.means_init, "means_init", (k, n_features), np.float64)
+            check_array_param(self.means_init, "means_init", (k, n_features), dtype)
         if self.precisions_init is not None:
             shape = _models.precisions_shape(cov_type, k, n_features)
-            p = check_array_param(self.precisions_init, "precisions_init", shape, np.float64)
+            p = check_array_param(self.precisions_init, "precisions_init", shape, dtype)
             if _models.layout(cov_type) in ("diag", "spherical"):
                 if np.any(p <= 0):
                     raise ValueError(f"'{cov_type} precision' should be positive.")
+                eigenvalues = p
             else:
-                for matrix in p.reshape(-1, n_features, n_features):
-                    if (not np.allclose(matrix, matrix.T)
-                            or np.any(np.linalg.eigvalsh(matrix) <= 0)):
-                        raise ValueError(f"'{cov_type} precision' should be symmetric, "
-                                         "positive-definite.")
+                matrices = p.reshape(-1, n_features, n_features)
+                eigenvalues = np.linalg.eigvalsh(matrices)
+                if (not np.allclose(matrices, np.swapaxes(matrices, 1, 2))
+                        or np.any(eigenvalues <= 0)):
+                    raise ValueError(f"'{cov_type} precision' should be symmetric, "
+                                     "positive-definite.")
+            with np.errstate(over="ignore"):  # a variance beyond float64 is inf here
+                variances = 1 / eigenvalues
+            check_param_range("precisions_init", np.maximum(eigenvalues, variances), dtype,
+                              "its eigenvalues and the variances they imply")
 
     # ------------------------------------------------------------------- fit
     def fit(self, X, y=None, sample_weight=None):
@@ -252,7 +260,7 @@ class GaussianMixture:
             if n_samples < self.n_components:
                 raise ValueError("Expected n_samples >= n_components but got n_components = "
                                  f"{self.n_components}, n_samples = {n_samples}")
-            self._check_initial_parameters(n_features)
+            self._check_initial_parameters(n_features, X.dtype)
         else:
             self._check_n_features(X)
             X = np.ascontiguousarray(X, dtype=self.means_.dtype)
