@@ -372,22 +372,6 @@ def fuzz_weights(kind, n, rng):
     raise AssertionError(kind)  # pragma: no cover
 
 
-def known_bug(covariance_type, X, weights=None, exc=None, model=None):
-    """Outcomes of the bugs pinned by the strict xfail tests in this file that are
-    still open, so the fuzzers look past them (each is recorded as a hypothesis
-    event). Remove an entry when its bug is fixed."""
-    if exc is not None or model is None:
-        return False
-    variances = np.asarray(model.covariances_, dtype=np.float64)
-    if LAYOUT[covariance_type] in ("full", "tied"):
-        variances = np.diagonal(variances, axis1=-2, axis2=-1)
-    if np.min(variances) < 1e-300 and (
-            not np.all(np.isfinite(model.precisions_)) or model.max_iter == 0):
-        event("known bug: subnormal variances (test_subnormal_variances)")
-        return True
-    return False
-
-
 @FUZZ_SETTINGS
 @given(problem=fuzz_problems())
 def test_fuzzed_fit_is_finite_or_a_clear_error(problem):
@@ -426,8 +410,7 @@ def test_fuzzed_fit_is_finite_or_a_clear_error(problem):
             else:
                 elapsed = time.perf_counter() - start
                 event(f"outcome: fitted ({p['size']})")
-                if not known_bug(p["covariance_type"], X, p["weights"], model=gm):
-                    assert_sane_model(gm, Xin)
+                assert_sane_model(gm, Xin)
                 if p["memory"] != "list":
                     # the input is left as it was (read-only and memmapped inputs included)
                     assert_array_equal(np.asarray(Xin), X)
@@ -505,8 +488,6 @@ def test_fuzzed_partial_fit_sequences(covariance_type, init_params, k, d, batche
             assert kind not in ("nan", "zero_weights"), f"{kind} accepted"
             assert not fitted or X.shape[1] == width, "a batch of the wrong width accepted"
             assert gm.n_steps_ == steps + 1
-            if known_bug(covariance_type, X, model=gm):
-                return  # what follows a known bug is not informative
             assert_sane_model(gm, X)
 
 
