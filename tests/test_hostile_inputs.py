@@ -22,6 +22,7 @@ import re
 import tempfile
 import time
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -133,11 +134,52 @@ def assert_sane_model(gm, X):
     assert_allclose(proba.sum(axis=1, dtype=np.float64), 1.0, atol=tol)
     log_density = gm.score_samples(X)
     assert log_density.shape == (n,)
-    assert np.all(np.isfinite(log_density)), "score_samples is not finite"
+    # -inf only where log p(x) is below the dtype's range (checked on a few rows)
+    below = log_density == -np.inf
+    assert np.all(np.isfinite(log_density[~below])), "score_samples is not finite"
+    for i in np.flatnonzero(below)[:3]:
+        row = np.asarray(X, dtype=np.float64)[i]
+        assert exact_posterior(gm, row)[1] < -np.finfo(dtype).max, f"log p(X[{i}]) = -inf"
     labels = gm.predict(X)
     assert labels.shape == (n,) and labels.min() >= 0 and labels.max() < k
     if np.abs(log_density).max() < 1e300:  # else the mean may overflow
         assert np.isfinite(gm.score(X))
+
+
+def exact_posterior(gm, x):
+    """p(k | x) and log p(x) of one row from exact rational Mahalanobis distances
+    (the log-weights and log-determinants in float64)."""
+    k, d = gm.means_.shape
+    layout = LAYOUT[gm.covariance_type]
+    U = np.asarray(gm.precisions_cholesky_, dtype=np.float64)
+    if layout == "tied":
+        U = np.broadcast_to(U, (k, d, d))
+    elif layout in ("diag", "spherical"):
+        U = np.stack([np.diag(u) for u in np.broadcast_to(U.reshape(k, -1), (k, d))])
+    x = [Fraction(float(v)) for v in x]
+    distances = []
+    for mean, factor in zip(np.asarray(gm.means_, dtype=np.float64), U):
+        centred = [xa - Fraction(float(ma)) for xa, ma in zip(x, mean)]
+        z = [sum(c * Fraction(float(u)) for c, u in zip(centred, column))
+             for column in factor.T]
+        distances.append(sum(v * v for v in z))
+    with np.errstate(divide="ignore"):
+        offsets = (np.log(np.asarray(gm.weights_, dtype=np.float64))
+                   + np.log(np.diagonal(U, axis1=1, axis2=2)).sum(axis=1)
+                   - 0.5 * d * np.log(2 * np.pi))
+
+    def half(value):  # value / 2 as a float, inf beyond float64's range
+        value /= 2
+        return float(value) if value < Fraction(np.finfo(np.float64).max) else np.inf
+
+    j = min((k_ for k_ in range(k) if offsets[k_] > -np.inf), key=lambda k_: distances[k_])
+    log_ratio = np.array([offsets[c] - offsets[j] - half(distances[c] - distances[j])
+                          for c in range(k)])
+    proba = np.exp(log_ratio - log_ratio.max())
+    with np.errstate(over="ignore"):
+        log_norm = (offsets[j] - half(distances[j]) + log_ratio.max()
+                    + np.log(proba.sum()))
+    return proba / proba.sum(), log_norm
 
 
 def fit_or_reject(gm, X, sample_weight=None):
@@ -330,41 +372,6 @@ def fuzz_weights(kind, n, rng):
     raise AssertionError(kind)  # pragma: no cover
 
 
-def known_bug(covariance_type, X, weights=None, exc=None, model=None):
-    """Outcomes of the bugs pinned by the strict xfail tests in this file that are
-    still open, so the fuzzers look past them (each is recorded as a hypothesis
-    event). Remove an entry when its bug is fixed."""
-    if exc is not None or model is None:
-        return False
-    with np.errstate(all="ignore"):
-        values = np.asarray(X, dtype=np.float64)
-        spread = float(np.max(np.ptp(values, axis=0))) if values.size else 0.0
-        # a bound on the squared Mahalanobis distances within X, against the dtype's range
-        reach = (spread * np.abs(np.asarray(model.precisions_cholesky_, np.float64)).max()
-                 * np.sqrt(model.means_.shape[1])) ** 2
-    finite = all(np.all(np.isfinite(getattr(model, name))) for name in FITTED_ARRAYS)
-    variances = np.asarray(model.covariances_, dtype=np.float64)
-    if LAYOUT[covariance_type] in ("full", "tied"):
-        variances = np.diagonal(variances, axis1=-2, axis2=-1)
-    if model.max_iter == 0 and model.means_.dtype == np.float32 and not finite:
-        event("known bug: unchecked float32 initial parameters "
-              "(test_float32_overflow_with_max_iter_0)")
-        return True
-    if np.min(variances) < 1e-300 and (
-            not np.all(np.isfinite(model.precisions_)) or model.max_iter == 0):
-        event("known bug: subnormal variances (test_subnormal_variances)")
-        return True
-    astronomical = spread > (1e15 if model.means_.dtype == np.float32 else 1e100)
-    if finite and (astronomical or reach > 1e-3 * np.finfo(model.means_.dtype).max):
-        with np.errstate(all="ignore"):
-            log_density = model.score_samples(X)
-        if np.any(log_density == -np.inf) or model.lower_bound_ == -np.inf:
-            event("known bug: rows whose densities all underflow "
-                  "(test_predict_proba_of_astronomically_far_points_sums_to_one)")
-            return True
-    return False
-
-
 @FUZZ_SETTINGS
 @given(problem=fuzz_problems())
 def test_fuzzed_fit_is_finite_or_a_clear_error(problem):
@@ -403,8 +410,7 @@ def test_fuzzed_fit_is_finite_or_a_clear_error(problem):
             else:
                 elapsed = time.perf_counter() - start
                 event(f"outcome: fitted ({p['size']})")
-                if not known_bug(p["covariance_type"], X, p["weights"], model=gm):
-                    assert_sane_model(gm, Xin)
+                assert_sane_model(gm, Xin)
                 if p["memory"] != "list":
                     # the input is left as it was (read-only and memmapped inputs included)
                     assert_array_equal(np.asarray(Xin), X)
@@ -482,8 +488,6 @@ def test_fuzzed_partial_fit_sequences(covariance_type, init_params, k, d, batche
             assert kind not in ("nan", "zero_weights"), f"{kind} accepted"
             assert not fitted or X.shape[1] == width, "a batch of the wrong width accepted"
             assert gm.n_steps_ == steps + 1
-            if known_bug(covariance_type, X, model=gm):
-                return  # what follows a known bug is not informative
             assert_sane_model(gm, X)
 
 
@@ -641,23 +645,12 @@ def test_one_feature_at_1e300_the_others_at_1(covariance_type):
 
 # _parsimonious._evi and EVE's diagonals() used to multiply two variances
 # ((w @ g) * s / g), overflowing beyond ~1e154; they now take the ratio first.
-EVE_FAR_SCALE = pytest.mark.xfail(strict=True, reason=(
-    "BUG: EVE at scale 1e140 (variances ~1e280) converges to a fit that is not the "
-    "scaled 1e0 fit (all parameters mismatch at rtol 1e-9): some product of variances "
-    "in _parsimonious._common_orientation still loses range; not yet located"))
-# Iterative mclust models stop when Q/n rises by at most tol * (1 + |Q/n|), and Q/n
-# moves with the scale (log volumes), so their stopping point is not exactly equivariant.
-SCALE_LOOSE = {"VEE": 1e-3, "VVE": 3e-3, "VEV": 1e-3}
-
-
-def _equivariance_cases():
-    for covariance_type in ALL_COVARIANCE_TYPES:
-        for scale in (1e-100, 1e-60, 1e60, 1e100, 1e140):
-            bug = covariance_type == "EVE" and scale == 1e140
-            yield pytest.param(covariance_type, scale, marks=[EVE_FAR_SCALE] if bug else [])
-
-
-@pytest.mark.parametrize("covariance_type, scale", list(_equivariance_cases()))
+# EVE at 1e140, and VEE, VVE, VEV at any scale far from 1 (once tolerated at
+# rtol 1e-3), also stopped their M-step iterations at points that moved with the
+# scale: Q/n moves by -d log s, and with it the stopping rule tol * (1 + |Q/n|);
+# _parsimonious.covariances now iterates in units of the mean volume of the S_k.
+@pytest.mark.parametrize("scale", [1e-100, 1e-60, 1e60, 1e100, 1e140])
+@pytest.mark.parametrize("covariance_type", ALL_COVARIANCE_TYPES)
 def test_scale_equivariance_far_from_one(covariance_type, scale):
     """Every model is equivariant under X -> s X (reg_covar=0): means * s,
     covariances * s^2, lower_bound_ - d log s, the same posteriors, for any s whose
@@ -673,7 +666,7 @@ def test_scale_equivariance_far_from_one(covariance_type, scale):
         ref = GaussianMixture(means_init=m, precisions_init=p, **kwargs).fit(X)
         gm = GaussianMixture(means_init=m * scale, precisions_init=p / scale**2,
                              **kwargs).fit(X * scale)
-    rtol = SCALE_LOOSE.get(covariance_type, 1e-9)
+    rtol = 1e-9
     assert_allclose(gm.means_ / scale, ref.means_, rtol=rtol, atol=rtol * 10)
     cov_scale = np.abs(ref.covariances_).max()
     assert_allclose(np.asarray(gm.covariances_) / scale**2, ref.covariances_, rtol=rtol,
@@ -771,29 +764,66 @@ def test_data_at_1e8_fits_like_centred_data(data, covariance_type):
     assert_allclose(shifted.weights_, centred.weights_, atol=1e-7)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: predict_proba of a finite point so far away that every component's log "
-    "density underflows (squared Mahalanobis distance > 1.8e308, e.g. x = 1e155 for a "
-    "unit-variance model) returns a row of zeros (not a distribution; with k=1 it "
-    "should be 1) and predict() returns 0 for it: _chunks.pxd normalize() deliberately "
-    "gives a row that is -inf everywhere probabilities 0. Expected rows summing to 1 "
-    "(the limit posterior, e.g. by comparing the Mahalanobis terms in a scaled form), "
-    "or a ValueError. (float32 models return [1, 0] for such rows instead.)"))
+# x = 1e155 from a unit-variance model: squared Mahalanobis distances past 1.8e308.
+FAR_ROWS = np.array([[1e155, 0.0], [1e200, 1e200], [-1e300, 3.0], [3.0, -1e160],
+                     [1.5e154, 2.0], [1e156, -1e156], [1.0, 2.0]])
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
-@pytest.mark.parametrize("k", [1, 2])
-def test_predict_proba_of_astronomically_far_points_sums_to_one(covariance_type, k):
-    """With k=1 predict_proba is 1 for every point by definition; it returns 0."""
+@pytest.mark.parametrize("k", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_predict_proba_of_astronomically_far_points_sums_to_one(covariance_type, k, dtype):
+    """Was a bug: when every component's log density underflows to -inf (squared
+    Mahalanobis distances past float64's range), predict_proba gave a row of
+    zeros (with k=1 it is 1 by definition) and predict gave 0. The limit
+    posterior is one-hot on the nearest component; score_samples is -inf only
+    when log p(x) is below float64's range, as in scikit-learn."""
     X = two_blobs(200, d=2)
-    gm = GaussianMixture(k, covariance_type=covariance_type, random_state=0).fit(X)
-    far = np.array([[1e155, 0.0], [1e200, 1e200], [-1e300, 3.0]])
-    with np.errstate(all="ignore"):
-        try:
-            proba = gm.predict_proba(far)
-        except ValueError as exc:
-            assert_clear_error(exc)
-            return
+    X[:, 1] *= 3.0
+    gm = GaussianMixture(k, covariance_type=covariance_type, random_state=0).fit(X.astype(dtype))
+    far = FAR_ROWS if dtype == np.float64 else np.array(
+        [[1e30, 0.0], [3e38, 3e38], [-3e38, 3.0], [1.0, 2.0]], dtype=dtype)
+    proba = gm.predict_proba(far)
+    log_norm = gm.score_samples(far)
+    assert proba.dtype == log_norm.dtype == dtype
     assert np.all(np.isfinite(proba))
+    assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert_array_equal(gm.predict(far), np.argmax(proba, axis=1))
+    for row, p, s in zip(far, proba, log_norm):
+        expected_p, expected_s = exact_posterior(gm, row)
+        assert_allclose(p, expected_p, atol=1e-6 if dtype == np.float32 else 1e-12)
+        with np.errstate(over="ignore"):
+            assert_allclose(s, dtype(expected_s), rtol=1e-6 if dtype == np.float32 else 1e-12)
+    assert np.any(log_norm == -np.inf)
+
+
+@pytest.mark.parametrize("covariance_type", ["tied", "spherical"])
+def test_astronomically_far_points_equidistant_from_components(covariance_type):
+    """Exactly equidistant components share a far row in proportion to their
+    weights (their determinants being equal)."""
+    gm = GaussianMixture(2, covariance_type=covariance_type, max_iter=0,
+                         weights_init=np.array([0.3, 0.7]),
+                         means_init=np.array([[-1.0, 0.0], [1.0, 0.0]]),
+                         precisions_init=precisions_like(covariance_type, 2, 2, 1.0))
+    gm.fit(two_blobs(50, d=2))
+    far = np.array([[0.0, 1e200], [0.0, -3e170], [1e200, 0.0]])
+    assert_allclose(gm.predict_proba(far), [[0.3, 0.7], [0.3, 0.7], [0.0, 1.0]], rtol=1e-12)
+    assert_array_equal(gm.predict(far), [1, 1, 1])
+
+
+def test_astronomically_far_points_on_dask_and_in_blocks():
+    """The Dask path, and a block whose far rows need chunks of _far_rows."""
+    da = pytest.importorskip("dask.array")
+    X = two_blobs(200, d=2)
+    gm = GaussianMixture(3, covariance_type="full", random_state=0).fit(X)
+    rows = np.vstack([FAR_ROWS] * 20_000)
+    proba = gm.predict_proba(rows)
     assert_allclose(proba.sum(axis=1), 1.0)
+    assert_array_equal(proba, np.vstack([proba[:len(FAR_ROWS)]] * 20_000))
+    dask_rows = da.from_array(rows[:70], chunks=10)
+    assert_array_equal(gm.predict_proba(dask_rows).compute(), proba[:70])
+    assert_array_equal(gm.predict(dask_rows).compute(), gm.predict(rows[:70]))
+    assert_array_equal(gm.score_samples(dask_rows).compute(), gm.score_samples(rows[:70]))
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
@@ -1098,40 +1128,55 @@ def test_extreme_finite_precisions_init_float64(covariance_type, value, max_iter
     fit_or_reject(gm, X)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: initial parameters are validated in float64 (_check_initial_parameters / "
-    "check_array_param) and then cast to X's dtype in _initialization.initial_parameters "
-    "without a check: for float32 X, precisions_init=1e39 becomes inf (max_iter=0: "
-    "precisions_ = inf is the fitted model; spherical precisions_init=1e300, max_iter=1: "
-    "lower_bound_ = -inf), and means_init=1e39 or (EVE) precisions_init=1e-39 fail with "
-    "the misleading 'ill-defined empirical covariance ... scale the input data'. "
-    "Expected: a ValueError naming the parameter that does not fit in float32"))
-@pytest.mark.parametrize("case", ["precisions_max_iter_0", "precisions_max_iter_1",
-                                  "means", "iterative_model"])
+FLOAT32_INIT_CASES = {
+    "precisions_max_iter_0": dict(covariance_type="diag", max_iter=0,
+                                  precisions_init=precisions_like("diag", 2, 3, 1e39)),
+    "precisions_max_iter_1": dict(covariance_type="spherical", max_iter=1,
+                                  precisions_init=precisions_like("spherical", 2, 3, 1e300)),
+    "means": dict(means_init=np.array([[1e39] * 3, [0.0] * 3])),
+    # variances 1e39: precisions that fit, covariances that do not
+    "iterative_model": dict(covariance_type="EVE",
+                            precisions_init=precisions_like("EVE", 2, 3, 1e-39)),
+    "tied_variances": dict(covariance_type="tied",
+                           precisions_init=np.diag([1.0, 1.0, 1e-39])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FLOAT32_INIT_CASES))
 def test_float32_init_parameters_are_checked_in_float32(case):
+    """Was a bug: initial parameters were validated in float64 and cast to X's
+    dtype unchecked: for float32 X, precisions_init=1e39 became inf (max_iter=0:
+    precisions_ = inf was the fitted model), or the fit failed with the misleading
+    'ill-defined empirical covariance ... scale the input data'."""
     X = two_blobs(100).astype(np.float32)
     kwargs = dict(n_components=2, weights_init=np.array([0.5, 0.5]), means_init=X[[0, -1]])
-    if case == "precisions_max_iter_0":
-        kwargs.update(covariance_type="diag", max_iter=0,
-                      precisions_init=precisions_like("diag", 2, 3, 1e39))
-    elif case == "precisions_max_iter_1":
-        kwargs.update(covariance_type="spherical", max_iter=1,
-                      precisions_init=precisions_like("spherical", 2, 3, 1e300))
-    elif case == "means":
-        kwargs.update(means_init=np.array([[1e39] * 3, [0.0] * 3]))
-    else:
-        kwargs.update(covariance_type="EVE",
-                      precisions_init=precisions_like("EVE", 2, 3, 1e-39))
-    gm = GaussianMixture(**kwargs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            gm.fit(X)
-        except ValueError as exc:
-            # a clear error names the parameter that does not fit in float32
-            assert re.search(r"means_init|precisions_init|float32", str(exc)), str(exc)
-            return
-    assert_sane_model(gm, X)
+    kwargs.update(FLOAT32_INIT_CASES[case])
+    name = "means_init" if case == "means" else "precisions_init"
+    with pytest.raises(ValueError, match=rf"'{name}' is out of float32's range for float32 X"):
+        GaussianMixture(**kwargs).fit(X)
+    with pytest.raises(ValueError, match=rf"'{name}' is out of float32's range"):
+        GaussianMixture(**kwargs).partial_fit(X)
+    gm = GaussianMixture(**kwargs)  # the same parameters fit float64 X
+    fit_or_reject(gm, X.astype(np.float64))
+    assert gm.means_.dtype == np.float64
+
+
+def test_init_parameters_are_checked_in_the_range_of_x():
+    """float64 X: variances beyond float64's range name precisions_init too; float32
+    parameters at the edge of its range fit; the Dask path checks in X's dtype."""
+    X = two_blobs(100)
+    with pytest.raises(ValueError, match=r"'precisions_init' is out of float64's range"):
+        GaussianMixture(2, covariance_type="diag",
+                        precisions_init=precisions_like("diag", 2, 3, 1e-309)).fit(X)
+    X32 = X.astype(np.float32)
+    gm = GaussianMixture(2, covariance_type="diag", max_iter=0, weights_init=[0.5, 0.5],
+                         means_init=np.array([[3e38] * 3, [0.0] * 3]),
+                         precisions_init=precisions_like("diag", 2, 3, 1e38))
+    assert fit_or_reject(gm, X32) is not None
+    da = pytest.importorskip("dask.array")
+    kwargs = dict(n_components=2, **FLOAT32_INIT_CASES["means"])
+    with pytest.raises(ValueError, match=r"'means_init' is out of float32's range"):
+        GaussianMixture(**kwargs).fit(da.from_array(X32, chunks=50))
 
 
 # ---------------------------------------------------------------- partial_fit

@@ -275,6 +275,17 @@ def test_equivariant_under_feature_scaling(model):
     assert_allclose(result, expected, rtol=1e-9, atol=1e-12 * np.abs(expected).min())
 
 
+@pytest.mark.parametrize("scale", [1e-140, 1e-3, 1e3, 1e140])
+@pytest.mark.parametrize("model", MODELS)
+def test_equivariant_under_scaling(model, scale):
+    """Every model follows X -> s X, the iterative ones included: their stopping
+    rule must not see the log volumes in Q / n, which move with s."""
+    nk, W = make_problem(3, 3, seed=9)
+    sigma = covariances(model, nk, scatter_for(model, W), 0.0)
+    result = covariances(model, nk, scatter_for(model, W * scale**2), 0.0) / scale**2
+    assert_allclose(result, sigma, rtol=1e-9, atol=1e-12 * np.abs(sigma).max())
+
+
 MCLUST_N_VAR_PARAMS = {  # mclust's nVarParams(modelName, d, G)
     "EII": lambda G, d: 1,
     "VII": lambda G, d: G,

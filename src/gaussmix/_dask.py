@@ -71,7 +71,7 @@ class DaskData:
         import dask.array as da
 
         X = _as_row_chunked(X, estimator)
-        estimator._check_initial_parameters(X.shape[1])
+        estimator._check_initial_parameters(X.shape[1], X.dtype)
         weights = _aligned_weights(sample_weight, X)
         X, weights = dask.persist(X, weights)
         checks = [da.isfinite(X).all()]

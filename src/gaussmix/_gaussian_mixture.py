@@ -16,8 +16,8 @@ from ._exceptions import InvalidParameterError, convergence_warning, not_fitted_
 from ._initialization import INIT_PARAMS, initial_parameters
 from ._threading import effective_n_threads, single_threaded_blas
 from ._validation import (all_rows_equal, as_float_array, check_array_param,
-                          check_feature_names, check_random_state, check_sample_weight,
-                          feature_names)
+                          check_feature_names, check_param_range, check_random_state,
+                          check_sample_weight, feature_names)
 
 
 class GaussianMixture:
@@ -182,10 +182,12 @@ class GaussianMixture:
             raise InvalidParameterError(f"The 'warm_start' parameter must be a bool. "
                                         f"Got {self.warm_start!r} instead.")
 
-    def _check_initial_parameters(self, n_features):
+    def _check_initial_parameters(self, n_features, dtype):
+        """Check the ``*_init`` parameters for X of ``n_features`` and ``dtype``: the
+        means, the precisions and the variances they imply must fit in ``dtype``."""
         k, cov_type = self.n_components, self.covariance_type
         if self.weights_init is not None:
-            w = check_array_param(self.weights_init, "weights_init", (k,), np.float64)
+            w = check_array_param(self.weights_init, "weights_init", (k,), dtype)
             if np.any(w < 0) or np.any(w > 1):
                 raise ValueError("The parameter 'weights_init' should be in the range "
                                  f"[0, 1], but got min {w.min():.5f}, max {w.max():.5f}.")
@@ -193,19 +195,25 @@ class GaussianMixture:
                 raise ValueError("The parameter 'weights_init' should be normalized, "
                                  f"but got sum(weights_init) = {w.sum():.5f}.")
         if self.means_init is not None:
-            check_array_param(self.means_init, "means_init", (k, n_features), np.float64)
+            check_array_param(self.means_init, "means_init", (k, n_features), dtype)
         if self.precisions_init is not None:
             shape = _models.precisions_shape(cov_type, k, n_features)
-            p = check_array_param(self.precisions_init, "precisions_init", shape, np.float64)
+            p = check_array_param(self.precisions_init, "precisions_init", shape, dtype)
             if _models.layout(cov_type) in ("diag", "spherical"):
                 if np.any(p <= 0):
                     raise ValueError(f"'{cov_type} precision' should be positive.")
+                eigenvalues = p
             else:
-                for matrix in p.reshape(-1, n_features, n_features):
-                    if (not np.allclose(matrix, matrix.T)
-                            or np.any(np.linalg.eigvalsh(matrix) <= 0)):
-                        raise ValueError(f"'{cov_type} precision' should be symmetric, "
-                                         "positive-definite.")
+                matrices = p.reshape(-1, n_features, n_features)
+                eigenvalues = np.linalg.eigvalsh(matrices)
+                if (not np.allclose(matrices, np.swapaxes(matrices, 1, 2))
+                        or np.any(eigenvalues <= 0)):
+                    raise ValueError(f"'{cov_type} precision' should be symmetric, "
+                                     "positive-definite.")
+            with np.errstate(over="ignore"):  # a variance beyond float64 is inf here
+                variances = 1 / eigenvalues
+            check_param_range("precisions_init", np.maximum(eigenvalues, variances), dtype,
+                              "its eigenvalues and the variances they imply")
 
     # ------------------------------------------------------------------- fit
     def fit(self, X, y=None, sample_weight=None):
@@ -252,7 +260,7 @@ class GaussianMixture:
             if n_samples < self.n_components:
                 raise ValueError("Expected n_samples >= n_components but got n_components = "
                                  f"{self.n_components}, n_samples = {n_samples}")
-            self._check_initial_parameters(n_features)
+            self._check_initial_parameters(n_features, X.dtype)
         else:
             self._check_n_features(X)
             X = np.ascontiguousarray(X, dtype=self.means_.dtype)
@@ -421,7 +429,13 @@ class GaussianMixture:
                              f"is expecting {d} features as input.")
 
     def _e_step(self, X, *, log_norm=False, labels=False, proba=False):
-        """Run the chunked E-step kernel, filling only the outputs asked for."""
+        """Run the chunked E-step kernel, filling only the outputs asked for.
+
+        Rows whose log-normaliser is not finite (their densities all
+        underflow in the kernel) are redone by ``_far_rows``. ``predict``
+        asks the kernel for the log-normaliser only for blocks holding a
+        value beyond ``_far_rows_limit``, as no other row can underflow.
+        """
         self._check_is_fitted()
         check_feature_names(self, X)
         X = as_float_array(X)
@@ -431,7 +445,8 @@ class GaussianMixture:
         n = X.shape[0]
         kp = _models.kernel_parameters(self.weights_, self.means_, self.precisions_cholesky_,
                                        self.covariance_type, dtype)
-        out_norm = np.empty(n if log_norm else 0, dtype=dtype)
+        limit = _far_rows_limit(self.means_, self.precisions_cholesky_, dtype)
+        out_norm = np.empty(n if log_norm or proba else 0, dtype=dtype)
         out_labels = np.empty(n if labels else 0, dtype=np.intp)
         out_proba = np.empty((n, k) if proba else (0, k), dtype=dtype)
         n_threads = effective_n_threads(self.n_threads)
@@ -439,11 +454,34 @@ class GaussianMixture:
             for start, stop in row_ranges(X):
                 rows = slice(start, stop)
                 block = np.ascontiguousarray(X[rows], dtype=dtype)
+                if out_norm.size:
+                    norm = out_norm[rows]
+                elif -limit <= block.min() <= block.max() <= limit:
+                    norm = out_norm  # empty: no row of the block can underflow
+                else:
+                    norm = np.empty(stop - start, dtype=dtype)
+                block_labels = out_labels[rows] if labels else out_labels
+                block_proba = out_proba[rows] if proba else out_proba
                 estep.e_step(block, kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
-                             out_norm[rows] if log_norm else out_norm,
-                             out_labels[rows] if labels else out_labels,
-                             out_proba[rows] if proba else out_proba, n_threads)
+                             norm, block_labels, block_proba, n_threads)
+                far = np.flatnonzero(~np.isfinite(norm))
+                step = max(1, _FAR_CHUNK // (k * X.shape[1]))
+                for i in range(0, far.size, step):
+                    part = far[i:i + step]
+                    self._redo_far_rows(block[part], part, norm, block_labels, block_proba)
         return out_norm, out_labels, out_proba
+
+    def _redo_far_rows(self, X, rows, out_norm, out_labels, out_proba):
+        """Overwrite the outputs of ``rows`` (X holds them) by ``_far_rows``."""
+        norm, proba = _far_rows(X, self.weights_, self.means_, self.precisions_cholesky_,
+                                self.covariance_type)
+        proba = proba.astype(out_norm.dtype)
+        with np.errstate(over="ignore"):  # float32: log p(x) below its range is -inf
+            out_norm[rows] = norm
+        if out_labels.size:
+            out_labels[rows] = np.argmax(proba, axis=1)
+        if out_proba.size:
+            out_proba[rows] = proba
 
     def score_samples(self, X):
         """Log-likelihood log p(x) of each sample, shape (n_samples,) (lazy for a
@@ -529,3 +567,84 @@ class GaussianMixture:
         X = np.vstack(parts).astype(self.means_.dtype, copy=False)
         y = np.concatenate([np.full(count, j, dtype=int) for j, count in enumerate(counts)])
         return X, y
+
+
+# Elements of the (rows, n_components, n_features) temporaries of one ``_far_rows`` call.
+_FAR_CHUNK = 1 << 18
+
+
+def _far_rows_limit(means, prec_chol, dtype):
+    """A magnitude below which no value of a row can make the kernels' squared
+    Mahalanobis distances overflow ``dtype`` (1e-4: a margin for their sums
+    and expansions)."""
+    d = means.shape[1]
+    reach = np.sqrt(np.finfo(dtype).max) * 1e-4 / (d * np.abs(prec_chol).max())
+    return reach - np.abs(means).max()
+
+
+def _far_rows(X, weights, means, prec_chol, covariance_type):
+    """log p(x) and p(k | x) (float64) of rows too far for the kernels.
+
+    The squared Mahalanobis distances D_k = |z_k|^2, z_k = (x - mu_k) U_k,
+    overflow for a row astronomically far from every component. Here the row
+    and the means are scaled by 2^-e and z by 2^-f, so D_k = 4^(e + f) m_k
+    with m_k of order one, and differences D_k - D_0 are taken as
+    (z_k - z_0) . (z_k + z_0), z_k - z_0 = (x U_k - x U_0) - (mu_k U_k -
+    mu_0 U_0): with equal factors (tied) the first term is exactly zero and
+    the means decide, although each D_k alone rounds them away. The
+    posterior concentrates on the nearest component, as it does in the
+    limit; log-weights and log-determinants count only between equal
+    distances. log p(x) is -inf below float64's range.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, n_features)
+    weights, means, prec_chol : ndarrays
+        The fitted parameters; ``covariance_type`` says their layout.
+
+    Returns
+    -------
+    log_norm : ndarray of shape (n_rows,)
+    proba : ndarray of shape (n_rows, n_components)
+    """
+    X = np.asarray(X, dtype=np.float64)
+    means = np.asarray(means, dtype=np.float64)
+    U = np.asarray(prec_chol, dtype=np.float64)
+    k, d = means.shape
+    stored_as = _models.layout(covariance_type)
+    if stored_as == "tied":
+        U = np.broadcast_to(U, (k, d, d))
+    elif stored_as == "spherical":
+        U = np.repeat(U[:, None], d, axis=1)
+    with np.errstate(divide="ignore"):
+        offsets = np.log(np.asarray(weights, dtype=np.float64))
+    diagonal = U if U.ndim == 2 else np.diagonal(U, axis1=1, axis2=2)
+    offsets += np.log(diagonal).sum(axis=1) - 0.5 * d * np.log(2 * np.pi)
+
+    def times_factors(rows):  # rows (n_rows, k, d) times each U_k
+        return rows * U if U.ndim == 2 else np.einsum("rkd,kde->rke", rows, U)
+
+    n = X.shape[0]
+    e = np.frexp(np.maximum(np.abs(X).max(axis=1), np.abs(means).max()))[1][:, None, None]
+    y = times_factors(np.broadcast_to(np.ldexp(X[:, None, :], -e), (n, k, d)))
+    q = times_factors(np.ldexp(means, -e))
+    f = np.frexp((np.abs(y) + np.abs(q)).max(axis=(1, 2)))[1][:, None, None]
+    y, q = np.ldexp(y, -f), np.ldexp(q, -f)  # now |y| + |q| < 1: nothing below overflows
+    z = y - q
+    power = 2 * (e + f)[:, :, 0]  # D_k = 2^power m_k
+    # m_k - m_0, then relative to the nearest component j (zero-weight ones excluded)
+    rel = (((y - y[:, :1]) - (q - q[:, :1])) * (z + z[:, :1])).sum(axis=2)
+    rel[:, offsets == -np.inf] = np.inf
+    j = np.argmin(rel, axis=1)
+    rows = np.arange(n)
+    rel -= rel[rows, j][:, None]
+    with np.errstate(over="ignore"):
+        log_ratio = offsets - offsets[j][:, None] - np.ldexp(0.5 * rel, power)
+    top = log_ratio.max(axis=1)
+    proba = np.exp(log_ratio - top[:, None])
+    total = proba.sum(axis=1)
+    proba /= total[:, None]
+    nearest = np.square(z[rows, j]).sum(axis=1)
+    with np.errstate(over="ignore"):
+        log_norm = offsets[j] - np.ldexp(0.5 * nearest, power[:, 0]) + top + np.log(total)
+    return log_norm, proba

@@ -64,7 +64,8 @@ def covariances(model, nk, scatter, reg_covar, previous=None, max_iter=100, tol=
         Iterations of the iterative models.
     tol : float, default=1e-8
         The iterative models stop once an iteration raises Q / n by at most
-        tol * (1 + |Q / n|).
+        tol * (1 + |Q / n|), with the S_k in units of their weighted mean
+        volume: the rule, like the result, does not depend on the units of X.
 
     Returns
     -------
@@ -89,7 +90,12 @@ def covariances(model, nk, scatter, reg_covar, previous=None, max_iter=100, tol=
         return _CLOSED_FORM[model](w, S)
     if int(max_iter) < 1 or not tol >= 0:
         raise ValueError(f"need max_iter >= 1 and tol >= 0, got {max_iter} and {tol}")
-    return _ITERATIVE[model](w, S, previous, int(max_iter), tol)
+    # Q / n moves by -log |det A| when X becomes X A: with the S_k in units of
+    # their mean volume it does not, nor does its rounding, nor the stopping rule.
+    unit = _mean_volume(w, S)
+    if previous is not None:
+        previous = previous / unit
+    return unit * _ITERATIVE[model](w, S / unit, previous, int(max_iter), tol)
 
 
 def n_covariance_parameters(model, k, d):
@@ -201,6 +207,15 @@ def _sandwich(D, b):
     return (sigma + np.swapaxes(sigma, -1, -2)) / 2.0
 
 
+def _mean_volume(w, S):
+    """exp(sum_k w_k log det(S_k) / d); 1 when an S_k is singular (which every
+    model that uses it rejects)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_dets = np.log(S).sum(axis=1) if S.ndim == 2 else np.linalg.slogdet(S)[1]
+        volume = np.exp(w @ log_dets / S.shape[1])
+    return volume if 0 < volume < np.inf else 1.0
+
+
 def _volumes(previous):
     """det(Sigma_k)^(1/d) of the previous covariances."""
     eigenvalues = previous if previous.ndim == 2 else np.linalg.eigvalsh(previous)
@@ -283,14 +298,11 @@ def _common_shape(w, b, lam, max_iter, tol):
     d = b.shape[1]
     q_old = -np.inf
     for _ in range(max_iter):
-        a_new = w / lam @ b
-        a_new /= _geomean(a_new)
-        lam_new = (b / a_new).mean(axis=1)
+        a = w / lam @ b
+        a /= _geomean(a)
+        lam = (b / a).mean(axis=1)
         # After the lam update every trace term equals d.
-        q = -0.5 * d * (w @ (np.log(lam_new) + 1.0))
-        if q < q_old:  # no ascent left but rounding: keep the last iterate
-            break
-        lam, a = lam_new, a_new
+        q = -0.5 * d * (w @ (np.log(lam) + 1.0))
         if q - q_old <= tol * (1.0 + abs(q)):
             break
         q_old = q
@@ -326,13 +338,10 @@ def _vee(w, S, previous, max_iter, tol):
     lam = np.ones(S.shape[0]) if previous is None else _volumes(previous)
     q_old = -np.inf
     for _ in range(max_iter):
-        C_new = np.einsum("k,kij->ij", w / lam, S)
-        C_new /= np.exp(np.linalg.slogdet(C_new)[1] / d)
-        lam_new = np.einsum("ij,kji->k", np.linalg.inv(C_new), S) / d
-        q = -0.5 * d * (w @ (np.log(lam_new) + 1.0))
-        if q < q_old:
-            break
-        lam, C = lam_new, C_new
+        C = np.einsum("k,kij->ij", w / lam, S)
+        C /= np.exp(np.linalg.slogdet(C)[1] / d)
+        lam = np.einsum("ij,kji->k", np.linalg.inv(C), S) / d
+        q = -0.5 * d * (w @ (np.log(lam) + 1.0))
         if q - q_old <= tol * (1.0 + abs(q)):
             break
         q_old = q
@@ -377,22 +386,18 @@ def _common_orientation(w, S, previous, max_iter, tol, model):
         D = np.linalg.eigh(np.einsum("k,kij->ij", 1.0 / (np.arange(k) + np.sqrt(2.0)),
                                      previous))[1]
     M = D.T @ S @ D
-    B, q_old = diagonals(np.diagonal(M, axis1=1, axis2=2))
+    q_old = diagonals(np.diagonal(M, axis1=1, axis2=2))[1]
     rounds = _round_robin(d)
     for _ in range(max_iter):
-        D_new, M_new = D, M
         for I, J in rounds:
-            theta = _pair_angles(w, M_new, I, J, diagonals)
+            theta = _pair_angles(w, M, I, J, diagonals)
             R = np.eye(d)
             R[I, I] = R[J, J] = np.cos(theta)
             R[J, I] = np.sin(theta)
             R[I, J] = -R[J, I]
-            D_new = D_new @ R
-            M_new = R.T @ M_new @ R
-        B_new, q = diagonals(np.diagonal(M_new, axis1=1, axis2=2))
-        if q < q_old:
-            break
-        D, M, B = D_new, M_new, B_new
+            D = D @ R
+            M = R.T @ M @ R
+        B, q = diagonals(np.diagonal(M, axis1=1, axis2=2))
         if q - q_old <= tol * (1.0 + abs(q)):
             break
         q_old = q

@@ -125,7 +125,8 @@ def check_random_state(seed):
 
 
 def check_array_param(value, name, shape, dtype):
-    """A user-given initial parameter as a finite float64 array of ``shape``."""
+    """A user-given initial parameter as a finite float64 array of ``shape``
+    whose values fit in ``dtype``, the dtype of X."""
     try:
         arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -135,4 +136,17 @@ def check_array_param(value, name, shape, dtype):
                          f"but got {arr.shape}.")
     if not np.isfinite(arr).all():
         raise ValueError(f"The parameter '{name}' contains NaN or infinity.")
-    return arr.astype(dtype)
+    check_param_range(name, np.abs(arr), dtype)
+    return arr
+
+
+def check_param_range(name, magnitudes, dtype, what="its values"):
+    """Raise unless the ``magnitudes`` of initial parameter ``name`` fit in
+    ``dtype``, the dtype of X."""
+    dtype = np.dtype(dtype)
+    largest = np.finfo(dtype).max
+    if not np.all(magnitudes <= largest):
+        wider = "" if dtype == np.float64 else " or pass X as float64"
+        raise ValueError(f"The parameter '{name}' is out of {dtype}'s range for {dtype} X: "
+                         f"{what} must not exceed {largest:.3g} in magnitude. Rescale X "
+                         f"and the initial parameters together{wider}.")
