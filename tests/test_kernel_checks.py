@@ -90,9 +90,12 @@ def test_kmeans_kernels_reject_wrong_sizes(kernel_args):
     with pytest.raises(ValueError, match="gaussmix kernel"):
         kmeans._lloyd_step(X, np.empty(0), centers, np.empty(n - 1, np.intp), np.empty(n),
                            np.zeros((2, k, X.shape[1])), np.zeros((2, k)))
-    with pytest.raises(ValueError, match="gaussmix kernel"):
+    with pytest.raises(ValueError, match="gaussmix kernel: pots"):
         kmeans._seeding_pass(X, np.zeros(n), np.ones(n), centers, np.full(n, np.inf),
-                             np.zeros((2, k + 1)), True)
+                             np.empty((n, k)), np.zeros((2, k + 1)))
+    with pytest.raises(ValueError, match="gaussmix kernel: dist"):
+        kmeans._seeding_pass(X, np.zeros(n), np.ones(n), centers, np.full(n, np.inf),
+                             np.empty((n - 1, k)), np.zeros((2, k)))
     with pytest.raises(ValueError, match="gaussmix kernel"):
         suffstats.accumulate_responsibilities(X, np.ones((n, k + 1)), centers,
                                               _models.FULL_BLAS, np.zeros((2, k)),

@@ -44,7 +44,9 @@ class GaussianMixture:
     n_init : int, default=1
         Number of initialisations; the one with the best lower bound is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
-        How the initial responsibilities are chosen.
+        How the initial responsibilities are chosen. 'kmeans', and 'k-means++'
+        on more than max(32768, 50 * n_components) rows, run on a random
+        subsample of that many rows.
     weights_init, means_init, precisions_init : array-like, default=None
         User-given initial parameters (override those from ``init_params``).
     random_state : int, RandomState instance or None, default=None

@@ -2,7 +2,9 @@
 M-step over their statistics; user-given weights/means/precisions override.
 
 The random draws follow scikit-learn's order for 'random', 'random_from_data'
-and 'k-means++', so both libraries start from the same point for one seed.
+and 'k-means++', so both libraries start from the same point for one seed;
+except that 'k-means++' seeds on a random subsample of a large X, chosen as
+'kmeans' chooses its own (``_kmeans.sample_rows``).
 """
 import numpy as np
 
@@ -41,6 +43,14 @@ def _weighted_mean(X, sample_weight):
     return total / weight
 
 
+def kmeans_plusplus_indices(X, k, random_state, sample_weight, n_threads):
+    """Rows of X chosen by k-means++ seeding on ``_kmeans.sample_rows(X, ...)``:
+    scikit-learn's rows for the same seed when that is all of X."""
+    rows, sample, sample_w = _kmeans.sample_rows(X, k, random_state, sample_weight)
+    indices = _kmeans.kmeans_plusplus(sample, k, random_state, sample_w, n_threads)
+    return indices if rows is None else rows[indices]
+
+
 def initial_statistics(X, sample_weight, k, init_params, covariance_type,
                        random_state, n_threads):
     """Statistics of the initial responsibilities chosen by ``init_params``."""
@@ -49,7 +59,7 @@ def initial_statistics(X, sample_weight, k, init_params, covariance_type,
         if init_params == "random_from_data":
             indices = random_state.choice(n, size=k, replace=False)
         else:
-            indices = _kmeans.kmeans_plusplus(X, k, random_state, sample_weight, n_threads)
+            indices = kmeans_plusplus_indices(X, k, random_state, sample_weight, n_threads)
         rows = take_rows(X, indices)
         return responsibility_statistics([(rows, np.eye(k))], rows, X.dtype,
                                          covariance_type, n_threads)
