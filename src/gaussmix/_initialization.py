@@ -17,8 +17,12 @@ INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
 def _one_hot_blocks(X, labels, k, sample_weight):
+    # One buffer for every block (each is consumed before the next is made):
+    # a fresh n x k array per block cost more in page faults than the pass.
+    buffer = np.empty((min(BLOCK_ROWS, X.shape[0]), k))
     for start, stop in row_ranges(X, BLOCK_ROWS):
-        resp = np.zeros((stop - start, k))
+        resp = buffer[:stop - start]
+        resp.fill(0.0)
         w = 1.0 if sample_weight is None else sample_weight[start:stop]
         resp[np.arange(stop - start), labels[start:stop]] = w
         yield X[start:stop], resp
