@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -94,3 +95,21 @@ def test_repeated_fit_predict_does_not_leak():
                             timeout=300)
     assert result.returncode == 0, result.stderr
     assert float(result.stdout) < 10.0
+
+
+@pytest.mark.parametrize("method", ["predict_proba", "predict", "score_samples"])
+def test_predict_methods_allocate_only_their_output(method):
+    """No n-sized temporaries: numpy's allocations (traced by tracemalloc)
+    during the call peak less than 1 MiB above the output."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400_000, 4)) + rng.integers(0, 3, 400_000)[:, None] * 4.0
+    gm = GaussianMixture(3, max_iter=5, random_state=0).fit(X)
+    getattr(gm, method)(X[:1000])                # warm-up: imports, thread pools
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        out = getattr(gm, method)(X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - out.nbytes < 1 << 20, (peak, out.nbytes)

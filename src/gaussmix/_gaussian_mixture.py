@@ -434,9 +434,10 @@ class GaussianMixture:
         """Run the chunked E-step kernel, filling only the outputs asked for.
 
         Rows whose log-normaliser is not finite (their densities all
-        underflow in the kernel) are redone by ``_far_rows``. ``predict``
-        asks the kernel for the log-normaliser only for blocks holding a
-        value beyond ``_far_rows_limit``, as no other row can underflow.
+        underflow in the kernel) are redone by ``_far_rows``. Unless it is
+        an output, the log-normaliser is computed (into a block-sized
+        buffer) only for blocks holding a value beyond ``_far_rows_limit``,
+        as no other row can underflow.
         """
         self._check_is_fitted()
         check_feature_names(self, X)
@@ -448,7 +449,7 @@ class GaussianMixture:
         kp = _models.kernel_parameters(self.weights_, self.means_, self.precisions_cholesky_,
                                        self.covariance_type, dtype)
         limit = _far_rows_limit(self.means_, self.precisions_cholesky_, dtype)
-        out_norm = np.empty(n if log_norm or proba else 0, dtype=dtype)
+        out_norm = np.empty(n if log_norm else 0, dtype=dtype)
         out_labels = np.empty(n if labels else 0, dtype=np.intp)
         out_proba = np.empty((n, k) if proba else (0, k), dtype=dtype)
         n_threads = effective_n_threads(self.n_threads)
@@ -466,6 +467,8 @@ class GaussianMixture:
                 block_proba = out_proba[rows] if proba else out_proba
                 estep.e_step(block, kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
                              norm, block_labels, block_proba, n_threads)
+                if norm.size == 0 or np.isfinite(norm.min()):
+                    continue
                 far = np.flatnonzero(~np.isfinite(norm))
                 step = max(1, _FAR_CHUNK // (k * X.shape[1]))
                 for i in range(0, far.size, step):
