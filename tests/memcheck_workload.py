@@ -1,7 +1,7 @@
 """A small fit/predict workload for valgrind's memcheck (run by tests/test_memcheck.py).
 
-Every kernel mode runs: full with d=2 (row loops), d=5 (one GEMM) and d=40
-(trmm/syrk), tied, diag, spherical, an mclust model, float32 and float64,
+Every kernel mode runs: full with d=2 (row loops), d=5 (quadratic-feature GEMMs) and
+d=60 (trmm/syrk), tied, diag, spherical, an mclust model, float32 and float64,
 k-means++ seeding, Lloyd k-means, predict/predict_proba/score_samples.
 """
 import numpy as np
@@ -10,7 +10,7 @@ import gaussmix
 
 rng = np.random.default_rng(0)
 for d, covariance_types in ((2, ("full",)), (5, ("full", "tied", "diag", "spherical", "VEV")),
-                            (40, ("full",))):
+                            (60, ("full",))):
     X = np.vstack([rng.normal(size=(300, d)), rng.normal(size=(300, d)) + 4])
     for covariance_type in covariance_types:
         for dtype in (np.float64, np.float32):

@@ -3,31 +3,33 @@
 # C-contiguous X and on a thread's own Scratch, so OpenMP threads never share
 # writable memory except their own accumulator slots.
 #
-# Four kernel modes (chosen in _models.kernel_parameters, by covariance type and
-# measured crossovers in d) share one parameter convention: offsets[k] holds
+# Five kernel modes (chosen in _models.kernel_mode, by covariance type and
+# measured crossovers in d and k) share one parameter convention: offsets[k] holds
 # log(weight_k) + log det U_k - d/2 log(2 pi), U_k the upper-triangular
 # precision Cholesky factor, and log p(x, k) = offsets[k] - 0.5 ||(x - mu_k) U_k||^2.
 #   FULL_LOOPS (full/tied, small d): prec[k, d*d] = U_k; statistics
 #       around shift_k = mu_k; vectorised loops over the rows of a transposed
 #       chunk (BLAS calls would cost more than their arithmetic).
 #   FULL_GEMM (full/tied, medium d): everything around one centre g (every row
-#       of shift); features f = [z, lower(z z^T)] (z = x - g) and coef[k, :] =
-#       [-2 P m, P (off-diagonal entries doubled)] (P = U U^T, m = mu_k - g,
-#       offsets absorbing 0.5 m^T P m): log p = offsets - 0.5 coef . f, ONE
-#       GEMM for all components, and the statistics one GEMM resp^T [1, f] on
-#       the same features. Both GEMMs do n k d^2 flops, the count of a
-#       triangular multiply plus a rank-k update per component.
+#       of shift); features f = [z, lower(z z^T)] (z = x - g) and coef
+#       [width - 1, k], column k = [-2 P m, P (off-diagonal entries doubled)]
+#       (P = U U^T, m = mu_k - g, offsets absorbing 0.5 m^T P m): log p =
+#       offsets - 0.5 f . coef, ONE GEMM for all components, and the
+#       statistics one GEMM resp^T [1, f] on the same features. Both GEMMs do
+#       n k d^2 flops, the count of a triangular multiply plus a rank-k update
+#       per component.
 #   FULL_BLAS (full/tied, large d): shift_k = mu_k; per component a
 #       triangular multiply (trmm) and a rank-k update (syrk).
-#   DIAG_GEMM (diag/spherical): around one centre g; coef[k, 2d] =
+#   DIAG_GEMM (diag/spherical): around one centre g; coef [2d, k], column k =
 #       [-2 p^2 m, p^2] (p = diag U_k, m = mu_k - g, offsets absorbing
-#       0.5 sum p^2 m^2): log p = offsets - 0.5 coef . [z, z^2], one GEMM, and
+#       0.5 sum p^2 m^2): log p = offsets - 0.5 [z, z^2] . coef, one GEMM, and
 #       the statistics one GEMM resp^T [1, z, z^2].
 #   DIAG_LOOPS (diag/spherical, when g is too far from a component, see
 #       _models.COMMON_CENTER_LIMIT): prec[k, d] = diag(U_k), shift_k = mu_k;
 #       vectorised loops over the rows of a transposed chunk.
-# Around one centre, the scatter about the new mean, W - S S^T / N, loses
-# about eps * (|mu_k - g| / sigma_k)^2 relative: 1e-12 at 100 standard
+# Around one centre, the expanded log-densities lose about eps * R^2
+# (absolute) and the scatter about the new mean, W - S S^T / N, about
+# eps * R^2 relative, R = |mu_k - g| / sigma_k: 2e-12 at 100 standard
 # deviations in double. Statistics are accumulated in double; with float32
 # input, FULL_BLAS forms each chunk's scatter in float32 (ssyrk over at most
 # CHUNK_ROWS rows, ~1e-7 relative) before adding it, the other modes in double.
@@ -159,19 +161,6 @@ cdef extern from *:
         for (Py_ssize_t i = 0; i < n; i++) s += x[i] * x[i];
         return s;
     }
-    /* sum (y - b)^2, y in the kernel's precision, b and the sum in double */
-    static double gaussmix_sqdiff_d(const double *y, const double *b, Py_ssize_t n) {
-        double s = 0.0;
-        #pragma omp simd reduction(+:s)
-        for (Py_ssize_t i = 0; i < n; i++) { double t = y[i] - b[i]; s += t * t; }
-        return s;
-    }
-    static double gaussmix_sqdiff_f(const float *y, const double *b, Py_ssize_t n) {
-        double s = 0.0;
-        #pragma omp simd reduction(+:s)
-        for (Py_ssize_t i = 0; i < n; i++) { double t = (double) y[i] - b[i]; s += t * t; }
-        return s;
-    }
     static double gaussmix_sumsq_f(const float *x, Py_ssize_t n) {
         double s = 0.0;
         #pragma omp simd reduction(+:s)
@@ -188,15 +177,6 @@ cdef extern from *:
                                   const double *y, double cy, Py_ssize_t n) noexcept nogil
     double sumsq_d "gaussmix_sumsq_d"(const double *x, Py_ssize_t n) noexcept nogil
     double sumsq_f "gaussmix_sumsq_f"(const float *x, Py_ssize_t n) noexcept nogil
-    double sqdiff_d "gaussmix_sqdiff_d"(const double *y, const double *b, Py_ssize_t n) noexcept nogil
-    double sqdiff_f "gaussmix_sqdiff_f"(const float *y, const double *b, Py_ssize_t n) noexcept nogil
-
-
-cdef inline double squared_distance(const floating *y, const double *b, Py_ssize_t n) noexcept nogil:
-    if floating is double:
-        return sqdiff_d(y, b, n)
-    else:
-        return sqdiff_f(y, b, n)
 
 
 cdef inline double sum_of_squares(const floating *x, Py_ssize_t n) noexcept nogil:
