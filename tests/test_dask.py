@@ -74,6 +74,15 @@ def test_weighted_distributed_fit_equals_local(client, X, as_dask):
     assert_same_fit(remote, local)
 
 
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_extreme_dask_weights_are_rescaled_like_local_ones(client, X, scale):
+    weights = np.random.default_rng(1).uniform(0.5, 3, X.shape[0])
+    local, _ = fit_both(X, X, "full", weights)
+    _, remote = fit_both(X, da.from_array(X, chunks=4_000), "full", weights,
+                         da.from_array(weights * scale, chunks=4_000))
+    assert_same_fit(remote, local)
+
+
 def test_predictions_are_lazy_dask_arrays(client, X):
     gm = GaussianMixture(3, random_state=0).fit(X)
     dask_X = da.from_array(X, chunks=3_000)

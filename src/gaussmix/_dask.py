@@ -60,6 +60,14 @@ def _aligned_weights(sample_weight, X):
     return sample_weight.astype(X.dtype).rechunk((X.chunks[0],))
 
 
+def _rescaled(weights, largest, dtype):
+    """Weights scaled to maximum 1, then mean 1, persisted: as the local fit
+    scales them (``GaussianMixture._training_data``), for the same reasons."""
+    scaled = weights / largest
+    mean = float(scaled.sum(dtype=np.float64).compute()) / weights.shape[0]
+    return (scaled / mean).astype(dtype).persist()
+
+
 class DaskData:
     """A row-chunked Dask array (and weights) persisted on the workers, as EM sees it.
 
@@ -76,7 +84,7 @@ class DaskData:
         X, weights = dask.persist(X, weights)
         checks = [da.isfinite(X).all()]
         if weights is not None:
-            checks += [da.isfinite(weights).all(), (weights >= 0).all(), weights.sum()]
+            checks += [da.isfinite(weights).all(), (weights >= 0).all(), weights.max()]
         results = dask.compute(*checks)
         if not results[0]:
             raise ValueError("Input X contains NaN or infinity; gaussmix needs finite values "
@@ -89,8 +97,10 @@ class DaskData:
             if not results[3] > 0:
                 raise ValueError("sample_weight sums to zero: at least one sample needs "
                                  "weight.")
+            weights = _rescaled(weights, results[3], X.dtype)
         self.X, self.weights, self.dtype = X, weights, X.dtype
-        self.total_weight = float(X.shape[0] if weights is None else results[3])
+        self.total_weight = float(X.shape[0] if weights is None
+                                  else weights.sum(dtype=np.float64).compute())
         # Each block's pass uses the estimator's n_threads, else one thread:
         # Dask already runs a block per worker thread.
         self.block_threads = estimator.n_threads or 1
