@@ -49,13 +49,16 @@ def test_avx2_build_matches_baseline(covariance_type, d):
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
-@pytest.mark.parametrize("d", [2, 12, 40])
-def test_common_centre_modes_match_per_component_modes(monkeypatch, covariance_type, d):
+@pytest.mark.parametrize("d, k, spacing", [(2, 3, 4.0), (12, 3, 4.0), (40, 3, 4.0),
+                                           (80, 16, 1.0)])
+def test_common_centre_modes_match_per_component_modes(monkeypatch, covariance_type, d, k,
+                                                       spacing):
     """The GEMM modes (statistics around one centre) give the same M-step as the
-    per-component modes they fall back to when the centre is too far away."""
+    per-component modes they fall back to when the centre is too far away
+    (d = 80 with 16 components: the quadratic GEMM's extended range)."""
     rng = np.random.default_rng(d)
-    k = 3
-    X = rng.standard_normal((2000, d)) + rng.integers(0, k, 2000)[:, None] * 4.0 + 1e3
+    n = 500 * k
+    X = rng.standard_normal((n, d)) + rng.integers(0, k, n)[:, None] * spacing + 1e3
     gm = GaussianMixture(k, covariance_type=covariance_type, random_state=0).fit(X)
     params = Parameters(gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_)
     results, modes = [], []
@@ -68,10 +71,7 @@ def test_common_centre_modes_match_per_component_modes(monkeypatch, covariance_t
                                                            X.dtype)))
     # both mechanisms really ran
     assert modes[1] in (_models.FULL_LOOPS, _models.FULL_BLAS, _models.DIAG_LOOPS)
-    if covariance_type in ("diag", "spherical") or _models.SMALL_DIM < d <= _models.GEMM_MAX_DIM:
-        assert modes[0] in (_models.FULL_GEMM, _models.DIAG_GEMM)
-    else:
-        assert d <= _models.SMALL_DIM
+    assert modes[0] in (_models.FULL_GEMM, _models.DIAG_GEMM) or d <= _models.SMALL_DIM
     (la, a), (lb, b) = results
     assert_allclose(la, lb, rtol=1e-12)
     for name in ("weights", "means", "covariances", "precisions_cholesky"):
