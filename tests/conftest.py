@@ -1,12 +1,14 @@
-"""Shared data sets, initial parameters and comparison helpers for the gaussmix tests.
+"""Shared data sets, initial parameters and comparison helpers for the gaussmix tests,
+and the checks every fit on hostile input must pass (``fit_or_reject``).
 
 Everything here is deterministic: every data set is drawn from a fixed seed so a
 failure reproduces exactly.
 """
 
 import os
+import re
 import warnings
-from pathlib import Path
+from fractions import Fraction
 
 # scikit-learn's array-API input check runs only when scipy was imported with
 # this set; without it the check skips itself.
@@ -19,7 +21,25 @@ from numpy.testing import assert_allclose, assert_array_equal
 import gaussmix
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+# All 18 covariance type names: scikit-learn's four and mclust's fourteen.
+ALL_COVARIANCE_TYPES = (
+    "full", "tied", "diag", "spherical",
+    "EII", "VII", "EEI", "VEI", "EVI", "VVI",
+    "EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
+)
+
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+
+# The scikit-learn layout each name stores its arrays in (see the README / _models).
+LAYOUT = {
+    "full": "full", "tied": "tied", "diag": "diag", "spherical": "spherical",
+    "EII": "spherical", "VII": "spherical",
+    "EEI": "diag", "VEI": "diag", "EVI": "diag", "VVI": "diag",
+    "EEE": "tied",
+    "VEE": "full", "EVE": "full", "VVE": "full", "EEV": "full", "VEV": "full",
+    "EVV": "full", "VVV": "full",
+}
+
 # The initialisations that must follow scikit-learn's random stream exactly.
 SKLEARN_STREAM_INITS = ("k-means++", "random", "random_from_data")
 
@@ -29,9 +49,6 @@ FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_", "precision
 # the subtraction Xoff - OFFSET is exact, so Xoff is an exact translation of the
 # well-conditioned data set ``offset_blobs() - OFFSET``.
 OFFSET = 1.0e4
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_FAITHFUL = REPO_ROOT.parent / "shared" / "data" / "faithful.csv"
 
 
 # --------------------------------------------------------------------------- data
@@ -116,6 +133,22 @@ def small_blobs(n_samples=300, n_features=2, seed=0):
     centers[1] += 15
     centers[2] -= 15
     return make_blobs(n_samples, centers, [1.0, 0.8, 1.2], seed=seed)
+
+
+# Big enough to be split into many chunks and shared between threads.
+N_LARGE = 5000
+
+
+@pytest.fixture(scope="session")
+def X_large():
+    centers = [[0.0, 0.0, 0.0], [6.0, 1.0, -2.0], [1.0, 7.0, 3.0], [-5.0, 4.0, 6.0]]
+    return make_blobs(N_LARGE + 37, centers, [1.0, 1.4, 0.8, 1.1], seed=11)
+
+
+@pytest.fixture(scope="session")
+def X_small():
+    centers = [[0.0, 0.0], [6.0, 1.0], [1.0, 7.0]]
+    return make_blobs(150, centers, [1.0, 1.4, 0.8], seed=12)
 
 
 # --------------------------------------------------------------- initial parameters
@@ -252,3 +285,212 @@ def fit_quiet(model, X, **fit_kwargs):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*converge.*")
         return model.fit(X, **fit_kwargs)
+
+
+# ----------------------------------------------------------- hostile inputs
+
+# A fit on any input ends in exactly one of two ways: a fitted model whose
+# arrays and predictions are all finite, or a ValueError/TypeError whose message
+# says what is wrong (``fit_or_reject`` checks both).
+
+
+# A rejection must say what is wrong, in the user's terms: name an argument
+# or describe the data/parameter problem. Messages leaked from numpy's
+# internals ("probabilities do not sum to 1", "int too large to convert ...")
+# do not qualify.
+CLEAR_ERROR = re.compile(
+    r"(?i)\bX\b|sample_weight|n_components|n_samples|sample\(s\)|feature|dtype|numbers"
+    r"|covariance|reg_covar|precision|means_init|weights_init|finite|\bnan\b|infinity"
+    r"|singular|ill-defined|collapsed|rows of X|could not convert|cannot be converted"
+    r"|sparse|complex|density|batch|scale")
+
+
+# Wording of internal checks that must not reach the user on its own (appended
+# as detail to a message that says what to do, it is fine).
+INTERNAL_ERROR = re.compile(r"(?i)previous must|previous covariances|scatter must|"
+                            r"probabilities do not sum|gaussmix kernel")
+
+
+def assert_clear_error(exc):
+    message = str(exc)
+    assert len(message) >= 15, f"{type(exc).__name__} with a bare message: {message!r}"
+    assert CLEAR_ERROR.search(message), f"unclear {type(exc).__name__}: {message!r}"
+    assert not INTERNAL_ERROR.match(message), f"internal {type(exc).__name__}: {message!r}"
+
+
+def expected_dtype(X):
+    dtype = getattr(X, "dtype", None)
+    return np.float32 if dtype == np.float32 else np.float64
+
+
+def assert_sane_model(gm, X):
+    """Every fitted array and every prediction on X is finite and well-formed."""
+    k = gm.n_components
+    d = gm.means_.shape[1]
+    layout = LAYOUT[gm.covariance_type]
+    shapes = {
+        "weights_": (k,),
+        "means_": (k, d),
+        "covariances_": {"full": (k, d, d), "tied": (d, d), "diag": (k, d),
+                         "spherical": (k,)}[layout],
+    }
+    shapes["precisions_"] = shapes["precisions_cholesky_"] = shapes["covariances_"]
+    dtype = gm.means_.dtype
+    assert dtype == expected_dtype(X), f"fitted in {dtype}, input {getattr(X, 'dtype', None)}"
+    for name in FITTED_ARRAYS:
+        value = np.asarray(getattr(gm, name))
+        assert value.shape == shapes[name], f"{name} has shape {value.shape}"
+        assert value.dtype == dtype, f"{name} has dtype {value.dtype}"
+        assert np.all(np.isfinite(value)), f"{name} is not finite: {value}"
+    tol = 1e-4 if dtype == np.float32 else 1e-8
+    assert np.all(gm.weights_ >= 0)
+    # After max_iter=0 the initial parameters are the model, as in scikit-learn:
+    # lower_bound_ is -inf and, after an index initialisation ('k-means++',
+    # 'random_from_data'), weights_ are N_k / n, summing to k / n.
+    if gm.max_iter > 0:
+        assert abs(float(np.sum(gm.weights_, dtype=np.float64)) - 1.0) <= tol
+        assert np.isfinite(gm.lower_bound_), f"lower_bound_ = {gm.lower_bound_}"
+    cov = np.asarray(gm.covariances_)
+    diagonal = cov if layout in ("diag", "spherical") else np.diagonal(cov, axis1=-2, axis2=-1)
+    assert np.all(diagonal > 0), "a variance is not positive"
+
+    proba = gm.predict_proba(X)
+    n = np.shape(X)[0]
+    assert proba.shape == (n, k)
+    assert np.all(np.isfinite(proba)), "predict_proba is not finite"
+    assert np.all(proba >= 0) and np.all(proba <= 1 + tol)
+    assert_allclose(proba.sum(axis=1, dtype=np.float64), 1.0, atol=tol)
+    log_density = gm.score_samples(X)
+    assert log_density.shape == (n,)
+    # -inf only where log p(x) is below the dtype's range (checked on a few rows)
+    below = log_density == -np.inf
+    assert np.all(np.isfinite(log_density[~below])), "score_samples is not finite"
+    for i in np.flatnonzero(below)[:3]:
+        row = np.asarray(X, dtype=np.float64)[i]
+        assert exact_posterior(gm, row)[1] < -np.finfo(dtype).max, f"log p(X[{i}]) = -inf"
+    labels = gm.predict(X)
+    assert labels.shape == (n,) and labels.min() >= 0 and labels.max() < k
+    if np.abs(log_density).max() < 1e300:  # else the mean may overflow
+        assert np.isfinite(gm.score(X))
+
+
+def exact_posterior(gm, x):
+    """p(k | x) and log p(x) of one row from exact rational Mahalanobis distances
+    (the log-weights and log-determinants in float64)."""
+    k, d = gm.means_.shape
+    layout = LAYOUT[gm.covariance_type]
+    U = np.asarray(gm.precisions_cholesky_, dtype=np.float64)
+    if layout == "tied":
+        U = np.broadcast_to(U, (k, d, d))
+    elif layout in ("diag", "spherical"):
+        U = np.stack([np.diag(u) for u in np.broadcast_to(U.reshape(k, -1), (k, d))])
+    x = [Fraction(float(v)) for v in x]
+    distances = []
+    for mean, factor in zip(np.asarray(gm.means_, dtype=np.float64), U):
+        centred = [xa - Fraction(float(ma)) for xa, ma in zip(x, mean)]
+        z = [sum(c * Fraction(float(u)) for c, u in zip(centred, column))
+             for column in factor.T]
+        distances.append(sum(v * v for v in z))
+    with np.errstate(divide="ignore"):
+        offsets = (np.log(np.asarray(gm.weights_, dtype=np.float64))
+                   + np.log(np.diagonal(U, axis1=1, axis2=2)).sum(axis=1)
+                   - 0.5 * d * np.log(2 * np.pi))
+
+    def half(value):  # value / 2 as a float, inf beyond float64's range
+        value /= 2
+        return float(value) if value < Fraction(np.finfo(np.float64).max) else np.inf
+
+    j = min((k_ for k_ in range(k) if offsets[k_] > -np.inf), key=lambda k_: distances[k_])
+    log_ratio = np.array([offsets[c] - offsets[j] - half(distances[c] - distances[j])
+                          for c in range(k)])
+    proba = np.exp(log_ratio - log_ratio.max())
+    with np.errstate(over="ignore"):
+        log_norm = (offsets[j] - half(distances[j]) + log_ratio.max()
+                    + np.log(proba.sum()))
+    return proba / proba.sum(), log_norm
+
+
+def fit_or_reject(gm, X, sample_weight=None):
+    """Fit; return the model when it fitted (after checking it), None when it
+    raised a clear ValueError/TypeError. Any other exception propagates."""
+    fresh = not hasattr(gm, "means_")
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        # convergence / degenerate-data warnings are fine; results are checked
+        warnings.simplefilter("ignore")
+        try:
+            gm.fit(X, sample_weight=sample_weight)
+        except (ValueError, TypeError) as exc:
+            assert_clear_error(exc)
+            if fresh:  # a failed fit leaves no half-fitted model behind
+                assert not hasattr(gm, "means_")
+            return None
+        assert_sane_model(gm, X)
+    return gm
+
+
+def precisions_like(covariance_type, k, d, value):
+    """A valid precisions_init for ``covariance_type`` with ``value`` on the diagonals."""
+    layout = LAYOUT[covariance_type]
+    if layout == "full":
+        return np.repeat(np.eye(d)[None] * value, k, axis=0)
+    if layout == "tied":
+        return np.eye(d) * value
+    if layout == "diag":
+        return np.full((k, d), value)
+    return np.full(k, value)
+
+
+def two_blobs(n=200, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    X[n // 2:] += 5.0
+    return X
+
+
+def as_dtype(X, dtype):
+    """X (float64) in one of the fuzzed dtypes, the way a user would convert it."""
+    with np.errstate(all="ignore"):
+        if dtype in ("float64", "float32", "float16"):
+            return X.astype(dtype)  # may overflow to inf: then a ValueError is due
+        if dtype == "bool":
+            return X > np.median(X)
+        if dtype == "object_float":
+            return X.astype(object)  # Python floats
+        info = np.iinfo(np.int64 if dtype == "object_int" else dtype)
+        # clip to the range where the float -> int conversion is exact-or-saturating
+        Xi = np.clip(np.rint(X), max(info.min, -2.0**62), min(info.max, 2.0**62))
+        if dtype == "object_int":
+            return np.array([[int(v) for v in row] for row in Xi], dtype=object).reshape(X.shape)
+        return Xi.astype(dtype)
+
+
+def in_memory_layout(X, memory, tmp_dir):
+    """X in the requested memory layout (equal values, different buffer)."""
+    n, d = X.shape
+    if X.dtype == object and memory.startswith("memmap"):
+        memory = "read_only"
+    if memory == "C":
+        return np.ascontiguousarray(X)
+    if memory == "F":
+        return np.asfortranarray(X)
+    if memory == "strided":
+        big = np.zeros((2 * n, 3 * d), dtype=X.dtype)
+        big[::2, 1::3] = X
+        return big[::2, 1::3]
+    if memory == "negative_strides":
+        return np.ascontiguousarray(X[::-1, ::-1])[::-1, ::-1]
+    if memory == "read_only":
+        X = X.copy()
+        X.setflags(write=False)
+        return X
+    if memory in ("memmap", "memmap_strided"):
+        step = 1 if memory == "memmap" else 2
+        path = os.path.join(tmp_dir, "X.dat")
+        mm = np.memmap(path, dtype=X.dtype, mode="w+", shape=(step * n, d))
+        mm[::step] = X
+        mm.flush()
+        del mm
+        return np.memmap(path, dtype=X.dtype, mode="r", shape=(step * n, d))[::step]
+    if memory == "list":
+        return X.tolist()
+    raise AssertionError(memory)  # pragma: no cover

@@ -16,14 +16,12 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import gaussmix
 from gaussmix import GaussianMixture
 
 from conftest import (
     COVARIANCE_TYPES,
     FITTED_ARRAYS,
     INIT_PARAMS,
-    SHARED_FAITHFUL,
     fit_quiet,
     small_blobs,
 )
@@ -87,20 +85,6 @@ def test_import_does_not_pull_heavy_dependencies():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import gaussmix imported: {out.stdout.strip()}"
-
-
-def test_load_faithful():
-    X = gaussmix.load_faithful()
-    assert isinstance(X, np.ndarray)
-    assert X.shape == (272, 2)
-    assert X.dtype == np.float64
-    assert_allclose(X[0], [3.6, 79.0])
-    assert_allclose(X[-1], [4.467, 74.0])
-    assert 1.5 < X[:, 0].min() and X[:, 0].max() < 5.2
-    assert 40 <= X[:, 1].min() and X[:, 1].max() <= 96
-    if SHARED_FAITHFUL.exists():  # the project's shared copy, when checked out beside
-        assert_array_equal(X, np.loadtxt(SHARED_FAITHFUL, delimiter=",", skiprows=1))
-
 
 def test_default_params_match_spec_and_sklearn():
     params = GaussianMixture().get_params()

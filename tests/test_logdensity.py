@@ -17,9 +17,12 @@ from gaussmix import GaussianMixture
 
 from conftest import (
     COVARIANCE_TYPES,
+    exact_posterior,
     precision_cholesky_from_cov,
+    precisions_like,
     precisions_from_cholesky,
     random_spd,
+    two_blobs,
 )
 
 
@@ -228,3 +231,68 @@ def test_proba_sums_to_one_when_log_densities_are_huge(covariance_type):
     assert np.all((proba >= 0) & (proba <= 1))
     assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
     assert_array_equal(gm.predict(X)[1:], [1, 0])
+
+
+# ------------------------------------------------ astronomically far points
+
+
+# x = 1e155 from a unit-variance model: squared Mahalanobis distances past 1.8e308.
+FAR_ROWS = np.array([[1e155, 0.0], [1e200, 1e200], [-1e300, 3.0], [3.0, -1e160],
+                     [1.5e154, 2.0], [1e156, -1e156], [1.0, 2.0]])
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("k", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_predict_proba_of_astronomically_far_points_sums_to_one(covariance_type, k, dtype):
+    """Was a bug: when every component's log density underflows to -inf (squared
+    Mahalanobis distances past float64's range), predict_proba gave a row of
+    zeros (with k=1 it is 1 by definition) and predict gave 0. The limit
+    posterior is one-hot on the nearest component; score_samples is -inf only
+    when log p(x) is below float64's range, as in scikit-learn."""
+    X = two_blobs(200, d=2)
+    X[:, 1] *= 3.0
+    gm = GaussianMixture(k, covariance_type=covariance_type, random_state=0).fit(X.astype(dtype))
+    far = FAR_ROWS if dtype == np.float64 else np.array(
+        [[1e30, 0.0], [3e38, 3e38], [-3e38, 3.0], [1.0, 2.0]], dtype=dtype)
+    proba = gm.predict_proba(far)
+    log_norm = gm.score_samples(far)
+    assert proba.dtype == log_norm.dtype == dtype
+    assert np.all(np.isfinite(proba))
+    assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert_array_equal(gm.predict(far), np.argmax(proba, axis=1))
+    for row, p, s in zip(far, proba, log_norm):
+        expected_p, expected_s = exact_posterior(gm, row)
+        assert_allclose(p, expected_p, atol=1e-6 if dtype == np.float32 else 1e-12)
+        with np.errstate(over="ignore"):
+            assert_allclose(s, dtype(expected_s), rtol=1e-6 if dtype == np.float32 else 1e-12)
+    assert np.any(log_norm == -np.inf)
+
+
+@pytest.mark.parametrize("covariance_type", ["tied", "spherical"])
+def test_astronomically_far_points_equidistant_from_components(covariance_type):
+    """Exactly equidistant components share a far row in proportion to their
+    weights (their determinants being equal)."""
+    gm = GaussianMixture(2, covariance_type=covariance_type, max_iter=0,
+                         weights_init=np.array([0.3, 0.7]),
+                         means_init=np.array([[-1.0, 0.0], [1.0, 0.0]]),
+                         precisions_init=precisions_like(covariance_type, 2, 2, 1.0))
+    gm.fit(two_blobs(50, d=2))
+    far = np.array([[0.0, 1e200], [0.0, -3e170], [1e200, 0.0]])
+    assert_allclose(gm.predict_proba(far), [[0.3, 0.7], [0.3, 0.7], [0.0, 1.0]], rtol=1e-12)
+    assert_array_equal(gm.predict(far), [1, 1, 1])
+
+
+def test_astronomically_far_points_on_dask_and_in_blocks():
+    """The Dask path, and a block whose far rows need chunks of _far_rows."""
+    da = pytest.importorskip("dask.array")
+    X = two_blobs(200, d=2)
+    gm = GaussianMixture(3, covariance_type="full", random_state=0).fit(X)
+    rows = np.vstack([FAR_ROWS] * 20_000)
+    proba = gm.predict_proba(rows)
+    assert_allclose(proba.sum(axis=1), 1.0)
+    assert_array_equal(proba, np.vstack([proba[:len(FAR_ROWS)]] * 20_000))
+    dask_rows = da.from_array(rows[:70], chunks=10)
+    assert_array_equal(gm.predict_proba(dask_rows).compute(), proba[:70])
+    assert_array_equal(gm.predict(dask_rows).compute(), gm.predict(rows[:70]))
+    assert_array_equal(gm.score_samples(dask_rows).compute(), gm.score_samples(rows[:70]))

@@ -1,4 +1,7 @@
-"""Thread-count independence, run-to-run determinism and sample_weight semantics."""
+"""sample_weight: its semantics (integer weights repeat rows, zero weights remove
+them, scale does not matter) and weights of extreme magnitude."""
+
+import warnings
 
 import numpy as np
 import pytest
@@ -7,88 +10,18 @@ from numpy.testing import assert_allclose, assert_array_equal
 from gaussmix import GaussianMixture
 
 from conftest import (
+    ALL_COVARIANCE_TYPES,
     COVARIANCE_TYPES,
     FITTED_ARRAYS,
+    INIT_PARAMS,
+    LAYOUT,
     assert_fitted_params_close,
-    assert_fitted_params_identical,
+    fit_or_reject,
     fit_quiet,
+    hand_init,
     hand_init_kwargs,
-    make_blobs,
+    two_blobs,
 )
-
-# Big enough to be split into many chunks and shared between threads.
-N_LARGE = 5000
-
-
-@pytest.fixture(scope="module")
-def X_large():
-    centers = [[0.0, 0.0, 0.0], [6.0, 1.0, -2.0], [1.0, 7.0, 3.0], [-5.0, 4.0, 6.0]]
-    return make_blobs(N_LARGE + 37, centers, [1.0, 1.4, 0.8, 1.1], seed=11)
-
-
-@pytest.fixture(scope="module")
-def X_small():
-    centers = [[0.0, 0.0], [6.0, 1.0], [1.0, 7.0]]
-    return make_blobs(150, centers, [1.0, 1.4, 0.8], seed=12)
-
-
-# ----------------------------------------------------------------- threads
-
-
-@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random_from_data", "random"])
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_one_vs_two_threads_agree(X_large, covariance_type, init_params):
-    kw = dict(n_components=4, covariance_type=covariance_type, init_params=init_params,
-              random_state=0, max_iter=30)
-    gm1 = fit_quiet(GaussianMixture(n_threads=1, **kw), X_large)
-    gm2 = fit_quiet(GaussianMixture(n_threads=2, **kw), X_large)
-    assert_allclose(gm2.lower_bound_, gm1.lower_bound_, rtol=1e-10)
-    assert_fitted_params_close(gm2, gm1, rtol=1e-10)
-    assert gm1.n_iter_ == gm2.n_iter_
-    assert_allclose(gm2.score_samples(X_large), gm1.score_samples(X_large), rtol=1e-10)
-    assert_array_equal(gm2.predict(X_large), gm1.predict(X_large))
-
-
-def test_predict_time_thread_count_does_not_change_results(X_large):
-    gm = GaussianMixture(n_components=4, random_state=0, n_threads=1).fit(X_large)
-    ss1 = gm.score_samples(X_large)
-    p1 = gm.predict_proba(X_large)
-    gm.set_params(n_threads=2)
-    assert_allclose(gm.score_samples(X_large), ss1, rtol=1e-12)
-    assert_allclose(gm.predict_proba(X_large), p1, rtol=1e-12, atol=1e-15)
-
-
-@pytest.mark.parametrize("n_threads", [1, 2, None])
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_refit_is_bit_identical(X_large, covariance_type, n_threads):
-    kw = dict(n_components=4, covariance_type=covariance_type, random_state=5,
-              n_threads=n_threads, n_init=2, max_iter=20)
-    a = fit_quiet(GaussianMixture(**kw), X_large)
-    b = fit_quiet(GaussianMixture(**kw), X_large)
-    assert_fitted_params_identical(a, b)
-    assert_array_equal(a.score_samples(X_large), b.score_samples(X_large))
-    # refitting the *same* estimator object is identical too
-    fit_quiet(a, X_large)
-    assert_fitted_params_identical(a, b)
-
-
-def test_different_random_state_gives_different_start(X_large):
-    kw = dict(n_components=4, init_params="random", max_iter=1)
-    a = fit_quiet(GaussianMixture(random_state=0, **kw), X_large)
-    b = fit_quiet(GaussianMixture(random_state=1, **kw), X_large)
-    assert not np.allclose(a.means_, b.means_)
-
-
-def test_random_state_instance_is_consumed_like_sklearn(X_small):
-    """A RandomState instance is advanced by fit: two fits with the same instance
-    differ, while two fresh instances with the same seed agree."""
-    kw = dict(n_components=3, init_params="random_from_data", max_iter=1)
-    rs = np.random.RandomState(0)
-    a = fit_quiet(GaussianMixture(random_state=rs, **kw), X_small)
-    b = fit_quiet(GaussianMixture(random_state=rs, **kw), X_small)
-    c = fit_quiet(GaussianMixture(random_state=np.random.RandomState(0), **kw), X_small)
-    assert not np.array_equal(a.means_, b.means_)
-    assert_array_equal(a.means_, c.means_)
 
 
 # ------------------------------------------------------------ sample_weight
@@ -243,3 +176,89 @@ def test_weighted_score_is_weighted_mean_log_density(X_small):
         gm.score(X_small, sample_weight=-counts)
     with pytest.raises(ValueError, match="shape"):
         gm.score(X_small, sample_weight=counts[:-1])
+
+
+# ---------------------------------------------------------- extreme weights
+
+
+@pytest.mark.parametrize("covariance_type", ALL_COVARIANCE_TYPES)
+@pytest.mark.parametrize("weights", ["tiny", "huge", "tiny_and_zeros", "huge_and_zeros",
+                                     "tiny_huge_zeros", "denormal", "one_nonzero"])
+def test_extreme_sample_weights(covariance_type, weights):
+    X = two_blobs(200)
+    n = X.shape[0]
+    i = np.arange(n)
+    w = {
+        "tiny": np.full(n, 1e-300),
+        "huge": np.full(n, 1e300),
+        "tiny_and_zeros": np.where(i % 2 == 0, 0.0, 1e-300),
+        "huge_and_zeros": np.where(i % 2 == 0, 0.0, 1e300),
+        "tiny_huge_zeros": np.choose(i % 3, [0.0, 1e-300, 1e300]),
+        "denormal": np.full(n, 5e-324),
+        "one_nonzero": np.where(i == 17, 1.0, 0.0),
+    }[weights]
+    for init_params in ("kmeans", "random_from_data"):
+        fit_or_reject(GaussianMixture(2, covariance_type=covariance_type,
+                                      init_params=init_params, random_state=0, max_iter=20),
+                      X, sample_weight=w)
+    fit_or_reject(GaussianMixture(1, covariance_type=covariance_type, max_iter=20), X,
+                  sample_weight=w)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical", "VEV"])
+@pytest.mark.parametrize("c", [
+    1e-300, 1e-30, 1e-3, 1e3, 1e150, 1e300,
+])
+def test_uniform_weights_of_any_magnitude_equal_no_weights(covariance_type, c):
+    """sample_weight = c * ones is the unweighted fit, whatever c > 0. (Was a bug for
+    c <= 1e-12, fixed in commit cab5ead: the M-step's
+    absolute 10 eps guard on N_k swamped tiny weights.)"""
+    X = two_blobs(200)
+    w, m, p = hand_init(X, 2, LAYOUT[covariance_type], seed=0)
+    kwargs = dict(n_components=2, covariance_type=covariance_type, weights_init=w,
+                  means_init=m, precisions_init=p, max_iter=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = GaussianMixture(**kwargs).fit(X)
+        gm = GaussianMixture(**kwargs).fit(X, sample_weight=np.full(len(X), c))
+    assert_allclose(gm.lower_bound_, ref.lower_bound_, rtol=1e-8)
+    for name in FITTED_ARRAYS:
+        scale = np.abs(getattr(ref, name)).max()
+        assert_allclose(getattr(gm, name), getattr(ref, name), rtol=1e-6, atol=1e-9 * scale,
+                        err_msg=name)
+
+
+@pytest.mark.parametrize("init_params", INIT_PARAMS)
+def test_weights_whose_sum_overflows(init_params):
+    X = two_blobs(200)
+    w = np.full(len(X), 1e308)
+    gm = GaussianMixture(2, init_params=init_params, random_state=0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gm.fit(X, sample_weight=w)
+    except ValueError as exc:
+        assert "sample_weight" in str(exc), str(exc)
+    else:
+        ref = GaussianMixture(2, init_params=init_params, random_state=0).fit(X)
+        assert_allclose(gm.means_, ref.means_, rtol=1e-6)
+
+
+@pytest.mark.parametrize("init_params", ["k-means++", "random_from_data"])
+def test_huge_weights_keep_the_lower_bounds_finite(init_params):
+    """Was a bug (fixed in commit cab5ead): sum_i w_i
+    log p(x_i) with raw weights 1e300 overflowed: lower_bounds_[0] = -inf."""
+    X = np.random.default_rng(0).normal(size=(1000, 1))
+    gm = GaussianMixture(1, init_params=init_params, random_state=0, max_iter=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(X, sample_weight=np.full(len(X), 1e300))
+    assert np.all(np.isfinite(gm.lower_bounds_)), gm.lower_bounds_
+
+
+@pytest.mark.parametrize("weights", [1e300, 1e-300])
+def test_float32_data_with_weights_outside_float32(weights):
+    """The weights are cast to float32 with X: 1e300 -> inf, 1e-300 -> 0."""
+    X = two_blobs(100).astype(np.float32)
+    fit_or_reject(GaussianMixture(2, random_state=0), X,
+                  sample_weight=np.full(len(X), weights))

@@ -6,6 +6,7 @@ same data held in memory.
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -14,8 +15,9 @@ from scipy.stats import multivariate_normal
 
 from gaussmix import GaussianMixture
 
-from conftest import (COVARIANCE_TYPES, FITTED_ARRAYS, INIT_PARAMS, fit_quiet,
-                      hand_init_kwargs, make_blobs)
+from conftest import (ALL_COVARIANCE_TYPES, COVARIANCE_TYPES, FITTED_ARRAYS, INIT_PARAMS,
+                      assert_clear_error, assert_sane_model, fit_quiet, hand_init_kwargs,
+                      make_blobs, two_blobs)
 
 
 def overlapping_blobs(n=12_000, seed=3):
@@ -241,3 +243,74 @@ def test_memmap_fit_keeps_resident_memory_far_below_the_file(tmp_path):
     growth_mib = float(result.stdout.strip())
     # labels of the kmeans init and of predict: 2 x 8 MB; the rest is one block
     assert growth_mib < file_mib / 4, (growth_mib, file_mib)
+
+
+# ---------------------------------------------- hostile partial_fit batches
+
+
+@pytest.mark.parametrize("covariance_type", ALL_COVARIANCE_TYPES)
+def test_partial_fit_single_row_batches(covariance_type):
+    X = two_blobs(100)
+    gm = GaussianMixture(2, covariance_type=covariance_type, random_state=0)
+    with pytest.raises(ValueError, match=r"(?i)sample"):
+        gm.partial_fit(X[:1])  # a first batch of one row cannot initialise
+    assert not hasattr(gm, "means_")
+    gm.partial_fit(X)
+    for row in range(0, 100, 7):
+        fit_ok = True
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            try:
+                gm.partial_fit(X[row:row + 1])
+            except ValueError as exc:
+                assert_clear_error(exc)
+                fit_ok = False
+        if fit_ok:
+            assert_sane_model(gm, X)
+
+
+@pytest.mark.parametrize("covariance_type", ALL_COVARIANCE_TYPES)
+@pytest.mark.parametrize("k", [1, 2])
+def test_partial_fit_batches_of_equal_rows_after_the_first(covariance_type, k):
+    X = two_blobs(100)
+    gm = GaussianMixture(k, covariance_type=covariance_type, random_state=0).partial_fit(X)
+    for repeat in range(20):
+        batch = np.tile(X[repeat % 3], (25, 1))
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            try:
+                gm.partial_fit(batch)
+            except ValueError as exc:
+                assert_clear_error(exc)
+                continue
+        assert_sane_model(gm, batch)
+        assert_sane_model(gm, X)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical", "EVE"])
+def test_partial_fit_first_batch_all_equal_rows(covariance_type):
+    batch = np.tile([[1.0, 2.0, 3.0]], (20, 1))
+    with pytest.raises(ValueError, match=r"(?i)equal"):
+        GaussianMixture(2, covariance_type=covariance_type).partial_fit(batch)
+    gm = GaussianMixture(1, covariance_type=covariance_type).partial_fit(batch)
+    assert_sane_model(gm, batch)
+    gm.partial_fit(two_blobs(50))
+    assert_sane_model(gm, batch)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+def test_partial_fit_of_an_astronomically_far_batch(covariance_type):
+    """Was a bug (fixed in commit cab5ead): the batch
+    was silently ignored (zero responsibilities), n_steps_ advanced and
+    lower_bound_ = -inf."""
+    X = two_blobs(60, d=1)
+    gm = GaussianMixture(2, covariance_type=covariance_type, random_state=0).partial_fit(X)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            gm.partial_fit(X[:22] * 1e300)
+        except ValueError as exc:
+            assert_clear_error(exc)
+            return
+    assert np.isfinite(gm.lower_bound_)
+    assert_sane_model(gm, X[:22] * 1e300)

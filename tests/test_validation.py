@@ -1,5 +1,6 @@
 """Bad input is rejected with a clear ValueError/TypeError; unusual but valid input works."""
 
+import tempfile
 import warnings
 
 import numpy as np
@@ -10,13 +11,21 @@ from numpy.testing import assert_allclose, assert_array_equal
 from gaussmix import GaussianMixture
 
 from conftest import (
+    ALL_COVARIANCE_TYPES,
     COVARIANCE_TYPES,
     FITTED_ARRAYS,
+    as_dtype,
+    assert_clear_error,
     assert_finite_fitted,
     assert_fitted_params_close,
     assert_fitted_params_identical,
+    assert_sane_model,
+    fit_or_reject,
     hand_init,
+    in_memory_layout,
+    precisions_like,
     small_blobs,
+    two_blobs,
 )
 
 NONFINITE = r"(?i)nan|inf|finite"
@@ -29,15 +38,6 @@ def X():
 
 # ------------------------------------------------------------------ bad X
 
-
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_fit_rejects_non_finite(X, bad):
-    Xb = X.copy()
-    Xb[7, 1] = bad
-    with pytest.raises(ValueError, match=NONFINITE):
-        GaussianMixture(n_components=2).fit(Xb)
-
-
 @pytest.mark.parametrize("method", ["predict", "predict_proba", "score_samples", "score"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_predict_rejects_non_finite(X, method, bad):
@@ -46,14 +46,6 @@ def test_predict_rejects_non_finite(X, method, bad):
     Xb[3, 0] = bad
     with pytest.raises(ValueError, match=NONFINITE):
         getattr(gm, method)(Xb)
-
-
-def test_float32_nan_rejected(X):
-    Xb = X.astype(np.float32)
-    Xb[0, 0] = np.nan
-    with pytest.raises(ValueError, match=NONFINITE):
-        GaussianMixture(n_components=2).fit(Xb)
-
 
 @pytest.mark.parametrize("shape", [(0, 2), (0, 0)])
 def test_fit_rejects_empty(shape):
@@ -122,10 +114,69 @@ def test_complex_input_rejected(X):
     with pytest.raises((ValueError, TypeError), match=r"(?i)complex"):
         GaussianMixture(n_components=2).fit(X + 1j)
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, "inf_and_minus_inf"])
+@pytest.mark.parametrize("where", ["first", "last", "past_first_check_block"])
+@pytest.mark.parametrize("memory", ["C", "F", "strided", "negative_strides", "memmap"])
+def test_non_finite_anywhere_in_X_is_rejected(bad, where, memory):
+    # 40_000 rows: validation checks X in blocks of 2**15 rows
+    X = np.random.default_rng(0).normal(size=(40_000 if where.startswith("past") else 50, 3))
+    row, col = {"first": (0, 0), "last": (-1, -1), "past_first_check_block": (-5, 1)}[where]
+    if bad == "inf_and_minus_inf":  # their sum is NaN, not inf
+        X[row, col], X[row - 1, col - 1] = np.inf, -np.inf
+    else:
+        X[row, col] = bad
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        Xin = in_memory_layout(X, memory, tmp_dir)
+        with pytest.raises(ValueError, match=r"(?i)nan|inf|finite"):
+            GaussianMixture(2, random_state=0).fit(Xin)
+        gm = GaussianMixture(2, random_state=0).fit(two_blobs(50))
+        with pytest.raises(ValueError, match=r"(?i)nan|inf|finite"):
+            gm.partial_fit(Xin)
+        del Xin
 
-def test_non_numeric_input_rejected():
-    with pytest.raises((ValueError, TypeError)):
-        GaussianMixture().fit(np.array([["a", "b"], ["c", "d"], ["e", "f"]], dtype=object))
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "object_float"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_X_in_other_dtypes_is_rejected(dtype, bad):
+    X = as_dtype(two_blobs(60), dtype)
+    X[7, 2] = bad
+    with pytest.raises(ValueError, match=r"(?i)nan|inf|finite"):
+        GaussianMixture(2).fit(X)
+
+
+def test_float16_overflow_is_a_clear_error():
+    # 7e4 is past float16's range: the user's own cast made inf
+    with np.errstate(over="ignore"):
+        X = (two_blobs(60) * 2e4).astype(np.float16)
+    assert not np.isfinite(X).all()
+    with pytest.raises(ValueError, match=r"(?i)inf|finite"):
+        GaussianMixture(2).fit(X)
+
+
+def test_object_array_with_int_beyond_float_range():
+    """Was a bug (fixed in commit cab5ead): OverflowError
+    from X.astype(float64) in _validation.as_float_array."""
+    X = np.array([[10**400, 1], [2, 3], [4, 5], [6, 8]], dtype=object)
+    with pytest.raises(ValueError, match=r"(?i)X|float|range|large"):
+        GaussianMixture(2).fit(X)
+
+
+@pytest.mark.parametrize("values, error, clear", [
+    ([[None, 1], [2, 3], [4, 5]], ValueError, True),         # None: missing value
+    ([["a", 1], [2, 3], [4, 5]], ValueError, True),          # not a number
+    ([[1 + 2j, 1], [2, 3], [4, 5]], (ValueError, TypeError), True),
+    # numpy's own "setting an array element with a sequence." (not checked for wording)
+    ([[[1], 1], [2, 3], [4, 5]], (ValueError, TypeError), False),
+])
+def test_object_arrays_of_non_numbers_are_rejected(values, error, clear):
+    X = np.empty((3, 2), dtype=object)
+    for i, row in enumerate(values):
+        for j, value in enumerate(row):
+            X[i, j] = value
+    with pytest.raises(error) as info:
+        GaussianMixture(1).fit(X)
+    if clear:
+        assert_clear_error(info.value)
 
 
 # ------------------------------------------------------- invalid parameters
@@ -192,13 +243,6 @@ def test_weights_init_must_sum_to_one_and_be_in_range(X):
     with pytest.raises(ValueError, match=r"(?i)weights|range|negative"):
         GaussianMixture(2, weights_init=np.array([1.5, -0.5])).fit(X)
 
-
-def test_means_init_non_finite_rejected(X):
-    m = np.array([[0.0, 0.0], [np.nan, 1.0]])
-    with pytest.raises(ValueError, match=NONFINITE + "|means"):
-        GaussianMixture(2, means_init=m).fit(X)
-
-
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_non_positive_definite_precisions_rejected(X, covariance_type):
     if covariance_type == "full":
@@ -222,6 +266,87 @@ def test_non_symmetric_precisions_rejected(X, covariance_type):
         GaussianMixture(2, covariance_type=covariance_type, precisions_init=bad).fit(X)
 
 
+@pytest.mark.parametrize("covariance_type", ALL_COVARIANCE_TYPES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_initial_parameters_are_rejected(covariance_type, bad):
+    X = two_blobs(80)
+    k, d = 2, X.shape[1]
+    good = dict(weights_init=np.array([0.4, 0.6]), means_init=X[[0, -1]].copy(),
+                precisions_init=precisions_like(covariance_type, k, d, 1.0))
+    for name in good:
+        kwargs = {key: value.copy() for key, value in good.items()}
+        kwargs[name].flat[-1] = bad
+        gm = GaussianMixture(k, covariance_type=covariance_type, **kwargs)
+        with pytest.raises(ValueError, match=rf"(?i){name}|nan|inf|finite"):
+            gm.fit(X)
+        with pytest.raises(ValueError, match=rf"(?i){name}|nan|inf|finite"):
+            GaussianMixture(k, covariance_type=covariance_type, **kwargs).partial_fit(X)
+    # and the good ones fit
+    fit_or_reject(GaussianMixture(k, covariance_type=covariance_type, **good), X)
+
+
+@pytest.mark.parametrize("covariance_type", ALL_COVARIANCE_TYPES)
+@pytest.mark.parametrize("value", [1e300, 1e-300])
+@pytest.mark.parametrize("max_iter", [0, 5])
+def test_extreme_finite_precisions_init_float64(covariance_type, value, max_iter):
+    X = two_blobs(100)
+    gm = GaussianMixture(2, covariance_type=covariance_type, max_iter=max_iter,
+                         weights_init=np.array([0.5, 0.5]), means_init=X[[0, -1]].copy(),
+                         precisions_init=precisions_like(covariance_type, 2, 3, value))
+    fit_or_reject(gm, X)
+
+
+FLOAT32_INIT_CASES = {
+    "precisions_max_iter_0": dict(covariance_type="diag", max_iter=0,
+                                  precisions_init=precisions_like("diag", 2, 3, 1e39)),
+    "precisions_max_iter_1": dict(covariance_type="spherical", max_iter=1,
+                                  precisions_init=precisions_like("spherical", 2, 3, 1e300)),
+    "means": dict(means_init=np.array([[1e39] * 3, [0.0] * 3])),
+    # variances 1e39: precisions that fit, covariances that do not
+    "iterative_model": dict(covariance_type="EVE",
+                            precisions_init=precisions_like("EVE", 2, 3, 1e-39)),
+    "tied_variances": dict(covariance_type="tied",
+                           precisions_init=np.diag([1.0, 1.0, 1e-39])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FLOAT32_INIT_CASES))
+def test_float32_init_parameters_are_checked_in_float32(case):
+    """Was a bug: initial parameters were validated in float64 and cast to X's
+    dtype unchecked: for float32 X, precisions_init=1e39 became inf (max_iter=0:
+    precisions_ = inf was the fitted model), or the fit failed with the misleading
+    'ill-defined empirical covariance ... scale the input data'."""
+    X = two_blobs(100).astype(np.float32)
+    kwargs = dict(n_components=2, weights_init=np.array([0.5, 0.5]), means_init=X[[0, -1]])
+    kwargs.update(FLOAT32_INIT_CASES[case])
+    name = "means_init" if case == "means" else "precisions_init"
+    with pytest.raises(ValueError, match=rf"'{name}' is out of float32's range for float32 X"):
+        GaussianMixture(**kwargs).fit(X)
+    with pytest.raises(ValueError, match=rf"'{name}' is out of float32's range"):
+        GaussianMixture(**kwargs).partial_fit(X)
+    gm = GaussianMixture(**kwargs)  # the same parameters fit float64 X
+    fit_or_reject(gm, X.astype(np.float64))
+    assert gm.means_.dtype == np.float64
+
+
+def test_init_parameters_are_checked_in_the_range_of_x():
+    """float64 X: variances beyond float64's range name precisions_init too; float32
+    parameters at the edge of its range fit; the Dask path checks in X's dtype."""
+    X = two_blobs(100)
+    with pytest.raises(ValueError, match=r"'precisions_init' is out of float64's range"):
+        GaussianMixture(2, covariance_type="diag",
+                        precisions_init=precisions_like("diag", 2, 3, 1e-309)).fit(X)
+    X32 = X.astype(np.float32)
+    gm = GaussianMixture(2, covariance_type="diag", max_iter=0, weights_init=[0.5, 0.5],
+                         means_init=np.array([[3e38] * 3, [0.0] * 3]),
+                         precisions_init=precisions_like("diag", 2, 3, 1e38))
+    assert fit_or_reject(gm, X32) is not None
+    da = pytest.importorskip("dask.array")
+    kwargs = dict(n_components=2, **FLOAT32_INIT_CASES["means"])
+    with pytest.raises(ValueError, match=r"'means_init' is out of float32's range"):
+        GaussianMixture(**kwargs).fit(da.from_array(X32, chunks=50))
+
+
 # ------------------------------------------------------------- sample_weight
 
 
@@ -243,18 +368,43 @@ def test_2d_sample_weight_rejected(X):
     with pytest.raises(ValueError, match=r"(?i)sample_weight|shape|dim"):
         GaussianMixture(2).fit(X, sample_weight=np.ones((len(X), 1)))
 
-
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_non_finite_sample_weight_rejected(X, bad):
-    w = np.ones(len(X))
-    w[0] = bad
-    with pytest.raises(ValueError, match=r"(?i)sample_weight|" + NONFINITE[4:]):
-        GaussianMixture(2).fit(X, sample_weight=w)
-
-
 def test_all_zero_sample_weight_rejected(X):
     with pytest.raises(ValueError, match=r"(?i)sample_weight|weight|zero"):
         GaussianMixture(2).fit(X, sample_weight=np.zeros(len(X)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("position", [0, -1])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_non_finite_sample_weight_is_rejected(bad, position, dtype):
+    X = two_blobs(80).astype(dtype)
+    w = np.ones(80)
+    w[position] = bad
+    with pytest.raises(ValueError, match=r"(?i)sample_weight"):
+        GaussianMixture(2).fit(X, sample_weight=w)
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match=r"(?i)sample_weight"):
+        gm.partial_fit(X, sample_weight=w)
+    with pytest.raises(ValueError, match=r"(?i)sample_weight"):
+        gm.score(X, sample_weight=w)
+
+
+# ------------------------------------------------------------- a failed fit
+
+
+def test_failed_refit_keeps_the_previous_model():
+    X = two_blobs(100)
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    before = {name: getattr(gm, name).copy() for name in FITTED_ARRAYS}
+    Xbad = X.copy()
+    Xbad[10, 0] = np.nan
+    with pytest.raises(ValueError):
+        gm.fit(Xbad)
+    with pytest.raises(ValueError):
+        gm.fit(X, sample_weight=np.zeros(len(X)))
+    for name, value in before.items():
+        assert_array_equal(getattr(gm, name), value)
+    assert_sane_model(gm, X)
 
 
 # ------------------------------------------------------------ singular data
@@ -414,13 +564,6 @@ def test_input_not_modified(Xv):
     assert_array_equal(X, Xv)
     assert_array_equal(w, w_copy)
 
-
-def test_float16_input_is_upcast(Xv):
-    gm = GaussianMixture(n_components=3, random_state=0).fit(Xv.astype(np.float16))
-    assert gm.means_.dtype in (np.float32, np.float64)
-    assert_finite_fitted(gm)
-
-
 def test_two_samples_minimum():
     X = np.array([[0.0, 1.0], [1.0, 0.0]])
     gm = GaussianMixture(n_components=1).fit(X)
@@ -443,3 +586,49 @@ def test_max_iter_zero_keeps_initial_parameters(Xv):
     assert_allclose(gm.precisions_cholesky_, np.sqrt(p))
     assert_allclose(gm.covariances_, 1.0 / p)
     assert np.all(np.isfinite(gm.score_samples(Xv)))
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int32", "int64", "bool", "float16"])
+def test_small_dtypes_give_the_float64_fit(dtype):
+    X = as_dtype(two_blobs(120) * 3, dtype)
+    a = fit_or_reject(GaussianMixture(2, random_state=0), X)
+    b = fit_or_reject(GaussianMixture(2, random_state=0), X.astype(np.float64))
+    assert a is not None and b is not None
+    for name in FITTED_ARRAYS:
+        assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("values", [
+    [[1, 2], [3, 4], [5, 7], [8, 1]],                  # Python ints
+    [[1.5, 2], [3, 4.25], [5, 7], [8, 1]],             # mixed ints and floats
+    [[True, 2], [3, False], [5, 7], [8, 1]],           # bools among numbers
+    [[2**62, 1], [-2**62, 3], [5, 7], [8, 1]],         # large exact ints
+    [[10**300, 1], [-10**300, 3], [5, 7], [8, 1]],     # ints at float range's edge
+])
+def test_object_arrays_of_python_numbers(values):
+    X = np.array(values, dtype=object)
+    fit_or_reject(GaussianMixture(2, random_state=0), X)
+
+
+@pytest.mark.parametrize("mode", ["r", "r+", "c"])
+def test_memmap_modes_with_unflushed_and_private_changes(tmp_path, mode):
+    """A copy-on-write map with private changes, and a shared map with
+    unflushed writes, must be read as they are (page releases lose nothing)."""
+    X = two_blobs(3000, d=4)
+    path = tmp_path / "X.dat"
+    mm = np.memmap(path, dtype=np.float64, mode="w+", shape=X.shape)
+    mm[:] = X
+    mm.flush()
+    del mm
+    Xm = np.memmap(path, dtype=np.float64, mode=mode, shape=X.shape)
+    expected = X.copy()
+    if mode != "r":
+        Xm[::7, 1] = -3.0  # private (mode c) or not yet flushed (mode r+)
+        expected[::7, 1] = -3.0
+    ref = GaussianMixture(2, random_state=0).fit(expected)
+    gm = GaussianMixture(2, random_state=0).fit(Xm)
+    for name in FITTED_ARRAYS:
+        assert_array_equal(getattr(gm, name), getattr(ref, name))
+    assert_array_equal(gm.score_samples(Xm), ref.score_samples(expected))
+    assert_array_equal(np.asarray(Xm), expected)
+
