@@ -359,3 +359,26 @@ def test_make_pipeline_clone_and_refit_keep_n_threads(faithful_X):
     assert cl.steps[-1][1].n_threads == 1
     cl.fit(faithful_X)
     assert cl.steps[-1][1].converged_
+
+
+# ------------------------------------------------------------- random state
+
+
+def test_different_random_state_gives_different_start(X_large):
+    kw = dict(n_components=4, init_params="random", max_iter=1)
+    a = fit_quiet(GaussianMixture(random_state=0, **kw), X_large)
+    b = fit_quiet(GaussianMixture(random_state=1, **kw), X_large)
+    assert not np.allclose(a.means_, b.means_)
+
+
+def test_random_state_instance_is_consumed_like_sklearn(X_small):
+    """A RandomState instance is advanced by fit: two fits with the same instance
+    differ, while two fresh instances with the same seed agree."""
+    kw = dict(n_components=3, init_params="random_from_data", max_iter=1)
+    rs = np.random.RandomState(0)
+    a = fit_quiet(GaussianMixture(random_state=rs, **kw), X_small)
+    b = fit_quiet(GaussianMixture(random_state=rs, **kw), X_small)
+    c = fit_quiet(GaussianMixture(random_state=np.random.RandomState(0), **kw), X_small)
+    assert not np.array_equal(a.means_, b.means_)
+    assert_array_equal(a.means_, c.means_)
+

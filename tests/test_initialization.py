@@ -1,17 +1,13 @@
-"""Initialisation: k-means++ seeding (scikit-learn's rows up to the subsampling
-threshold, a seeding of a uniform random subsample beyond it) and the random
-state it draws from."""
+"""k-means++ seeding: scikit-learn's rows up to the subsampling threshold, a
+seeding of a uniform random subsample beyond it."""
 
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 from sklearn.cluster import kmeans_plusplus as sk_kmeans_plusplus
 
-from gaussmix import GaussianMixture
 from gaussmix._initialization import kmeans_plusplus_indices
 from gaussmix._kernels import kmeans
-
-from conftest import fit_quiet
 
 K = 8
 
@@ -76,25 +72,3 @@ def test_sample_rows_threshold(n, k, subsampled):
         assert rows is None and sample is X
         # no draw: the random stream is the one scikit-learn's seeding sees
         assert random_state.randint(1 << 30) == np.random.RandomState(0).randint(1 << 30)
-
-
-# ------------------------------------------------------------- random state
-
-
-def test_different_random_state_gives_different_start(X_large):
-    kw = dict(n_components=4, init_params="random", max_iter=1)
-    a = fit_quiet(GaussianMixture(random_state=0, **kw), X_large)
-    b = fit_quiet(GaussianMixture(random_state=1, **kw), X_large)
-    assert not np.allclose(a.means_, b.means_)
-
-
-def test_random_state_instance_is_consumed_like_sklearn(X_small):
-    """A RandomState instance is advanced by fit: two fits with the same instance
-    differ, while two fresh instances with the same seed agree."""
-    kw = dict(n_components=3, init_params="random_from_data", max_iter=1)
-    rs = np.random.RandomState(0)
-    a = fit_quiet(GaussianMixture(random_state=rs, **kw), X_small)
-    b = fit_quiet(GaussianMixture(random_state=rs, **kw), X_small)
-    c = fit_quiet(GaussianMixture(random_state=np.random.RandomState(0), **kw), X_small)
-    assert not np.array_equal(a.means_, b.means_)
-    assert_array_equal(a.means_, c.means_)

@@ -19,8 +19,8 @@ from conftest import (
     COVARIANCE_TYPES,
     exact_posterior,
     precision_cholesky_from_cov,
-    precisions_like,
     precisions_from_cholesky,
+    precisions_like,
     random_spd,
     two_blobs,
 )
