@@ -3,8 +3,9 @@
 # C-contiguous X and on a thread's own Scratch, so OpenMP threads never share
 # writable memory except their own accumulator slots.
 #
-# Five kernel modes (chosen in _models.kernel_mode, by covariance type and
-# measured crossovers in d and k) share one parameter convention: offsets[k] holds
+# Five kernel modes (defined in _parallel.pxd, chosen in _models.kernel_mode
+# by covariance type and measured crossovers in d and k) share one parameter
+# convention: offsets[k] holds
 # log(weight_k) + log det U_k - d/2 log(2 pi), U_k the upper-triangular
 # precision Cholesky factor, and log p(x, k) = offsets[k] - 0.5 ||(x - mu_k) U_k||^2.
 #   FULL_LOOPS (full/tied, small d): prec[k, d*d] = U_k; statistics
@@ -36,22 +37,9 @@
 #
 from cython cimport floating
 from libc.math cimport sqrt, INFINITY
-from libc.stdlib cimport malloc, free
-from ._blas cimport trmm_right_upper, syrk_lower_ata, gemm_ab, gemm_abt
-
-cdef enum:
-    # Rows per chunk: the chunk's scratch stays in L2, each BLAS call still gets
-    # a useful amount of work, and the GEMM modes' calls mostly stay in
-    # OpenBLAS's unpacked small-matrix path (benchmarks/README.md: 64 / 128 /
-    # 256 rows measured).
-    CHUNK_ROWS = 128
-    # Kernel modes; _models.KERNEL_MODES mirrors these values.
-    FULL_LOOPS = 0
-    FULL_GEMM = 1
-    FULL_BLAS = 2
-    DIAG_GEMM = 3
-    DIAG_LOOPS = 4
-
+from ._blas cimport trmm_right_upper, syrk_lower_ata, gemm_ab
+from ._parallel cimport (CHUNK_ROWS, FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS,
+                         Scratch, ScratchSizes)
 
 cdef extern from *:
     """
@@ -186,18 +174,6 @@ cdef inline double sum_of_squares(const floating *x, Py_ssize_t n) noexcept nogi
         return sumsq_f(x, n)
 
 
-cdef struct Scratch:
-    double *lp        # [k, CHUNK_ROWS] log-probabilities, then responsibilities
-    double *norm      # [CHUNK_ROWS] per-row log-normalisers
-    double *xt        # [d, CHUNK_ROWS] the chunk, transposed, in double
-    double *tmp       # [d + 1, CHUNK_ROWS] centred features and one product row
-    void *work        # [CHUNK_ROWS, d] floating: BLAS operand
-    void *scatter     # [d, d] floating: BLAS result
-    double *feat      # [CHUNK_ROWS, width] features [1, z, z^2 or z z^T]
-    double *resp      # [CHUNK_ROWS, k] log-probabilities, row-major (GEMM modes)
-    double *acc       # [k, width] statistics of one chunk
-
-
 cdef inline Py_ssize_t feature_width(Py_ssize_t d, int mode) noexcept nogil:
     """Columns of [1, z, z^2] (DIAG_GEMM) or [1, z, lower(z z^T)] (FULL_GEMM)."""
     if mode == DIAG_GEMM:
@@ -207,40 +183,24 @@ cdef inline Py_ssize_t feature_width(Py_ssize_t d, int mode) noexcept nogil:
     return 0
 
 
-cdef inline Scratch scratch_new(Py_ssize_t d, Py_ssize_t k, int mode,
-                                size_t itemsize) noexcept nogil:
-    """A thread's scratch, returned by value so that OpenMP makes the variable
-    holding it private to each thread. Check it with scratch_ok."""
-    cdef Scratch s
+cdef inline ScratchSizes scratch_sizes(Py_ssize_t d, Py_ssize_t k, int mode,
+                                       size_t itemsize) noexcept nogil:
+    """The scratch one thread needs to run chunk_log_prob and chunk_accumulate
+    in ``mode``: only the buffers that mode touches (a diagonal mode never gets
+    a d x d one)."""
+    cdef ScratchSizes z
+    cdef size_t rows = CHUNK_ROWS
     cdef Py_ssize_t width = feature_width(d, mode)
-    s.lp = <double *> malloc(k * CHUNK_ROWS * sizeof(double))
-    s.norm = <double *> malloc(CHUNK_ROWS * sizeof(double))
-    s.xt = <double *> malloc(d * CHUNK_ROWS * sizeof(double))
-    s.tmp = <double *> malloc((d + 1) * CHUNK_ROWS * sizeof(double))
-    s.work = malloc(CHUNK_ROWS * d * itemsize)
-    s.scatter = malloc(d * d * itemsize)
-    s.feat = <double *> malloc((CHUNK_ROWS * width + 1) * sizeof(double))
-    s.resp = <double *> malloc((CHUNK_ROWS * k if width > 0 else 1) * sizeof(double))
-    s.acc = <double *> malloc((k * width + 1) * sizeof(double))
-    return s
-
-
-cdef inline bint scratch_ok(Scratch *s) noexcept nogil:
-    return (s.lp != NULL and s.norm != NULL and s.xt != NULL and s.tmp != NULL
-            and s.work != NULL and s.scatter != NULL
-            and s.feat != NULL and s.resp != NULL and s.acc != NULL)
-
-
-cdef inline void scratch_free(Scratch *s) noexcept nogil:
-    free(s.lp)
-    free(s.norm)
-    free(s.xt)
-    free(s.tmp)
-    free(s.work)
-    free(s.scatter)
-    free(s.feat)
-    free(s.resp)
-    free(s.acc)
+    z.lp = k * rows * sizeof(double)
+    z.norm = rows * sizeof(double)
+    z.xt = d * rows * sizeof(double) if mode == FULL_LOOPS or mode == DIAG_LOOPS else 0
+    z.tmp = (d + 1) * rows * sizeof(double) if mode == FULL_LOOPS else 0
+    z.work = rows * d * itemsize if mode == FULL_BLAS else 0
+    z.scatter = d * d * itemsize if mode == FULL_BLAS else 0
+    z.feat = rows * width * sizeof(double)
+    z.resp = rows * k * sizeof(double) if width > 0 else 0
+    z.acc = k * width * sizeof(double)
+    return z
 
 
 cdef inline void transpose_chunk(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
