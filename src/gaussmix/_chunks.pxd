@@ -183,6 +183,25 @@ cdef inline Py_ssize_t feature_width(Py_ssize_t d, int mode) noexcept nogil:
     return 0
 
 
+cdef enum:
+    # Bytes of one thread's feature buffer (GEMM modes) beyond which a chunk's
+    # features are built a few rows at a time: only very wide rows (DIAG_GEMM
+    # past 4,096 features) hit it, and then 128 rows would take 2 d x 1 KiB.
+    FEATURE_BYTES = 8 << 20
+
+
+cdef inline Py_ssize_t feature_rows(Py_ssize_t d, int mode) noexcept nogil:
+    """Rows of features the buffer holds: a whole chunk, unless rows are so wide
+    that it would exceed FEATURE_BYTES. Features of a chunk stay in s.feat from
+    chunk_log_prob (or prepare_accumulate) to chunk_accumulate only when they
+    all fit; otherwise chunk_accumulate rebuilds them piece by piece."""
+    cdef Py_ssize_t width = feature_width(d, mode)
+    if width == 0:
+        return CHUNK_ROWS
+    return max(1, min(<Py_ssize_t> CHUNK_ROWS,
+                      <Py_ssize_t> (FEATURE_BYTES // (width * sizeof(double)))))
+
+
 cdef inline ScratchSizes scratch_sizes(Py_ssize_t d, Py_ssize_t k, int mode,
                                        size_t itemsize) noexcept nogil:
     """The scratch one thread needs to run chunk_log_prob and chunk_accumulate
@@ -197,7 +216,7 @@ cdef inline ScratchSizes scratch_sizes(Py_ssize_t d, Py_ssize_t k, int mode,
     z.tmp = (d + 1) * rows * sizeof(double) if mode == FULL_LOOPS else 0
     z.work = rows * d * itemsize if mode == FULL_BLAS else 0
     z.scatter = d * d * itemsize if mode == FULL_BLAS else 0
-    z.feat = rows * width * sizeof(double)
+    z.feat = feature_rows(d, mode) * width * sizeof(double)
     z.resp = rows * k * sizeof(double) if width > 0 else 0
     z.acc = k * width * sizeof(double)
     return z
@@ -305,17 +324,23 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
                                 const double *coef, const double *offsets, int mode,
                                 Scratch *s) noexcept nogil:
     """s.lp[c, i] = log p(x_i, c) for the chunk; leaves s.xt (FULL_LOOPS,
-    DIAG_LOOPS) or s.feat (FULL_GEMM, DIAG_GEMM) filled for chunk_accumulate."""
+    DIAG_LOOPS) or s.feat (FULL_GEMM, DIAG_GEMM, see feature_rows) filled for
+    chunk_accumulate."""
     cdef Py_ssize_t c, i
     cdef double *row
     cdef Py_ssize_t width = feature_width(d, mode)
+    cdef Py_ssize_t first, rows, piece = feature_rows(d, mode)
     if mode == DIAG_GEMM or mode == FULL_GEMM:
-        chunk_features(X, n_rows, d, shift, mode, s.feat)
-        # log p[i, c] row-major from coef^T [width - 1, k]: a GEMM that contracts
-        # no two operands along their contiguous axes, which OpenBLAS would run
-        # in its slower packed path on these small sizes.
-        gemm_ab(<int> n_rows, <int> k, <int> (width - 1), s.feat + 1, <int> width,
-                coef, <int> k, s.resp, <int> k)
+        first = 0
+        while first < n_rows:
+            rows = min(piece, n_rows - first)
+            chunk_features(X + first * d, rows, d, shift, mode, s.feat)
+            # log p[i, c] row-major from coef^T [width - 1, k]: a GEMM that
+            # contracts no two operands along their contiguous axes, which
+            # OpenBLAS would run in its slower packed path on these small sizes.
+            gemm_ab(<int> rows, <int> k, <int> (width - 1), s.feat + 1, <int> width,
+                    coef, <int> k, s.resp + first * k, <int> k)
+            first += rows
         for c in range(k):
             row = s.lp + c * CHUNK_ROWS
             for i in range(n_rows):
@@ -455,8 +480,29 @@ cdef inline void prepare_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssi
     """Fill what chunk_accumulate reads (when chunk_log_prob has not)."""
     if mode == FULL_LOOPS or mode == DIAG_LOOPS:
         transpose_chunk(X, n_rows, d, s.xt)
-    elif mode == FULL_GEMM or mode == DIAG_GEMM:
+    elif (mode == FULL_GEMM or mode == DIAG_GEMM) and n_rows <= feature_rows(d, mode):
         chunk_features(X, n_rows, d, shift, mode, s.feat)
+
+
+cdef inline void add_gemm_statistics(const double *acc, Py_ssize_t k, Py_ssize_t d, int mode,
+                                     double *N, double *S, double *W) noexcept nogil:
+    """Add the GEMM modes' per-component sums acc[c] = [N, S, W entries]."""
+    cdef Py_ssize_t c, a, b, width = feature_width(d, mode)
+    cdef const double *row
+    for c in range(k):
+        row = acc + c * width
+        N[c] += row[0]
+        for a in range(d):
+            S[c * d + a] += row[1 + a]
+        row += 1 + d
+        if mode == DIAG_GEMM:
+            for a in range(d):
+                W[c * d + a] += row[a]
+            continue
+        for a in range(d):
+            for b in range(a + 1):
+                W[c * d * d + a * d + b] += row[0]
+                row += 1
 
 
 cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
@@ -466,25 +512,22 @@ cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize
     """N_c += sum_i r_ic, S_c += sum_i r_ic y_ic, W_c += sum_i r_ic y_ic y_ic^T
     (lower triangle of d x d, or the diagonal for DIAG_*), y_ic = x_i - shift_c,
     r in s.lp (component-major), after prepare_accumulate or chunk_log_prob."""
-    cdef Py_ssize_t c, a, b, width = feature_width(d, mode)
-    cdef double *acc
+    cdef Py_ssize_t c, width = feature_width(d, mode)
+    cdef Py_ssize_t first, rows, piece = feature_rows(d, mode)
     if mode == DIAG_GEMM or mode == FULL_GEMM:
-        gemm_ab(<int> k, <int> width, <int> n_rows, s.lp, <int> CHUNK_ROWS,
-                s.feat, <int> width, s.acc, <int> width)
-        for c in range(k):
-            acc = s.acc + c * width
-            N[c] += acc[0]
-            for a in range(d):
-                S[c * d + a] += acc[1 + a]
-            acc += 1 + d
-            if mode == DIAG_GEMM:
-                for a in range(d):
-                    W[c * d + a] += acc[a]
-                continue
-            for a in range(d):
-                for b in range(a + 1):
-                    W[c * d * d + a * d + b] += acc[0]
-                    acc += 1
+        if n_rows <= piece:
+            gemm_ab(<int> k, <int> width, <int> n_rows, s.lp, <int> CHUNK_ROWS,
+                    s.feat, <int> width, s.acc, <int> width)
+            add_gemm_statistics(s.acc, k, d, mode, N, S, W)
+            return
+        first = 0
+        while first < n_rows:
+            rows = min(piece, n_rows - first)
+            chunk_features(X + first * d, rows, d, shift, mode, s.feat)
+            gemm_ab(<int> k, <int> width, <int> rows, s.lp + first, <int> CHUNK_ROWS,
+                    s.feat, <int> width, s.acc, <int> width)
+            add_gemm_statistics(s.acc, k, d, mode, N, S, W)
+            first += rows
         return
     for c in range(k):
         if mode == DIAG_LOOPS:

@@ -65,16 +65,18 @@ def kmeans_plusplus(X, n_clusters, random_state, sample_weight, n_threads):
     return indices
 
 
-def _feature_variance(X, sample_weight, block_rows=1 << 14):
+def _feature_variance(X, sample_weight):
     """(Weighted) variance of each feature, block by block (no n x d temporary)."""
     w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    block_rows = _block_rows(X)
     mean = np.zeros(X.shape[1])
     for start, stop in row_ranges(X, block_rows):
         mean += w[start:stop] @ X[start:stop]
     mean /= w.sum()
     total = np.zeros(X.shape[1])
     for start, stop in row_ranges(X, block_rows):
-        total += w[start:stop] @ (X[start:stop] - mean) ** 2
+        block = np.subtract(X[start:stop], mean)
+        total += w[start:stop] @ np.square(block, out=block)
     return total / w.sum()
 
 
@@ -86,8 +88,8 @@ SAMPLE_ROWS = 1 << 15
 
 
 LABEL_BLOCK_ROWS = 1 << 18
-# Bytes of one centred copy of a block of rows, when labelling around a centre.
-CENTRED_BLOCK_BYTES = 16 << 20
+# Bytes of a float64 temporary over a block of rows (centring, variances).
+BLOCK_BYTES = 16 << 20
 
 
 def _labels(X, weights_arg, centers, n_threads, center=None):
@@ -100,7 +102,7 @@ def _labels(X, weights_arg, centers, n_threads, center=None):
     sums, counts = np.zeros((n_threads, n_clusters, d)), np.zeros((n_threads, n_clusters))
     block_rows = LABEL_BLOCK_ROWS
     if center is not None:
-        block_rows = max(1, min(block_rows, CENTRED_BLOCK_BYTES // (8 * d)))
+        block_rows = min(block_rows, _block_rows(X))
     # the squared distances are not needed: one block-sized buffer, not n doubles
     sq_dist = np.empty(min(X.shape[0], block_rows))
     for start, stop in row_ranges(X, block_rows):
@@ -110,11 +112,15 @@ def _labels(X, weights_arg, centers, n_threads, center=None):
     return labels
 
 
+def _block_rows(X):
+    """Rows of X whose float64 copy takes at most BLOCK_BYTES."""
+    return max(1, BLOCK_BYTES // (8 * X.shape[1]))
+
+
 def _centred(X, center):
     """X - center, computed in float64 block by block, in X's dtype."""
     out = np.empty(X.shape, dtype=X.dtype)
-    block_rows = max(1, CENTRED_BLOCK_BYTES // (8 * X.shape[1]))
-    for start, stop in row_ranges(X, block_rows):
+    for start, stop in row_ranges(X, _block_rows(X)):
         out[start:stop] = np.subtract(X[start:stop], center, dtype=np.float64)
     return out
 
@@ -166,7 +172,7 @@ def kmeans(X, n_clusters, random_state, sample_weight, n_threads, max_iter=30, t
     _, sample, sample_w = sample_rows(X, n_clusters, random_state, sample_weight)
     w = np.ones(len(sample)) if sample_w is None else np.asarray(sample_w, np.float64)
     center = np.zeros(sample.shape[1])
-    for start, stop in row_ranges(sample, max(1, CENTRED_BLOCK_BYTES // (8 * X.shape[1]))):
+    for start, stop in row_ranges(sample, _block_rows(sample)):
         center += w[start:stop] @ sample[start:stop].astype(np.float64)
     center /= w.sum()
     centers = _lloyd(_centred(sample, center), n_clusters, random_state, sample_w, n_threads,

@@ -29,7 +29,7 @@ cdef struct Scratch:
     double *tmp       # [d + 1, CHUNK_ROWS] centred features and one product row
     void *work        # [CHUNK_ROWS, d] floating: BLAS operand (k-means: distances)
     void *scatter     # [d, d] floating: BLAS result
-    double *feat      # [CHUNK_ROWS, width] features [1, z, z^2 or z z^T]
+    double *feat      # [rows, width] features [1, z, z^2 or z z^T] (_chunks.feature_rows)
     double *resp      # [CHUNK_ROWS, k] log-probabilities, row-major (GEMM modes)
     double *acc       # [k, width] statistics of one chunk
 
