@@ -1,5 +1,6 @@
 """Build the compiled kernels; all package metadata lives in pyproject.toml."""
 
+import multiprocessing
 import os
 import platform
 import sys
@@ -12,9 +13,11 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-# Extensions are translated and compiled in parallel, one job per core, unless
-# -j/--parallel says otherwise.
+# Extensions are compiled in parallel, one job per core, unless -j/--parallel
+# says otherwise; Cython translates them in parallel where worker processes
+# fork (spawned workers would re-run this script).
 JOBS = os.cpu_count() or 1
+CYTHON_JOBS = JOBS if multiprocessing.get_start_method() == "fork" else 0
 
 
 class ParallelBuildExt(build_ext):
@@ -96,7 +99,7 @@ setup(
     cmdclass={"build_ext": ParallelBuildExt},
     ext_modules=cythonize(
         extensions,
-        nthreads=JOBS,
+        nthreads=CYTHON_JOBS,
         # Separate C output per mode, so switching GAUSSMIX_DEBUG regenerates it.
         build_dir="build/cython-debug" if debug else "build/cython",
         compiler_directives={

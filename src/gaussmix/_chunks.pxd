@@ -1,7 +1,7 @@
 # Per-chunk building blocks shared by the fit pass (_suffstats) and the predict
 # kernels (_estep). Each works on one chunk of at most CHUNK_ROWS rows of a
-# C-contiguous X and on a thread's own Scratch, so OpenMP threads never share
-# writable memory except their own accumulator slots.
+# C-contiguous X and on a thread's own Scratch (_parallel.pxd), so OpenMP
+# threads never share writable memory except the accumulators they own.
 #
 # Five kernel modes (defined in _parallel.pxd, chosen in _models.kernel_mode
 # by covariance type and measured crossovers in d and k) share one parameter
