@@ -1,5 +1,6 @@
 """Build the compiled kernels; all package metadata lives in pyproject.toml."""
 
+import multiprocessing
 import os
 import platform
 import sys
@@ -10,6 +11,20 @@ import sysconfig
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+# Extensions are compiled in parallel, one job per core, unless -j/--parallel
+# says otherwise; Cython translates them in parallel where worker processes
+# fork (spawned workers would re-run this script).
+JOBS = os.cpu_count() or 1
+CYTHON_JOBS = JOBS if multiprocessing.get_start_method() == "fork" else 0
+
+
+class ParallelBuildExt(build_ext):
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = JOBS
 
 
 def openmp_flags():
@@ -65,7 +80,7 @@ ext_args = dict(
 extensions = [
     Extension(f"gaussmix.{name}", [f"src/gaussmix/{name}.pyx"],
               extra_compile_args=opt + omp_compile, **ext_args)
-    for name in ["_estep", "_suffstats", "_kmeans", "_parallel"]
+    for name in ["_estep", "_suffstats", "_kmeans_kernels", "_parallel"]
 ]
 
 # The hot kernels are compiled a second time for AVX2+FMA (x86-64 only); the
@@ -76,13 +91,15 @@ if platform.machine().lower() in ("x86_64", "amd64") and not os.environ.get("GAU
     extensions += [
         Extension(f"gaussmix.{name}_avx2", [f"src/gaussmix/{name}_avx2.pyx"],
                   extra_compile_args=opt + avx2 + omp_compile, **ext_args)
-        for name in ["_estep", "_suffstats", "_kmeans"]
+        for name in ["_estep", "_suffstats", "_kmeans_kernels"]
     ]
 
 debug = bool(os.environ.get("GAUSSMIX_DEBUG"))
 setup(
+    cmdclass={"build_ext": ParallelBuildExt},
     ext_modules=cythonize(
         extensions,
+        nthreads=CYTHON_JOBS,
         # Separate C output per mode, so switching GAUSSMIX_DEBUG regenerates it.
         build_dir="build/cython-debug" if debug else "build/cython",
         compiler_directives={

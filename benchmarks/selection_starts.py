@@ -16,7 +16,7 @@ import numpy as np
 
 import gaussmix
 from gaussmix import GaussianMixture
-from gaussmix._kernels import kmeans as _kmeans
+from gaussmix import _kmeans
 from gaussmix._parsimonious import MODELS
 from gaussmix._selection import _degenerate, _hierarchical_labels, _partition_start, _quiet_fit
 

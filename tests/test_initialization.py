@@ -7,7 +7,7 @@ from numpy.testing import assert_array_equal
 from sklearn.cluster import kmeans_plusplus as sk_kmeans_plusplus
 
 from gaussmix._initialization import kmeans_plusplus_indices
-from gaussmix._kernels import kmeans
+from gaussmix import _kmeans as kmeans
 
 K = 8
 

@@ -153,9 +153,9 @@ print(f"sdist: {len(srel)} entries; {sum(n.endswith('.pyx') for n in srel)} .pyx
 with zipfile.ZipFile(wheel) as zf:
     names = zf.namelist()
     info = {i.filename: i.file_size for i in zf.infolist()}
-kernels = ["_suffstats", "_estep", "_kmeans", "_parallel"]
+kernels = ["_suffstats", "_estep", "_kmeans_kernels", "_parallel"]
 if machine.lower() in ("x86_64", "amd64"):
-    kernels += ["_suffstats_avx2", "_estep_avx2", "_kmeans_avx2"]
+    kernels += ["_suffstats_avx2", "_estep_avx2", "_kmeans_kernels_avx2"]
 for k in kernels:
     hits = [n for n in names if re.fullmatch(rf"gaussmix/{k}\.[^/]*\.so", n)]
     if len(hits) != 1:

@@ -1,10 +1,11 @@
 # Per-chunk building blocks shared by the fit pass (_suffstats) and the predict
 # kernels (_estep). Each works on one chunk of at most CHUNK_ROWS rows of a
-# C-contiguous X and on a thread's own Scratch, so OpenMP threads never share
-# writable memory except their own accumulator slots.
+# C-contiguous X and on a thread's own Scratch (_parallel.pxd), so OpenMP
+# threads never share writable memory except the accumulators they own.
 #
-# Five kernel modes (chosen in _models.kernel_mode, by covariance type and
-# measured crossovers in d and k) share one parameter convention: offsets[k] holds
+# Five kernel modes (defined in _parallel.pxd, chosen in _models.kernel_mode
+# by covariance type and measured crossovers in d and k) share one parameter
+# convention: offsets[k] holds
 # log(weight_k) + log det U_k - d/2 log(2 pi), U_k the upper-triangular
 # precision Cholesky factor, and log p(x, k) = offsets[k] - 0.5 ||(x - mu_k) U_k||^2.
 #   FULL_LOOPS (full/tied, small d): prec[k, d*d] = U_k; statistics
@@ -36,22 +37,9 @@
 #
 from cython cimport floating
 from libc.math cimport sqrt, INFINITY
-from libc.stdlib cimport malloc, free
-from ._blas cimport trmm_right_upper, syrk_lower_ata, gemm_ab, gemm_abt
-
-cdef enum:
-    # Rows per chunk: the chunk's scratch stays in L2, each BLAS call still gets
-    # a useful amount of work, and the GEMM modes' calls mostly stay in
-    # OpenBLAS's unpacked small-matrix path (benchmarks/README.md: 64 / 128 /
-    # 256 rows measured).
-    CHUNK_ROWS = 128
-    # Kernel modes; _models.KERNEL_MODES mirrors these values.
-    FULL_LOOPS = 0
-    FULL_GEMM = 1
-    FULL_BLAS = 2
-    DIAG_GEMM = 3
-    DIAG_LOOPS = 4
-
+from ._blas cimport trmm_right_upper, syrk_lower_ata, gemm_ab
+from ._parallel cimport (CHUNK_ROWS, FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS,
+                         Scratch, ScratchSizes)
 
 cdef extern from *:
     """
@@ -186,18 +174,6 @@ cdef inline double sum_of_squares(const floating *x, Py_ssize_t n) noexcept nogi
         return sumsq_f(x, n)
 
 
-cdef struct Scratch:
-    double *lp        # [k, CHUNK_ROWS] log-probabilities, then responsibilities
-    double *norm      # [CHUNK_ROWS] per-row log-normalisers
-    double *xt        # [d, CHUNK_ROWS] the chunk, transposed, in double
-    double *tmp       # [d + 1, CHUNK_ROWS] centred features and one product row
-    void *work        # [CHUNK_ROWS, d] floating: BLAS operand
-    void *scatter     # [d, d] floating: BLAS result
-    double *feat      # [CHUNK_ROWS, width] features [1, z, z^2 or z z^T]
-    double *resp      # [CHUNK_ROWS, k] log-probabilities, row-major (GEMM modes)
-    double *acc       # [k, width] statistics of one chunk
-
-
 cdef inline Py_ssize_t feature_width(Py_ssize_t d, int mode) noexcept nogil:
     """Columns of [1, z, z^2] (DIAG_GEMM) or [1, z, lower(z z^T)] (FULL_GEMM)."""
     if mode == DIAG_GEMM:
@@ -207,40 +183,43 @@ cdef inline Py_ssize_t feature_width(Py_ssize_t d, int mode) noexcept nogil:
     return 0
 
 
-cdef inline Scratch scratch_new(Py_ssize_t d, Py_ssize_t k, int mode,
-                                size_t itemsize) noexcept nogil:
-    """A thread's scratch, returned by value so that OpenMP makes the variable
-    holding it private to each thread. Check it with scratch_ok."""
-    cdef Scratch s
+cdef enum:
+    # Bytes of one thread's feature buffer (GEMM modes) beyond which a chunk's
+    # features are built a few rows at a time: only very wide rows (DIAG_GEMM
+    # past 4,096 features) hit it, and then 128 rows would take 2 d x 1 KiB.
+    FEATURE_BYTES = 8 << 20
+
+
+cdef inline Py_ssize_t feature_rows(Py_ssize_t d, int mode) noexcept nogil:
+    """Rows of features the buffer holds: a whole chunk, unless rows are so wide
+    that it would exceed FEATURE_BYTES. Features of a chunk stay in s.feat from
+    chunk_log_prob (or prepare_accumulate) to chunk_accumulate only when they
+    all fit; otherwise chunk_accumulate rebuilds them piece by piece."""
     cdef Py_ssize_t width = feature_width(d, mode)
-    s.lp = <double *> malloc(k * CHUNK_ROWS * sizeof(double))
-    s.norm = <double *> malloc(CHUNK_ROWS * sizeof(double))
-    s.xt = <double *> malloc(d * CHUNK_ROWS * sizeof(double))
-    s.tmp = <double *> malloc((d + 1) * CHUNK_ROWS * sizeof(double))
-    s.work = malloc(CHUNK_ROWS * d * itemsize)
-    s.scatter = malloc(d * d * itemsize)
-    s.feat = <double *> malloc((CHUNK_ROWS * width + 1) * sizeof(double))
-    s.resp = <double *> malloc((CHUNK_ROWS * k if width > 0 else 1) * sizeof(double))
-    s.acc = <double *> malloc((k * width + 1) * sizeof(double))
-    return s
+    if width == 0:
+        return CHUNK_ROWS
+    return max(1, min(<Py_ssize_t> CHUNK_ROWS,
+                      <Py_ssize_t> (FEATURE_BYTES // (width * sizeof(double)))))
 
 
-cdef inline bint scratch_ok(Scratch *s) noexcept nogil:
-    return (s.lp != NULL and s.norm != NULL and s.xt != NULL and s.tmp != NULL
-            and s.work != NULL and s.scatter != NULL
-            and s.feat != NULL and s.resp != NULL and s.acc != NULL)
-
-
-cdef inline void scratch_free(Scratch *s) noexcept nogil:
-    free(s.lp)
-    free(s.norm)
-    free(s.xt)
-    free(s.tmp)
-    free(s.work)
-    free(s.scatter)
-    free(s.feat)
-    free(s.resp)
-    free(s.acc)
+cdef inline ScratchSizes scratch_sizes(Py_ssize_t d, Py_ssize_t k, int mode,
+                                       size_t itemsize) noexcept nogil:
+    """The scratch one thread needs to run chunk_log_prob and chunk_accumulate
+    in ``mode``: only the buffers that mode touches (a diagonal mode never gets
+    a d x d one)."""
+    cdef ScratchSizes z
+    cdef size_t rows = CHUNK_ROWS
+    cdef Py_ssize_t width = feature_width(d, mode)
+    z.lp = k * rows * sizeof(double)
+    z.norm = rows * sizeof(double)
+    z.xt = d * rows * sizeof(double) if mode == FULL_LOOPS or mode == DIAG_LOOPS else 0
+    z.tmp = (d + 1) * rows * sizeof(double) if mode == FULL_LOOPS else 0
+    z.work = rows * d * itemsize if mode == FULL_BLAS else 0
+    z.scatter = d * d * itemsize if mode == FULL_BLAS else 0
+    z.feat = feature_rows(d, mode) * width * sizeof(double)
+    z.resp = rows * k * sizeof(double) if width > 0 else 0
+    z.acc = k * width * sizeof(double)
+    return z
 
 
 cdef inline void transpose_chunk(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
@@ -345,17 +324,23 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
                                 const double *coef, const double *offsets, int mode,
                                 Scratch *s) noexcept nogil:
     """s.lp[c, i] = log p(x_i, c) for the chunk; leaves s.xt (FULL_LOOPS,
-    DIAG_LOOPS) or s.feat (FULL_GEMM, DIAG_GEMM) filled for chunk_accumulate."""
+    DIAG_LOOPS) or s.feat (FULL_GEMM, DIAG_GEMM, see feature_rows) filled for
+    chunk_accumulate."""
     cdef Py_ssize_t c, i
     cdef double *row
     cdef Py_ssize_t width = feature_width(d, mode)
+    cdef Py_ssize_t first, rows, piece = feature_rows(d, mode)
     if mode == DIAG_GEMM or mode == FULL_GEMM:
-        chunk_features(X, n_rows, d, shift, mode, s.feat)
-        # log p[i, c] row-major from coef^T [width - 1, k]: a GEMM that contracts
-        # no two operands along their contiguous axes, which OpenBLAS would run
-        # in its slower packed path on these small sizes.
-        gemm_ab(<int> n_rows, <int> k, <int> (width - 1), s.feat + 1, <int> width,
-                coef, <int> k, s.resp, <int> k)
+        first = 0
+        while first < n_rows:
+            rows = min(piece, n_rows - first)
+            chunk_features(X + first * d, rows, d, shift, mode, s.feat)
+            # log p[i, c] row-major from coef^T [width - 1, k]: a GEMM that
+            # contracts no two operands along their contiguous axes, which
+            # OpenBLAS would run in its slower packed path on these small sizes.
+            gemm_ab(<int> rows, <int> k, <int> (width - 1), s.feat + 1, <int> width,
+                    coef, <int> k, s.resp + first * k, <int> k)
+            first += rows
         for c in range(k):
             row = s.lp + c * CHUNK_ROWS
             for i in range(n_rows):
@@ -495,8 +480,29 @@ cdef inline void prepare_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssi
     """Fill what chunk_accumulate reads (when chunk_log_prob has not)."""
     if mode == FULL_LOOPS or mode == DIAG_LOOPS:
         transpose_chunk(X, n_rows, d, s.xt)
-    elif mode == FULL_GEMM or mode == DIAG_GEMM:
+    elif (mode == FULL_GEMM or mode == DIAG_GEMM) and n_rows <= feature_rows(d, mode):
         chunk_features(X, n_rows, d, shift, mode, s.feat)
+
+
+cdef inline void add_gemm_statistics(const double *acc, Py_ssize_t k, Py_ssize_t d, int mode,
+                                     double *N, double *S, double *W) noexcept nogil:
+    """Add the GEMM modes' per-component sums acc[c] = [N, S, W entries]."""
+    cdef Py_ssize_t c, a, b, width = feature_width(d, mode)
+    cdef const double *row
+    for c in range(k):
+        row = acc + c * width
+        N[c] += row[0]
+        for a in range(d):
+            S[c * d + a] += row[1 + a]
+        row += 1 + d
+        if mode == DIAG_GEMM:
+            for a in range(d):
+                W[c * d + a] += row[a]
+            continue
+        for a in range(d):
+            for b in range(a + 1):
+                W[c * d * d + a * d + b] += row[0]
+                row += 1
 
 
 cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
@@ -506,25 +512,22 @@ cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize
     """N_c += sum_i r_ic, S_c += sum_i r_ic y_ic, W_c += sum_i r_ic y_ic y_ic^T
     (lower triangle of d x d, or the diagonal for DIAG_*), y_ic = x_i - shift_c,
     r in s.lp (component-major), after prepare_accumulate or chunk_log_prob."""
-    cdef Py_ssize_t c, a, b, width = feature_width(d, mode)
-    cdef double *acc
+    cdef Py_ssize_t c, width = feature_width(d, mode)
+    cdef Py_ssize_t first, rows, piece = feature_rows(d, mode)
     if mode == DIAG_GEMM or mode == FULL_GEMM:
-        gemm_ab(<int> k, <int> width, <int> n_rows, s.lp, <int> CHUNK_ROWS,
-                s.feat, <int> width, s.acc, <int> width)
-        for c in range(k):
-            acc = s.acc + c * width
-            N[c] += acc[0]
-            for a in range(d):
-                S[c * d + a] += acc[1 + a]
-            acc += 1 + d
-            if mode == DIAG_GEMM:
-                for a in range(d):
-                    W[c * d + a] += acc[a]
-                continue
-            for a in range(d):
-                for b in range(a + 1):
-                    W[c * d * d + a * d + b] += acc[0]
-                    acc += 1
+        if n_rows <= piece:
+            gemm_ab(<int> k, <int> width, <int> n_rows, s.lp, <int> CHUNK_ROWS,
+                    s.feat, <int> width, s.acc, <int> width)
+            add_gemm_statistics(s.acc, k, d, mode, N, S, W)
+            return
+        first = 0
+        while first < n_rows:
+            rows = min(piece, n_rows - first)
+            chunk_features(X + first * d, rows, d, shift, mode, s.feat)
+            gemm_ab(<int> k, <int> width, <int> rows, s.lp + first, <int> CHUNK_ROWS,
+                    s.feat, <int> width, s.acc, <int> width)
+            add_gemm_statistics(s.acc, k, d, mode, N, S, W)
+            first += rows
         return
     for c in range(k):
         if mode == DIAG_LOOPS:

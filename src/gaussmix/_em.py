@@ -26,9 +26,20 @@ class Parameters:
     precisions_cholesky: np.ndarray
 
 
+# Bytes the per-thread accumulator slots of one pass may take. Beyond it the
+# threads share one slot (components owned by one thread each, see
+# _suffstats.pyx), so fit memory does not grow with the thread count.
+ACCUMULATOR_BUDGET = 64 << 20
+
+
 @dataclass
 class Statistics:
-    """Summed sufficient statistics around ``shift`` (see ``_models``)."""
+    """Summed sufficient statistics around ``shift`` (see ``_models``).
+
+    As made by ``zeros`` for a pass, N, S and W have a leading axis of slots:
+    one per thread, or a single slot shared by all threads when per-thread
+    slots would exceed ``ACCUMULATOR_BUDGET``; ``reduced`` sums them.
+    """
 
     N: np.ndarray
     S: np.ndarray
@@ -40,12 +51,18 @@ class Statistics:
     def zeros(cls, shift, mode, n_threads):
         k, d = shift.shape
         full = mode not in _models.DIAGONAL_MODES
-        return cls(np.zeros((n_threads, k)), np.zeros((n_threads, k, d)),
-                   np.zeros((n_threads, k, d * d if full else d)), shift, full)
+        width = d * d if full else d
+        slot_bytes = 8 * k * (1 + d + width)
+        slots = n_threads if n_threads * slot_bytes <= ACCUMULATOR_BUDGET else 1
+        return cls(np.zeros((slots, k)), np.zeros((slots, k, d)), np.zeros((slots, k, width)),
+                   shift, full)
 
     def reduced(self):
-        """Sum the per-thread slots, in thread order."""
-        N, S, W = self.N.sum(axis=0), self.S.sum(axis=0), self.W.sum(axis=0)
+        """Sum the per-thread slots, in thread order (a shared slot as it is)."""
+        if len(self.N) == 1:
+            N, S, W = self.N[0], self.S[0], self.W[0]
+        else:
+            N, S, W = self.N.sum(axis=0), self.S.sum(axis=0), self.W.sum(axis=0)
         k, d = self.shift.shape
         W = W.reshape(k, d, d) if self.full else W
         return Statistics(N, S, W, self.shift, self.full)
@@ -149,12 +166,12 @@ def e_step_statistics(X, sample_weight, params, covariance_type, n_threads):
     kp = _models.kernel_parameters(params.weights, params.means,
                                    params.precisions_cholesky, covariance_type, X.dtype)
     stats = Statistics.zeros(kp.shift, kp.mode, n_threads)
-    loglik = np.zeros(n_threads)
+    loglik = np.zeros(len(stats.N))
     weighted = sample_weight.shape[0] > 0
     for start, stop in row_ranges(X):
         suffstats.em_pass(X[start:stop], sample_weight[start:stop] if weighted else sample_weight,
                           kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
-                          stats.N, stats.S, stats.W, loglik)
+                          stats.N, stats.S, stats.W, loglik, n_threads)
     return stats.reduced(), float(loglik.sum())
 
 
@@ -197,5 +214,5 @@ def responsibility_statistics(X_blocks_and_resp, shift, dtype, covariance_type, 
     stats = Statistics.zeros(np.ascontiguousarray(shift, dtype=dtype), mode, n_threads)
     for X_block, resp in X_blocks_and_resp:
         suffstats.accumulate_responsibilities(X_block, resp, stats.shift, mode,
-                                              stats.N, stats.S, stats.W)
+                                              stats.N, stats.S, stats.W, n_threads)
     return stats.reduced()

@@ -8,10 +8,9 @@ except that 'k-means++' seeds on a random subsample of a large X, chosen as
 """
 import numpy as np
 
-from . import _models
+from . import _kmeans, _models
 from ._blocks import row_ranges, take_rows
 from ._em import BLOCK_ROWS, Parameters, responsibility_statistics
-from ._kernels import kmeans as _kmeans
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 

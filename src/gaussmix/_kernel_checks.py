@@ -5,7 +5,9 @@ checks add the agreements between arguments (k, d, n, thread slots, kernel
 mode) that the nogil loops rely on, so a wrong call raises ValueError instead
 of reading or writing out of bounds. Layouts are documented in _chunks.pxd.
 """
-FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS = range(5)
+from ._parallel import DIAG_GEMM, DIAG_LOOPS, FULL_BLAS, FULL_GEMM, FULL_LOOPS
+
+_MODES = (FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS)
 _DIAGONAL = (DIAG_GEMM, DIAG_LOOPS)
 
 
@@ -23,7 +25,7 @@ def optional_shape(name, array, shape):
 
 def check_parameters(X, shift, prec, coef, offsets, mode):
     """Kernel parameters of ``_models.kernel_parameters`` for rows X."""
-    if mode not in range(5):
+    if mode not in _MODES:
         raise ValueError(f"gaussmix kernel: unknown kernel mode {mode}")
     d, k = X.shape[1], offsets.shape[0]
     if k < 1 or d < 1:
@@ -40,13 +42,13 @@ def check_parameters(X, shift, prec, coef, offsets, mode):
 
 
 def check_accumulators(N, S, W, k, d, mode):
-    """Per-thread accumulator slots for k components of d features."""
-    threads = N.shape[0]
-    if threads < 1:
-        raise ValueError("gaussmix kernel: accumulators need at least one thread slot")
-    expect_shape("N", N, (threads, k))
-    expect_shape("S", S, (threads, k, d))
-    expect_shape("W", W, (threads, k, d if mode in _DIAGONAL else d * d))
+    """Accumulator slots (per thread, or one shared) for k components of d features."""
+    slots = N.shape[0]
+    if slots < 1:
+        raise ValueError("gaussmix kernel: accumulators need at least one slot")
+    expect_shape("N", N, (slots, k))
+    expect_shape("S", S, (slots, k, d))
+    expect_shape("W", W, (slots, k, d if mode in _DIAGONAL else d * d))
 
 
 def check_rows(name, array, n, optional=False):

@@ -27,4 +27,4 @@ def _load(name):
 
 suffstats = _load("_suffstats")
 estep = _load("_estep")
-kmeans = _load("_kmeans")
+kmeans = _load("_kmeans_kernels")

@@ -1,4 +1,6 @@
-"""How many OpenMP threads the kernels may use."""
+"""How many OpenMP threads the kernels may use; also the kernels' constants
+for Python: CHUNK_ROWS and the kernel modes (FULL_LOOPS ... DIAG_LOOPS), defined
+once in _parallel.pxd."""
 import os
 
 cdef extern from *:

@@ -25,9 +25,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from . import _hierarchical, _models
+from . import _hierarchical, _kmeans, _models
 from ._gaussian_mixture import GaussianMixture
-from ._kernels import kmeans as _kmeans
 from ._threading import effective_n_threads, single_threaded_blas
 from ._validation import as_float_array, check_random_state, check_sample_weight
 

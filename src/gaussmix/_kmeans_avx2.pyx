@@ -1,2 +1,0 @@
-# The same kernels as _kmeans.pyx, compiled for AVX2+FMA (see setup.py).
-include "_kmeans.pyx"
