@@ -166,10 +166,11 @@ class _Matrices(Layout):
         return self._unstack(np.einsum("kij,klj->kil", stack, stack))
 
     def covariances_from_cholesky(self, prec_chol):
+        # inv(U U^T) = U^-T U^-1
         stack = self._stack(prec_chol)
         eye = np.eye(stack.shape[-1])
         inv = np.stack([linalg.solve_triangular(u, eye, lower=False) for u in stack])
-        return self._unstack(inv @ np.swapaxes(inv, 1, 2))
+        return self._unstack(np.swapaxes(inv, 1, 2) @ inv)
 
     def precision_eigenvalues(self, precisions, n_features):
         matrices = precisions.reshape(-1, n_features, n_features)
