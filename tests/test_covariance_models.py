@@ -160,3 +160,17 @@ def test_diag_fit_memory_is_linear_in_d():
     gm = GaussianMixture(2, covariance_type="diag", max_iter=2, random_state=0)
     peak = peak_bytes(lambda: gm.fit(X))
     assert peak < 100 * 2**20
+
+
+
+@pytest.mark.parametrize("name", [name for name in ALL_TYPES if model(name).core])
+def test_scatter_per_mass_reproduces_the_covariances(name):
+    # scikit-learn's M-steps map the stored W_k / N_k back to the covariances
+    entry = model(name)
+    weights, means, covariances = entry.m_step(*statistics(entry), reg_covar=1e-6)
+    k, d = means.shape
+    scatter = entry.layout.scatter_per_mass(covariances, k, d, 1e-6)
+    N = weights * 100.0
+    W = scatter * N.reshape((k,) + (1,) * (scatter.ndim - 1))
+    _, _, again = entry.m_step(N, np.zeros((k, d)), W, means, 1e-6)
+    assert_allclose(again, covariances, rtol=1e-9)

@@ -65,6 +65,17 @@ class Layout:
         """The diagonal entries of stored covariances or factors (positive when valid)."""
         return array
 
+    def scatter_per_mass(self, covariances, n_components, n_features, reg_covar):
+        """W_k / N_k (float64, one per component) whose M-step gives ``covariances``:
+        what ``_em.RunningStatistics.from_parameters`` stores."""
+        scatter = np.array(self.per_component(np.asarray(covariances, dtype=np.float64),
+                                              n_components, n_features))
+        if scatter.ndim == 3:
+            scatter[:, np.arange(n_features), np.arange(n_features)] -= reg_covar
+        else:
+            scatter -= reg_covar
+        return scatter
+
     def core_covariances(self, nk, S, mean_offset, W, reg_covar):
         """scikit-learn's M-step: the regularised scatter about the new means over N_k."""
         raise NotImplementedError
