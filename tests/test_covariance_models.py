@@ -42,9 +42,36 @@ def fitted(request):
 
 
 def as_matrices(layout, array, k, d):
-    """Stored covariances or precisions as (k, d, d) matrices."""
+    """Stored covariances or precisions as (k, d, d) matrices, by hand."""
     per = np.asarray(layout.per_component(array, k, d))
     return per if per.ndim == 3 else np.stack([np.diag(row) for row in per])
+
+
+def test_matrices_expand_the_layout(fitted):
+    entry, (_, means, covariances) = fitted
+    k, d = means.shape
+    assert_allclose(entry.layout.matrices(covariances, k, d),
+                    as_matrices(entry.layout, covariances, k, d))
+
+
+@pytest.mark.parametrize("name", ALL_TYPES)
+def test_given_precisions_are_checked(name):
+    entry, k, d = model(name), 2, 3
+    scales = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    stored = {"full": np.stack([np.diag(row) for row in scales]), "tied": np.diag(scales[0]),
+              "diag": scales, "spherical": scales[:, 0]}[entry.layout.name]
+    eigenvalues = entry.layout.checked_precision_eigenvalues(stored, name)
+    expected = stored if entry.layout.diagonal else np.diagonal(stored, axis1=-2, axis2=-1)
+    assert_allclose(np.sort(np.ravel(eigenvalues)), np.sort(np.ravel(expected)))
+    bad = -stored
+    message = "positive" if entry.layout.diagonal else "symmetric, positive-definite"
+    with pytest.raises(ValueError, match=f"'{name} precision' should be {message}"):
+        entry.layout.checked_precision_eigenvalues(bad, name)
+    if not entry.layout.diagonal:
+        skew = np.eye(d) + np.triu(np.ones((d, d)), 1) * 0.5
+        skew = skew if entry.layout is TIED else np.stack([skew] * k)
+        with pytest.raises(ValueError, match="symmetric"):
+            entry.layout.checked_precision_eigenvalues(skew, name)
 
 
 def test_m_step_shapes(fitted):
@@ -160,7 +187,6 @@ def test_diag_fit_memory_is_linear_in_d():
     gm = GaussianMixture(2, covariance_type="diag", max_iter=2, random_state=0)
     peak = peak_bytes(lambda: gm.fit(X))
     assert peak < 100 * 2**20
-
 
 
 @pytest.mark.parametrize("name", [name for name in ALL_TYPES if model(name).core])

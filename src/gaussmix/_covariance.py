@@ -96,8 +96,16 @@ class Layout:
     def covariances_from_cholesky(self, prec_chol):
         return 1.0 / prec_chol ** 2
 
-    def precision_eigenvalues(self, precisions, n_features):
-        """Eigenvalues of given precisions; None when they are not symmetric."""
+    def matrices(self, array, n_components, n_features):
+        """Stored covariances, precisions or factors as (k, d, d) matrices."""
+        per = self.per_component(array, n_components, n_features)
+        return per[:, :, None] * np.eye(n_features)
+
+    def checked_precision_eigenvalues(self, precisions, covariance_type):
+        """Eigenvalues of user-given precisions (``precisions_init``), already
+        checked for shape; ValueError unless they are valid precisions."""
+        if np.any(precisions <= 0):
+            raise ValueError(f"'{covariance_type} precision' should be positive.")
         return precisions
 
     def check_representable(self, params):
@@ -183,11 +191,16 @@ class _Matrices(Layout):
         inv = np.stack([linalg.solve_triangular(u, eye, lower=False) for u in stack])
         return self._unstack(np.swapaxes(inv, 1, 2) @ inv)
 
-    def precision_eigenvalues(self, precisions, n_features):
-        matrices = precisions.reshape(-1, n_features, n_features)
-        if not np.allclose(matrices, np.swapaxes(matrices, 1, 2)):
-            return None
-        return np.linalg.eigvalsh(matrices)
+    def matrices(self, array, n_components, n_features):
+        return self.per_component(array, n_components, n_features)
+
+    def checked_precision_eigenvalues(self, precisions, covariance_type):
+        stack = self._stack(precisions)
+        eigenvalues = np.linalg.eigvalsh(stack)
+        if not np.allclose(stack, np.swapaxes(stack, 1, 2)) or np.any(eigenvalues <= 0):
+            raise ValueError(f"'{covariance_type} precision' should be symmetric, "
+                             "positive-definite.")
+        return eigenvalues
 
     def sample(self, rng, means, covariances, counts):
         covs = self.per_component(covariances, len(counts), means.shape[1])
