@@ -92,9 +92,6 @@ def test_diagonal_kernels_stay_order_kd():
     assert run_isolated(code) < 100
 
 
-@pytest.mark.xfail(strict=True, raises=(AssertionError,),
-                   reason="_models.kernel_parameters still builds k x d x d for diagonal "
-                          "models (helper B1 removes it); drop this mark at merge")
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and RLIMIT_AS")
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
 def test_diagonal_fit_stays_order_kd(covariance_type):

@@ -8,7 +8,7 @@ except that 'k-means++' seeds on a random subsample of a large X, chosen as
 """
 import numpy as np
 
-from . import _kmeans, _models
+from . import _covariance, _kmeans
 from ._blocks import row_ranges, take_rows
 from ._em import BLOCK_ROWS, Parameters, responsibility_statistics
 
@@ -97,30 +97,30 @@ def initial_parameters(X, sample_weight, total_weight, estimator, random_state, 
     """Parameters to start EM from, in X's dtype (scikit-learn's ``_initialize``)."""
     est = estimator
     k, cov_type = est.n_components, est.covariance_type
+    entry = _covariance.model(cov_type)
     given = (est.weights_init, est.means_init, est.precisions_init)
     if any(p is None for p in given):
         stats = initial_statistics(X, sample_weight, k, est.init_params, cov_type,
                                    random_state, n_threads)
-        weights, means, covariances = _models.m_step(
-            stats.N, stats.S, stats.W, stats.shift.astype(np.float64), cov_type,
-            est.reg_covar)
+        weights, means, covariances = entry.m_step(
+            stats.N, stats.S, stats.W, stats.shift.astype(np.float64), est.reg_covar)
         nk = stats.N + 10 * np.finfo(np.float64).eps
         # Like scikit-learn: N_k / n, not renormalised (matters only for index inits).
         weights = nk / total_weight
-        if _models.layout(cov_type) == "tied" and est.init_params in ("random_from_data", "k-means++"):
+        if entry.layout is _covariance.TIED and est.init_params in ("random_from_data", "k-means++"):
             covariances += _unassigned_second_moment(X, sample_weight, stats.shift) / nk.sum()
     if est.weights_init is not None:
         weights = np.asarray(est.weights_init, dtype=np.float64)
     if est.means_init is not None:
         means = np.asarray(est.means_init, dtype=np.float64)
     if est.precisions_init is None:
-        prec_chol = _models.precision_cholesky(covariances, cov_type)
+        prec_chol = entry.layout.precision_cholesky(covariances)
     else:
-        prec_chol = _models.precision_cholesky_from_precisions(
-            np.asarray(est.precisions_init, dtype=np.float64), cov_type)
-        covariances = _models.covariances_from_cholesky(prec_chol, cov_type)
+        prec_chol = entry.layout.precision_cholesky_from_precisions(
+            np.asarray(est.precisions_init, dtype=np.float64))
+        covariances = entry.layout.covariances_from_cholesky(prec_chol)
     dtype = X.dtype
     params = Parameters(weights.astype(dtype), means.astype(dtype),
                         covariances.astype(dtype), prec_chol.astype(dtype))
-    _models.check_representable(params, cov_type)
+    entry.layout.check_representable(params)
     return params

@@ -25,6 +25,8 @@ import zipfile
 
 import numpy as np
 
+from . import _covariance
+
 FORMAT = "gaussmix.GaussianMixture"
 FORMAT_VERSION = 1
 
@@ -164,7 +166,6 @@ def load(path):
         The file is truncated, altered, of another format or of a newer
         format version. No code from the file is ever executed.
     """
-    from . import _models
     from ._em import RunningStatistics
     from ._gaussian_mixture import GaussianMixture
 
@@ -193,20 +194,18 @@ def load(path):
     weights, means = arrays["weights_"], arrays["means_"]
     k, d = estimator.n_components, means.shape[-1] if means.ndim == 2 else -1
     cov_type = estimator.covariance_type
-    cov_shape = _models.precisions_shape(cov_type, k, d)
-    full = _models.uses_full_kernel(cov_type)
+    layout = _covariance.model(cov_type).layout
+    cov_shape = layout.shape(k, d)
     expected = {"weights_": (k,), "means_": (k, d), "covariances_": cov_shape,
                 "precisions_cholesky_": cov_shape, "stream.mass": (k,),
-                "stream.means": (k, d), "stream.scatter": (k, d, d) if full else (k, d)}
+                "stream.means": (k, d),
+                "stream.scatter": (k, d, d) if layout.full_scatter else (k, d)}
     for name, shape in expected.items():
         if name in arrays and arrays[name].shape != shape:
             raise ModelFileError(f"{path}: {name} has shape {arrays[name].shape}, "
                                  f"expected {shape} for {cov_type!r} with {k} components.")
-    factors, covariances = arrays["precisions_cholesky_"], arrays["covariances_"]
-    if full:
-        factors = np.diagonal(factors, axis1=-2, axis2=-1)
-        covariances = np.diagonal(covariances, axis1=-2, axis2=-1)
-    if np.any(factors <= 0) or np.any(covariances <= 0):
+    if (np.any(layout.diagonals(arrays["precisions_cholesky_"]) <= 0)
+            or np.any(layout.diagonals(arrays["covariances_"]) <= 0)):
         raise ModelFileError(f"{path}: the covariances are not positive definite.")
     if len({arrays[name].dtype for name in _FITTED_ARRAYS}) != 1:
         raise ModelFileError(f"{path}: fitted arrays have mixed dtypes.")

@@ -25,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from . import _hierarchical, _kmeans, _models
+from . import _covariance, _hierarchical, _kmeans, _parsimonious
 from ._gaussian_mixture import GaussianMixture
 from ._threading import effective_n_threads, single_threaded_blas
 from ._validation import as_float_array, check_random_state, check_sample_weight
@@ -128,12 +128,12 @@ def _check_grid(n_components, covariance_types, criterion):
                                           else [n_components]))
     if components.size == 0 or components.dtype.kind not in "iu" or np.any(components < 1):
         raise ValueError(f"n_components must be positive integers, got {n_components!r}")
-    types = _models.COVARIANCE_TYPES[4:] if covariance_types is None else (
+    types = _parsimonious.MODELS if covariance_types is None else (
         (covariance_types,) if isinstance(covariance_types, str) else tuple(covariance_types))
-    unknown = [t for t in types if t not in _models.COVARIANCE_TYPES]
+    unknown = [t for t in types if t not in _covariance.COVARIANCE_TYPES]
     if not types or unknown:
         raise ValueError(f"unknown covariance types {unknown}; choose from "
-                         f"{list(_models.COVARIANCE_TYPES)}")
+                         f"{list(_covariance.COVARIANCE_TYPES)}")
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     return components, types
@@ -175,13 +175,11 @@ def _partition_start(X, labels, k, covariance_type, reg_covar, sample_weight):
         raise ValueError("a starting partition has an empty cluster")
     means = resp.T @ X / N[:, None]
     W = np.einsum("nk,nkd,nke->kde", resp, X[:, None, :] - means, X[:, None, :] - means)
-    if not _models.uses_full_kernel(covariance_type):
-        W = np.diagonal(W, axis1=1, axis2=2).copy()
-    weights, means, covariances = _models.m_step(N, np.zeros_like(means), W, means,
-                                                 covariance_type, reg_covar)
-    prec_chol = _models.precision_cholesky(covariances, covariance_type)
+    entry = _covariance.model(covariance_type)
+    weights, means, covariances = entry.m_step(N, np.zeros_like(means), W, means, reg_covar)
+    prec_chol = entry.layout.precision_cholesky(covariances)
     return dict(weights_init=weights, means_init=means,
-                precisions_init=_models.precisions_from_cholesky(prec_chol, covariance_type))
+                precisions_init=entry.layout.precisions_from_cholesky(prec_chol))
 
 
 def select_model(X, n_components=range(1, 10), covariance_types=None, criterion="bic", *,
@@ -260,7 +258,8 @@ def select_model(X, n_components=range(1, 10), covariance_types=None, criterion=
     errors, best, best_score = {}, None, -np.inf
     for i, (k, fits) in enumerate(zip(components, results)):
         for j, covariance_type in enumerate(types):
-            n_parameters[i, j] = _models.n_parameters(covariance_type, int(k), X.shape[1])
+            n_parameters[i, j] = _covariance.model(covariance_type).n_parameters(
+                int(k), X.shape[1])
             model, problem = fits[covariance_type]
             if model is None:
                 errors[(int(k), covariance_type)] = problem
@@ -355,7 +354,7 @@ def _degenerate(model):
     likelihood as reg_covar -> 0; mclust reports them as missing, so do we.
     """
     covariances = np.asarray(model.covariances_, dtype=np.float64)
-    if _models.uses_full_kernel(model.covariance_type):
+    if not _covariance.model(model.covariance_type).layout.diagonal:
         covariances = np.linalg.eigvalsh(covariances)
     return bool(np.min(covariances) <= 2 * model.reg_covar)
 
