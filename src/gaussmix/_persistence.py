@@ -165,7 +165,7 @@ def load(path):
         format version. No code from the file is ever executed.
     """
     from . import _models
-    from ._em import RunningStatistics
+    from ._streaming import RunningStatistics
     from ._gaussian_mixture import GaussianMixture
 
     header, arrays = _read_archive(path)
