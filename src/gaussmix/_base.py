@@ -220,12 +220,13 @@ class BaseMixture(metaclass=ABCMeta):
                           "degenerate data.", convergence_warning(), stacklevel=2)
         return self
 
-    def _fit_data(self, X, sample_weight, reset=True):
+    def _fit_data(self, X, sample_weight, reset=True, batch=False):
         """X and its weights as a pass sees them (``_em.InMemoryData`` or
         ``_dask.DaskData``), and X's feature names; with ``reset``, X starts a
-        new model, else it must match the fitted one (in-memory X only)."""
+        new model, else it must match the fitted one. A ``batch`` (of
+        ``partial_fit``) must be in memory."""
         if _dask.is_dask_array(X):
-            if not reset:
+            if batch:
                 raise TypeError("partial_fit takes in-memory batches; fit() the Dask array, "
                                 "or pass its blocks' .compute() results")
             return _dask.DaskData(X, sample_weight, self), None
@@ -329,7 +330,7 @@ class BaseMixture(metaclass=ABCMeta):
         """
         self._check_parameters()
         first = not hasattr(self, "means_")
-        data, names = self._fit_data(X, sample_weight, reset=first)
+        data, names = self._fit_data(X, sample_weight, reset=first, batch=True)
         n_threads = effective_n_threads(self.n_threads)
         with single_threaded_blas():
             if first:
