@@ -13,7 +13,7 @@ from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from gaussmix import GaussianMixture
-from gaussmix._base import BaseMixture
+from gaussmix._base import BaseMixture, estimator_class
 from gaussmix._em import Parameters
 from gaussmix._exceptions import InvalidParameterError
 from gaussmix._models import kernel_parameters
@@ -177,9 +177,18 @@ def test_a_subclass_fits_a_dask_array_as_it_fits_memory():
 def test_gaussian_mixture_is_a_base_mixture():
     assert issubclass(GaussianMixture, BaseMixture)
     own = {name for name in vars(GaussianMixture) if not name.startswith("__")}
-    assert own - {"_abc_impl"} == {"_check_own_parameters", "_check_initial_parameters", "_initialize",
-                   "_kernel_parameters", "_m_step", "_lower_bound", "_store_parameters",
-                   "_fitted_parameters", "_n_parameters"}
+    assert own - {"_abc_impl", "_saved_format"} == {
+        "_check_own_parameters", "_check_initial_parameters", "_initialize",
+        "_kernel_parameters", "_m_step", "_lower_bound", "_store_parameters",
+        "_fitted_parameters", "_n_parameters"}
+
+
+def test_saved_formats_name_their_estimator_class():
+    # _persistence finds the class to load into here, importing no estimator module.
+    assert estimator_class(GaussianMixture._saved_format) is GaussianMixture
+    assert estimator_class("gaussmix.GaussianMixture") is GaussianMixture
+    assert estimator_class("gaussmix.Unknown") is None
+    assert FixedVarianceMixture._saved_format is None  # not registered: no file format
 
 
 def _expected_failed_checks(estimator):

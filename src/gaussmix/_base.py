@@ -49,13 +49,31 @@ from ._validation import (all_rows_equal, as_float_array, check_feature_names,
                           check_random_state, check_sample_weight, feature_names)
 
 
+# Estimator classes by the format name their model files carry.
+_SAVED_FORMATS = {}
+
+
+def estimator_class(saved_format):
+    """The estimator class whose model files carry ``saved_format`` (the
+    header's ``format``), or None: how ``_persistence`` finds the class to
+    load into without importing the estimator modules."""
+    return _SAVED_FORMATS.get(saved_format)
+
+
 class BaseMixture(metaclass=ABCMeta):
     """Base class of the mixture estimators (see the module docstring).
 
     Parameters shared by every mixture are documented on ``GaussianMixture``.
+    A subclass that sets ``_saved_format`` is registered for ``load``.
     """
 
     _estimator_type = "DensityEstimator"
+    _saved_format = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("_saved_format") is not None:
+            _SAVED_FORMATS[cls._saved_format] = cls
 
     def __init__(self, n_components, *, tol, reg_covar, max_iter, n_init, init_params,
                  random_state, warm_start, verbose, verbose_interval, n_threads,

@@ -71,6 +71,8 @@ class GaussianMixture(BaseMixture):
         Only when fitted on a DataFrame with string column names.
     """
 
+    _saved_format = "gaussmix.GaussianMixture"
+
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3,
                  reg_covar=1e-6, max_iter=100, n_init=1, init_params="kmeans",
                  weights_init=None, means_init=None, precisions_init=None,
