@@ -11,7 +11,7 @@ the client. Nothing here imports Dask unless a Dask array is passed.
 import numpy as np
 
 from . import _models
-from ._em import Statistics, e_step_statistics
+from ._em import Statistics, pass_statistics
 from ._threading import single_threaded_blas
 
 # Rows gathered to the client for the initialisation (k-means etc.).
@@ -60,6 +60,16 @@ def _aligned_weights(sample_weight, X):
     return sample_weight.astype(X.dtype).rechunk((X.chunks[0],))
 
 
+def weighted_mean(values, sample_weight, X):
+    """Weighted mean (float) of the lazy per-row ``values`` of X; the plain
+    mean when ``sample_weight`` is None."""
+    if sample_weight is None:
+        return float(values.mean().compute())
+    weights = _aligned_weights(sample_weight, X.rechunk({1: -1}))
+    total, weight = (values * weights).sum(), weights.sum()
+    return float(total.compute() / weight.compute())
+
+
 def _rescaled(weights, largest, dtype):
     """Weights scaled to maximum 1, then mean 1, persisted: as the local fit
     scales them (``GaussianMixture._training_data``), for the same reasons."""
@@ -105,24 +115,23 @@ class DaskData:
         # Dask already runs a block per worker thread.
         self.block_threads = estimator.n_threads or 1
 
-    def statistics(self, params, covariance_type, n_threads):
-        """One pass on the workers: (reduced Statistics, sum_i w_i log p(x_i))."""
+    def statistics(self, kernel_params, n_threads):
+        """One pass on the workers under ``kernel_params``:
+        (reduced Statistics, sum_i w_i log p(x_i))."""
         import dask
 
         blocks = self.X.to_delayed().ravel()
         weights = ([None] * len(blocks) if self.weights is None
                    else self.weights.to_delayed().ravel())
-        shared = dask.delayed(params, pure=True)
+        shared = dask.delayed(kernel_params, pure=True)
         parts = [dask.delayed(_block_statistics, pure=True)(
-            block, weight, shared, covariance_type, self.block_threads)
+            block, weight, shared, self.block_threads)
             for block, weight in zip(blocks, weights)]
         N, S, W, log_likelihood = _tree_sum(parts).compute()
-        kp = _models.kernel_parameters(params.weights, params.means,
-                                       params.precisions_cholesky, covariance_type, self.dtype)
-        full = kp.mode not in _models.DIAGONAL_MODES
-        k, d = kp.shift.shape
-        return Statistics(N, S, W.reshape(k, d, d) if full else W, kp.shift, full), \
-            log_likelihood
+        full = kernel_params.mode not in _models.DIAGONAL_MODES
+        k, d = kernel_params.shift.shape
+        return Statistics(N, S, W.reshape(k, d, d) if full else W, kernel_params.shift,
+                          full), log_likelihood
 
     def initialisation_data(self, random_state):
         """A random sample of at most ``SAMPLE_ROWS`` rows, gathered to the client."""
@@ -141,14 +150,13 @@ class DaskData:
         return X, weights, total
 
 
-def _block_statistics(X, weights, params, covariance_type, n_threads):
+def _block_statistics(X, weights, kernel_params, n_threads):
     """The compiled pass on one block (runs on a worker)."""
     X = np.ascontiguousarray(X)
     weights_arg = (np.empty(0, X.dtype) if weights is None
                    else np.ascontiguousarray(weights, dtype=X.dtype))
     with single_threaded_blas():
-        stats, log_likelihood = e_step_statistics(X, weights_arg, params, covariance_type,
-                                                  n_threads)
+        stats, log_likelihood = pass_statistics(X, weights_arg, kernel_params, n_threads)
     return stats.N, stats.S, stats.W.reshape(stats.W.shape[0], -1), log_likelihood
 
 

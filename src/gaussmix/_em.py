@@ -1,4 +1,4 @@
-"""Passes over X that produce sufficient statistics, and the EM iteration.
+"""Passes over X that produce sufficient statistics, and the maximum-likelihood M-step.
 
 A pass cuts X into row chunks, lets each OpenMP thread accumulate its own
 statistics (compiled core), then sums the per-thread slots in thread order.
@@ -68,78 +68,6 @@ class Statistics:
         return Statistics(N, S, W, self.shift, self.full)
 
 
-@dataclass
-class RunningStatistics:
-    """Statistics per unit of sample weight, as ``partial_fit`` carries them.
-
-    ``mass`` (k,) sums to one; ``means`` (k, d); ``scatter`` is each
-    component's weighted covariance about its mean, without ``reg_covar``:
-    (k, d, d) for full/tied, its diagonal (k, d) for diag/spherical.
-    Keeping central moments (not raw sums) makes blending exact and stable
-    however far the data sit from the origin.
-    """
-
-    mass: np.ndarray
-    means: np.ndarray
-    scatter: np.ndarray
-
-    @classmethod
-    def from_statistics(cls, stats, total_weight):
-        """Central form of reduced ``Statistics`` of data of ``total_weight``."""
-        present = stats.N > 0
-        N = np.where(present, stats.N, 1.0)
-        offset = stats.S / N[:, None]
-        if stats.full:
-            W = np.tril(stats.W) + np.swapaxes(np.tril(stats.W, -1), 1, 2)
-            scatter = W / N[:, None, None] - offset[:, :, None] * offset[:, None, :]
-        else:
-            scatter = stats.W / N[:, None] - offset * offset
-        scatter[~present] = 0.0
-        return cls(stats.N / total_weight, stats.shift + offset, scatter)
-
-    @classmethod
-    def from_parameters(cls, params, covariance_type, reg_covar):
-        """Statistics that reproduce ``params`` through the M-step."""
-        k, d = params.means.shape
-        cov = np.asarray(params.covariances, dtype=np.float64)
-        stored_as = _models.layout(covariance_type)
-        if stored_as == "tied":
-            cov = np.broadcast_to(cov, (k, d, d))
-        elif stored_as == "spherical":
-            cov = np.broadcast_to(cov[:, None], (k, d))
-        scatter = cov.copy()
-        if _models.uses_full_kernel(covariance_type):
-            scatter[:, np.arange(d), np.arange(d)] -= reg_covar
-        else:
-            scatter -= reg_covar
-        return cls(np.asarray(params.weights, dtype=np.float64),
-                   np.asarray(params.means, dtype=np.float64), scatter)
-
-    def blend(self, batch, step):
-        """``(1 - step) * self + step * batch``, as pooled central moments."""
-        a, b = (1.0 - step) * self.mass, step * batch.mass
-        mass = a + b
-        total = np.where(mass > 0, mass, 1.0)
-        fa, fb = a / total, b / total
-        delta = batch.means - self.means
-        if self.scatter.ndim == 3:
-            spread = delta[:, :, None] * delta[:, None, :]
-            fa, fb, f = fa[:, None, None], fb[:, None, None], (fa * fb)[:, None, None]
-        else:
-            spread = delta * delta
-            fa, fb, f = fa[:, None], fb[:, None], (fa * fb)[:, None]
-        means = self.means + (b / total)[:, None] * delta
-        return RunningStatistics(mass, means, fa * self.scatter + fb * batch.scatter
-                                 + f * spread)
-
-    def parameters(self, covariance_type, reg_covar, dtype, previous=None):
-        """M-step from the running statistics (``previous``: see ``_models.m_step``)."""
-        full = self.scatter.ndim == 3
-        W = self.scatter * self.mass[:, None, None] if full else self.scatter * self.mass[:, None]
-        stats = Statistics(self.mass, np.zeros_like(self.means), W, self.means, full)
-        return parameters_from_statistics(stats, covariance_type, reg_covar, dtype, previous)
-
-
 def parameters_from_statistics(stats, covariance_type, reg_covar, dtype, previous=None):
     """M-step: Parameters in ``dtype`` from reduced statistics (``previous``
     covariances warm-start the iterative mclust models)."""
@@ -154,7 +82,18 @@ def parameters_from_statistics(stats, covariance_type, reg_covar, dtype, previou
 
 
 def e_step_statistics(X, sample_weight, params, covariance_type, n_threads):
-    """One fused E-step + accumulation pass under ``params``.
+    """One fused E-step + accumulation pass under ``params`` (maximum-likelihood
+    kernel constants); see ``pass_statistics``."""
+    kp = _models.kernel_parameters(params.weights, params.means,
+                                   params.precisions_cholesky, covariance_type, X.dtype)
+    return pass_statistics(X, sample_weight, kp, n_threads)
+
+
+def pass_statistics(X, sample_weight, kernel_params, n_threads):
+    """One fused E-step + accumulation pass under the per-component constants
+    ``kernel_params`` (``_models.KernelParameters`` in X's dtype).
+
+    ``sample_weight`` is empty for unweighted rows.
 
     Returns
     -------
@@ -163,8 +102,7 @@ def e_step_statistics(X, sample_weight, params, covariance_type, n_threads):
     log_likelihood : float
         sum_i w_i log p(x_i) (unnormalised).
     """
-    kp = _models.kernel_parameters(params.weights, params.means,
-                                   params.precisions_cholesky, covariance_type, X.dtype)
+    kp = kernel_params
     stats = Statistics.zeros(kp.shift, kp.mode, n_threads)
     loglik = np.zeros(len(stats.N))
     weighted = sample_weight.shape[0] > 0
@@ -186,9 +124,10 @@ class InMemoryData:
         self.total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
         self._weights_arg = np.empty(0, X.dtype) if sample_weight is None else sample_weight
 
-    def statistics(self, params, covariance_type, n_threads):
-        """One E-step + accumulation pass: (reduced Statistics, sum_i w_i log p(x_i))."""
-        return e_step_statistics(self.X, self._weights_arg, params, covariance_type, n_threads)
+    def statistics(self, kernel_params, n_threads):
+        """One E-step + accumulation pass under ``kernel_params``:
+        (reduced Statistics, sum_i w_i log p(x_i))."""
+        return pass_statistics(self.X, self._weights_arg, kernel_params, n_threads)
 
     def initialisation_data(self, random_state):
         """Rows to initialise from: all of them, with their weights and total weight."""

@@ -26,8 +26,24 @@ import zipfile
 import numpy as np
 
 from . import _covariance
+from ._em import Parameters
+from ._streaming import RunningStatistics
 
 FORMAT = "gaussmix.GaussianMixture"
+# Estimator classes by the format name their files carry: filled as the
+# estimator modules are imported (BaseMixture.__init_subclass__), so this
+# module never imports them.
+_ESTIMATOR_CLASSES = {}
+
+
+def register(cls):
+    """Make ``load`` build a ``cls`` from files whose format is ``cls._saved_format``."""
+    _ESTIMATOR_CLASSES[cls._saved_format] = cls
+
+
+def estimator_class(saved_format):
+    """The registered estimator class for ``saved_format``, or None."""
+    return _ESTIMATOR_CLASSES.get(saved_format)
 FORMAT_VERSION = 1
 
 _FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
@@ -166,9 +182,6 @@ def load(path):
         The file is truncated, altered, of another format or of a newer
         format version. No code from the file is ever executed.
     """
-    from ._em import RunningStatistics
-    from ._gaussian_mixture import GaussianMixture
-
     header, arrays = _read_archive(path)
     version = header.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -181,7 +194,7 @@ def load(path):
     for name in _ARRAY_PARAMS:
         if params.get(name) == "<array>":
             params[name] = arrays.get(f"param.{name}")
-    estimator = GaussianMixture()
+    estimator = estimator_class(header["format"])()
     try:
         estimator.set_params(**params)
         estimator._check_parameters()
@@ -235,6 +248,4 @@ def load(path):
 
 
 def _parameters(arrays):
-    from ._em import Parameters
-
     return Parameters(*(arrays[name] for name in _FITTED_ARRAYS))
