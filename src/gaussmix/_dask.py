@@ -24,6 +24,13 @@ def is_dask_array(X):
             and hasattr(X, "to_delayed"))
 
 
+def block_threads(estimator):
+    """Kernel threads for one block's pass: the estimator's ``n_threads`` when
+    set, else 1, as Dask already runs one block per worker thread (the cores a
+    worker process sees are shared with the other workers on its machine)."""
+    return estimator.n_threads or 1
+
+
 def _as_row_chunked(X, estimator):
     """X as a 2-D float array chunked by rows only, with known chunk sizes."""
     if X.ndim != 2:
@@ -101,9 +108,7 @@ class DaskData:
         self.X, self.weights, self.dtype = X, weights, X.dtype
         self.total_weight = float(X.shape[0] if weights is None
                                   else weights.sum(dtype=np.float64).compute())
-        # Each block's pass uses the estimator's n_threads, else one thread:
-        # Dask already runs a block per worker thread.
-        self.block_threads = estimator.n_threads or 1
+        self.block_threads = block_threads(estimator)
 
     def statistics(self, params, covariance_type, n_threads):
         """One pass on the workers: (reduced Statistics, sum_i w_i log p(x_i))."""
@@ -176,14 +181,16 @@ def predict_blocks(estimator, X, what):
     estimator._check_n_features(X)
     dtype = np.result_type(X.dtype if X.dtype.kind == "f" else np.float64,
                            estimator.means_.dtype)
+    threads = block_threads(estimator)
     if what == "proba":
-        return X.map_blocks(_predict_block, estimator, what, dtype=dtype,
+        return X.map_blocks(_predict_block, estimator, what, threads, dtype=dtype,
                             chunks=(X.chunks[0], (estimator.n_components,)))
-    return X.map_blocks(_predict_block, estimator, what, drop_axis=1,
+    return X.map_blocks(_predict_block, estimator, what, threads, drop_axis=1,
                         dtype=np.intp if what == "labels" else dtype)
 
 
-def _predict_block(X, estimator, what):
+def _predict_block(X, estimator, what, n_threads):
     log_norm, labels, proba = estimator._e_step(
-        X, log_norm=what == "log_norm", labels=what == "labels", proba=what == "proba")
+        X, log_norm=what == "log_norm", labels=what == "labels", proba=what == "proba",
+        n_threads=n_threads)
     return {"log_norm": log_norm, "labels": labels, "proba": proba}[what]

@@ -430,8 +430,9 @@ class GaussianMixture:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
                              f"is expecting {d} features as input.")
 
-    def _e_step(self, X, *, log_norm=False, labels=False, proba=False):
-        """Run the chunked E-step kernel, filling only the outputs asked for.
+    def _e_step(self, X, *, log_norm=False, labels=False, proba=False, n_threads=None):
+        """Run the chunked E-step kernel, filling only the outputs asked for,
+        on ``n_threads`` threads (None: the estimator's ``n_threads``).
 
         Rows whose log-normaliser is not finite (their densities all
         underflow in the kernel) are redone by ``_far_rows``. Unless it is
@@ -452,7 +453,7 @@ class GaussianMixture:
         out_norm = np.empty(n if log_norm else 0, dtype=dtype)
         out_labels = np.empty(n if labels else 0, dtype=np.intp)
         out_proba = np.empty((n, k) if proba else (0, k), dtype=dtype)
-        n_threads = effective_n_threads(self.n_threads)
+        n_threads = effective_n_threads(self.n_threads if n_threads is None else n_threads)
         with single_threaded_blas():
             for start, stop in row_ranges(X):
                 rows = slice(start, stop)
