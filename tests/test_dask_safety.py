@@ -59,3 +59,57 @@ def test_each_block_runs_one_kernel_thread_unless_told(X, kernel_threads, n_thre
     assert len(kernel_threads["e_step"]) >= 3 * 5
     assert set(kernel_threads["e_step"]) == {expected}
     assert set(kernel_threads["statistics"]) == {expected}
+
+
+def test_passes_with_equal_parameters_get_fresh_task_keys(X):
+    # EM at a fixed point makes passes with bitwise-equal parameters; keys
+    # derived from the inputs were then resubmitted just after the client had
+    # released them, and the scheduler could forget a result before its gather.
+    from gaussmix._em import Parameters
+
+    local = GaussianMixture(3, random_state=0).fit(X)
+    params = Parameters(local.weights_, local.means_, local.covariances_,
+                        local.precisions_cholesky_)
+    data = gm_dask.DaskData(da.from_array(X, chunks=(2_500, 4)), None, GaussianMixture(3))
+    graphs = []
+    with dask.config.set(scheduler="synchronous"), \
+            dask.callbacks.Callback(start=lambda dsk: graphs.append(set(dsk))):
+        first = data.statistics(params, "full", 1)
+        second = data.statistics(params, "full", 1)
+    for name in ("N", "S", "W"):
+        np.testing.assert_array_equal(getattr(first[0], name), getattr(second[0], name))
+    data_keys = set(dict(data.X.__dask_graph__()))
+    assert len(graphs) == 2
+    assert graphs[0] & graphs[1] <= data_keys
+
+
+def test_fits_on_a_cluster_log_no_scheduler_errors():
+    distributed = pytest.importorskip("dask.distributed")
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(4_000, 4)) + rng.integers(0, 3, 4_000)[:, None] * 4.0
+    log = io.StringIO()
+    handler = logging.StreamHandler(log)
+    handler.setLevel(logging.WARNING)
+    loggers = [logging.getLogger(name) for name in ("distributed.scheduler",
+                                                    "distributed.client")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      host="127.0.0.1", dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client:
+            dask_X = da.from_array(X, chunks=(1_000, 4))
+            for seed in range(8):
+                # tol=0: the fits reach a fixed point after ~12 iterations and
+                # then repeat passes with bitwise-equal parameters
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    GaussianMixture(3, random_state=seed, max_iter=40, tol=0).fit(dask_X)
+            worker_logs = client.get_worker_logs()
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+    assert "Couldn't gather" not in log.getvalue()
+    assert log.getvalue() == ""
+    for worker, lines in worker_logs.items():
+        assert not [message for level, message in lines if level in ("ERROR", "CRITICAL")]

@@ -114,11 +114,16 @@ class DaskData:
         """One pass on the workers: (reduced Statistics, sum_i w_i log p(x_i))."""
         import dask
 
+        # Every pass gets fresh task keys (pure=False). With keys derived from
+        # the inputs, a pass whose parameters equal the previous pass's (EM at
+        # a fixed point) resubmits the keys the client has just released, and
+        # the scheduler can forget the result before it is gathered ("Couldn't
+        # gather keys ... 'forgotten'", then a recompute).
         blocks = self.X.to_delayed().ravel()
         weights = ([None] * len(blocks) if self.weights is None
                    else self.weights.to_delayed().ravel())
-        shared = dask.delayed(params, pure=True)
-        parts = [dask.delayed(_block_statistics, pure=True)(
+        shared = dask.delayed(params, pure=False)
+        parts = [dask.delayed(_block_statistics, pure=False)(
             block, weight, shared, covariance_type, self.block_threads)
             for block, weight in zip(blocks, weights)]
         N, S, W, log_likelihood = _tree_sum(parts).compute()
@@ -162,11 +167,12 @@ def _add(a, b):
 
 
 def _tree_sum(parts):
-    """Pairwise sums of delayed statistics: depth log2(blocks), never all at once."""
+    """Pairwise sums of delayed statistics: depth log2(blocks), never all at once
+    (fresh keys, as in ``DaskData.statistics``)."""
     import dask
 
     while len(parts) > 1:
-        pairs = [dask.delayed(_add, pure=True)(parts[i], parts[i + 1])
+        pairs = [dask.delayed(_add, pure=False)(parts[i], parts[i + 1])
                  for i in range(0, len(parts) - 1, 2)]
         parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
     return parts[0]
