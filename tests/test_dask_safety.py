@@ -83,6 +83,51 @@ def test_passes_with_equal_parameters_get_fresh_task_keys(X):
     assert graphs[0] & graphs[1] <= data_keys
 
 
+@pytest.fixture(scope="module")
+def rows():
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=1_000) * 50
+    weights = rng.uniform(0, 3, size=1_000)
+    weights[::7] = 0
+    return values, weights
+
+
+@pytest.mark.parametrize("weight_kind", ["none", "numpy", "list", "dask-other-chunks"])
+def test_weighted_mean_of_lazy_values(rows, weight_kind):
+    values, weights = rows
+    X = da.ones((1_000, 3), chunks=((100, 400, 500), (2, 1)))
+    lazy = da.from_array(values, chunks=((100, 400, 500),))
+    sample_weight = {"none": None, "numpy": weights, "list": list(weights),
+                     "dask-other-chunks": da.from_array(weights, chunks=300)}[weight_kind]
+    expected = values.mean() if sample_weight is None else weights @ values / weights.sum()
+    mean = gm_dask.weighted_mean(lazy, sample_weight, X)
+    assert type(mean) is float
+    assert mean == pytest.approx(expected, rel=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_weighted_mean_keeps_fractional_weights_in_float64(rows, dtype):
+    # The weights are not cast to X's dtype: integer X would truncate them.
+    values, weights = rows
+    X = da.ones((1_000, 2), chunks=(250, 2), dtype=dtype)
+    mean = gm_dask.weighted_mean(da.from_array(values, chunks=250), weights / 7, X)
+    assert mean == pytest.approx(weights @ values / weights.sum(), rel=1e-13)
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    (lambda w: w[:-1], ValueError, "shape"),
+    (lambda w: np.where(w > 2, -1.0, w), ValueError, "non-negative"),
+    (lambda w: np.where(w > 2, np.nan, w), ValueError, "NaN"),
+    (lambda w: np.zeros_like(w), ValueError, "sums to zero"),
+    (lambda w: w.astype(str), TypeError, "numbers"),
+])
+def test_weighted_mean_rejects_weights_as_a_local_score_does(rows, bad, error, message):
+    values, weights = rows
+    X = da.ones((1_000, 2), chunks=(250, 2))
+    with pytest.raises(error, match=message):
+        gm_dask.weighted_mean(da.from_array(values, chunks=250), bad(weights), X)
+
+
 def test_fits_on_a_cluster_log_no_scheduler_errors():
     distributed = pytest.importorskip("dask.distributed")
     rng = np.random.default_rng(4)

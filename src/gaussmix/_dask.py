@@ -50,7 +50,9 @@ def _as_row_chunked(X, estimator):
     return X.astype(dtype).rechunk({1: -1})
 
 
-def _aligned_weights(sample_weight, X):
+def _aligned_weights(sample_weight, X, dtype):
+    """``sample_weight`` (array-like or Dask array of shape (n_samples,)) as a
+    lazy ``dtype`` array chunked as X's rows, or None."""
     import dask.array as da
 
     if sample_weight is None:
@@ -64,7 +66,48 @@ def _aligned_weights(sample_weight, X):
     if sample_weight.shape != (X.shape[0],):
         raise ValueError(f"sample_weight has shape {sample_weight.shape}, expected "
                          f"({X.shape[0]},).")
-    return sample_weight.astype(X.dtype).rechunk((X.chunks[0],))
+    return sample_weight.astype(dtype).rechunk((X.chunks[0],))
+
+
+def _check_weights(finite, non_negative, sum_or_max):
+    """Raise as ``_validation.check_sample_weight`` does, from computed checks
+    of the weights (all finite, all >= 0, their sum or their maximum)."""
+    if not finite:
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if not non_negative:
+        raise ValueError("sample_weight must be non-negative.")
+    if not sum_or_max > 0:
+        raise ValueError("sample_weight sums to zero: at least one sample needs weight.")
+
+
+def weighted_mean(values, sample_weight, X):
+    """Mean of the lazy per-row ``values`` of X, weighted by ``sample_weight``.
+
+    Parameters
+    ----------
+    values : dask.array.Array of shape (n_samples,)
+        Chunked as X's rows (as ``predict_blocks`` returns them).
+    sample_weight : None, array-like or dask.array.Array of shape (n_samples,)
+        Non-negative finite weights, not all zero; None for the plain mean.
+    X : dask.array.Array of shape (n_samples, n_features)
+
+    Returns
+    -------
+    mean : float
+        Computed in float64, in one pass over ``values``.
+    """
+    import dask
+    import dask.array as da
+
+    values = values.astype(np.float64)
+    if sample_weight is None:
+        return float(values.mean().compute())
+    weights = _aligned_weights(sample_weight, X, np.float64)
+    total, weight, finite, non_negative = dask.compute(
+        (values * weights).sum(), weights.sum(), da.isfinite(weights).all(),
+        (weights >= 0).all())
+    _check_weights(finite, non_negative, weight)
+    return float(total / weight)
 
 
 def _rescaled(weights, largest, dtype):
@@ -87,7 +130,7 @@ class DaskData:
 
         X = _as_row_chunked(X, estimator)
         estimator._check_initial_parameters(X.shape[1], X.dtype)
-        weights = _aligned_weights(sample_weight, X)
+        weights = _aligned_weights(sample_weight, X, X.dtype)
         X, weights = dask.persist(X, weights)
         checks = [da.isfinite(X).all()]
         if weights is not None:
@@ -97,13 +140,7 @@ class DaskData:
             raise ValueError("Input X contains NaN or infinity; gaussmix needs finite values "
                              "(drop or impute missing values first).")
         if weights is not None:
-            if not results[1]:
-                raise ValueError("sample_weight contains NaN or infinity.")
-            if not results[2]:
-                raise ValueError("sample_weight must be non-negative.")
-            if not results[3] > 0:
-                raise ValueError("sample_weight sums to zero: at least one sample needs "
-                                 "weight.")
+            _check_weights(*results[1:])
             weights = _rescaled(weights, results[3], X.dtype)
         self.X, self.weights, self.dtype = X, weights, X.dtype
         self.total_weight = float(X.shape[0] if weights is None

@@ -498,13 +498,9 @@ class GaussianMixture:
 
     def score(self, X, y=None, sample_weight=None):
         """Mean log-likelihood of X, weighted by ``sample_weight`` when given."""
-        log_density = self.score_samples(X).astype(np.float64)
         if _dask.is_dask_array(X):
-            if sample_weight is None:
-                return float(log_density.mean().compute())
-            weights = _dask._aligned_weights(sample_weight, X.rechunk({1: -1}))
-            total, weight = (log_density * weights).sum(), weights.sum()
-            return float(total.compute() / weight.compute())
+            return _dask.weighted_mean(self.score_samples(X), sample_weight, X)
+        log_density = self.score_samples(X).astype(np.float64)
         if sample_weight is None:
             return float(log_density.mean())
         weights = check_sample_weight(sample_weight, log_density.shape[0], np.float64)
