@@ -24,6 +24,13 @@ def is_dask_array(X):
             and hasattr(X, "to_delayed"))
 
 
+def block_threads(estimator):
+    """Kernel threads for one block's pass: the estimator's ``n_threads`` when
+    set, else 1, as Dask already runs one block per worker thread (the cores a
+    worker process sees are shared with the other workers on its machine)."""
+    return estimator.n_threads or 1
+
+
 def _as_row_chunked(X, estimator):
     """X as a 2-D float array chunked by rows only, with known chunk sizes."""
     if X.ndim != 2:
@@ -43,7 +50,9 @@ def _as_row_chunked(X, estimator):
     return X.astype(dtype).rechunk({1: -1})
 
 
-def _aligned_weights(sample_weight, X):
+def _aligned_weights(sample_weight, X, dtype):
+    """``sample_weight`` (array-like or Dask array of shape (n_samples,)) as a
+    lazy ``dtype`` array chunked as X's rows, or None."""
     import dask.array as da
 
     if sample_weight is None:
@@ -57,22 +66,53 @@ def _aligned_weights(sample_weight, X):
     if sample_weight.shape != (X.shape[0],):
         raise ValueError(f"sample_weight has shape {sample_weight.shape}, expected "
                          f"({X.shape[0]},).")
-    return sample_weight.astype(X.dtype).rechunk((X.chunks[0],))
+    return sample_weight.astype(dtype).rechunk((X.chunks[0],))
+
+
+def _check_weights(finite, non_negative, sum_or_max):
+    """Raise as ``_validation.check_sample_weight`` does, from computed checks
+    of the weights (all finite, all >= 0, their sum or their maximum)."""
+    if not finite:
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if not non_negative:
+        raise ValueError("sample_weight must be non-negative.")
+    if not sum_or_max > 0:
+        raise ValueError("sample_weight sums to zero: at least one sample needs weight.")
 
 
 def weighted_mean(values, sample_weight, X):
-    """Weighted mean (float) of the lazy per-row ``values`` of X; the plain
-    mean when ``sample_weight`` is None."""
+    """Mean of the lazy per-row ``values`` of X, weighted by ``sample_weight``.
+
+    Parameters
+    ----------
+    values : dask.array.Array of shape (n_samples,)
+        Chunked as X's rows (as ``predict_blocks`` returns them).
+    sample_weight : None, array-like or dask.array.Array of shape (n_samples,)
+        Non-negative finite weights, not all zero; None for the plain mean.
+    X : dask.array.Array of shape (n_samples, n_features)
+
+    Returns
+    -------
+    mean : float
+        Computed in float64, in one pass over ``values``.
+    """
+    import dask
+    import dask.array as da
+
+    values = values.astype(np.float64)
     if sample_weight is None:
         return float(values.mean().compute())
-    weights = _aligned_weights(sample_weight, X.rechunk({1: -1}))
-    total, weight = (values * weights).sum(), weights.sum()
-    return float(total.compute() / weight.compute())
+    weights = _aligned_weights(sample_weight, X, np.float64)
+    total, weight, finite, non_negative = dask.compute(
+        (values * weights).sum(), weights.sum(), da.isfinite(weights).all(),
+        (weights >= 0).all())
+    _check_weights(finite, non_negative, weight)
+    return float(total / weight)
 
 
 def _rescaled(weights, largest, dtype):
     """Weights scaled to maximum 1, then mean 1, persisted: as the local fit
-    scales them (``GaussianMixture._training_data``), for the same reasons."""
+    scales them (``BaseMixture._training_data``), for the same reasons."""
     scaled = weights / largest
     mean = float(scaled.sum(dtype=np.float64).compute()) / weights.shape[0]
     return (scaled / mean).astype(dtype).persist()
@@ -90,7 +130,7 @@ class DaskData:
 
         X = _as_row_chunked(X, estimator)
         estimator._check_initial_parameters(X.shape[1], X.dtype)
-        weights = _aligned_weights(sample_weight, X)
+        weights = _aligned_weights(sample_weight, X, X.dtype)
         X, weights = dask.persist(X, weights)
         checks = [da.isfinite(X).all()]
         if weights is not None:
@@ -100,31 +140,28 @@ class DaskData:
             raise ValueError("Input X contains NaN or infinity; gaussmix needs finite values "
                              "(drop or impute missing values first).")
         if weights is not None:
-            if not results[1]:
-                raise ValueError("sample_weight contains NaN or infinity.")
-            if not results[2]:
-                raise ValueError("sample_weight must be non-negative.")
-            if not results[3] > 0:
-                raise ValueError("sample_weight sums to zero: at least one sample needs "
-                                 "weight.")
+            _check_weights(*results[1:])
             weights = _rescaled(weights, results[3], X.dtype)
         self.X, self.weights, self.dtype = X, weights, X.dtype
         self.total_weight = float(X.shape[0] if weights is None
                                   else weights.sum(dtype=np.float64).compute())
-        # Each block's pass uses the estimator's n_threads, else one thread:
-        # Dask already runs a block per worker thread.
-        self.block_threads = estimator.n_threads or 1
+        self.block_threads = block_threads(estimator)
 
     def statistics(self, kernel_params, n_threads):
         """One pass on the workers under ``kernel_params``:
         (reduced Statistics, sum_i w_i log p(x_i))."""
         import dask
 
+        # Every pass gets fresh task keys (pure=False). With keys derived from
+        # the inputs, a pass whose parameters equal the previous pass's (EM at
+        # a fixed point) resubmits the keys the client has just released, and
+        # the scheduler can forget the result before it is gathered ("Couldn't
+        # gather keys ... 'forgotten'", then a recompute).
         blocks = self.X.to_delayed().ravel()
         weights = ([None] * len(blocks) if self.weights is None
                    else self.weights.to_delayed().ravel())
-        shared = dask.delayed(kernel_params, pure=True)
-        parts = [dask.delayed(_block_statistics, pure=True)(
+        shared = dask.delayed(kernel_params, pure=False)
+        parts = [dask.delayed(_block_statistics, pure=False)(
             block, weight, shared, self.block_threads)
             for block, weight in zip(blocks, weights)]
         N, S, W, log_likelihood = _tree_sum(parts).compute()
@@ -165,11 +202,12 @@ def _add(a, b):
 
 
 def _tree_sum(parts):
-    """Pairwise sums of delayed statistics: depth log2(blocks), never all at once."""
+    """Pairwise sums of delayed statistics: depth log2(blocks), never all at once
+    (fresh keys, as in ``DaskData.statistics``)."""
     import dask
 
     while len(parts) > 1:
-        pairs = [dask.delayed(_add, pure=True)(parts[i], parts[i + 1])
+        pairs = [dask.delayed(_add, pure=False)(parts[i], parts[i + 1])
                  for i in range(0, len(parts) - 1, 2)]
         parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
     return parts[0]
@@ -184,14 +222,16 @@ def predict_blocks(estimator, X, what):
     estimator._check_n_features(X)
     dtype = np.result_type(X.dtype if X.dtype.kind == "f" else np.float64,
                            estimator.means_.dtype)
+    threads = block_threads(estimator)
     if what == "proba":
-        return X.map_blocks(_predict_block, estimator, what, dtype=dtype,
+        return X.map_blocks(_predict_block, estimator, what, threads, dtype=dtype,
                             chunks=(X.chunks[0], (estimator.n_components,)))
-    return X.map_blocks(_predict_block, estimator, what, drop_axis=1,
+    return X.map_blocks(_predict_block, estimator, what, threads, drop_axis=1,
                         dtype=np.intp if what == "labels" else dtype)
 
 
-def _predict_block(X, estimator, what):
+def _predict_block(X, estimator, what, n_threads):
     log_norm, labels, proba = estimator._e_step(
-        X, log_norm=what == "log_norm", labels=what == "labels", proba=what == "proba")
+        X, log_norm=what == "log_norm", labels=what == "labels", proba=what == "proba",
+        n_threads=n_threads)
     return {"log_norm": log_norm, "labels": labels, "proba": proba}[what]
