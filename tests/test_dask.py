@@ -15,7 +15,11 @@ from gaussmix import GaussianMixture  # noqa: E402
 
 from conftest import FITTED_ARRAYS, hand_init_kwargs, make_blobs  # noqa: E402
 
-from gaussmix._models import layout  # noqa: E402
+from gaussmix._covariance import model  # noqa: E402
+
+
+def layout(covariance_type):
+    return model(covariance_type).layout.name
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical", "VEV", "EVI")
 

@@ -26,7 +26,7 @@ def X():
 def kernel_threads(monkeypatch):
     """The thread count every compiled E-step and statistics pass is run with."""
     seen = {"e_step": [], "statistics": []}
-    e_step, statistics = _kernels.estep.e_step, gm_dask.e_step_statistics
+    e_step, statistics = _kernels.estep.e_step, gm_dask.pass_statistics
 
     def spy_e_step(*args):
         seen["e_step"].append(args[-1])
@@ -37,7 +37,7 @@ def kernel_threads(monkeypatch):
         return statistics(*args)
 
     monkeypatch.setattr(_kernels.estep, "e_step", spy_e_step)
-    monkeypatch.setattr(gm_dask, "e_step_statistics", spy_statistics)
+    monkeypatch.setattr(gm_dask, "pass_statistics", spy_statistics)
     return seen
 
 
@@ -65,17 +65,14 @@ def test_passes_with_equal_parameters_get_fresh_task_keys(X):
     # EM at a fixed point makes passes with bitwise-equal parameters; keys
     # derived from the inputs were then resubmitted just after the client had
     # released them, and the scheduler could forget a result before its gather.
-    from gaussmix._em import Parameters
-
     local = GaussianMixture(3, random_state=0).fit(X)
-    params = Parameters(local.weights_, local.means_, local.covariances_,
-                        local.precisions_cholesky_)
+    kernel_params = local._fitted_kernel_parameters(X.dtype)
     data = gm_dask.DaskData(da.from_array(X, chunks=(2_500, 4)), None, GaussianMixture(3))
     graphs = []
     with dask.config.set(scheduler="synchronous"), \
             dask.callbacks.Callback(start=lambda dsk: graphs.append(set(dsk))):
-        first = data.statistics(params, "full", 1)
-        second = data.statistics(params, "full", 1)
+        first = data.statistics(kernel_params, 1)
+        second = data.statistics(kernel_params, 1)
     for name in ("N", "S", "W"):
         np.testing.assert_array_equal(getattr(first[0], name), getattr(second[0], name))
     data_keys = set(dict(data.X.__dask_graph__()))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from gaussmix import GaussianMixture, _em, _models
+from gaussmix import GaussianMixture, _covariance, _em, _models
 from gaussmix._em import (Parameters, Statistics, e_step_statistics, responsibility_statistics)
 from gaussmix._kernels import suffstats
 
@@ -123,7 +123,7 @@ def full_parameters(rng, k, d, covariance_type="full", offset=0.0):
     covariances = {"full": np.stack([cov] * k), "tied": cov,
                    "diag": np.tile(np.diag(cov), (k, 1)),
                    "spherical": np.full(k, 1.1)}[covariance_type]
-    prec_chol = _models.precision_cholesky(covariances, covariance_type)
+    prec_chol = _covariance.model(covariance_type).layout.precision_cholesky(covariances)
     return Parameters(np.full(k, 1 / k), means, covariances, prec_chol)
 
 

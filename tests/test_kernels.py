@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from gaussmix import GaussianMixture, _models
+from gaussmix import GaussianMixture, _covariance, _models
 from gaussmix._em import Parameters, Statistics, e_step_statistics, parameters_from_statistics
 
 baseline = importlib.import_module("gaussmix._suffstats")
@@ -40,7 +40,7 @@ def test_avx2_build_matches_baseline(covariance_type, d):
     covariances = {"full": np.stack([cov] * k), "tied": cov,
                    "diag": np.tile(np.diag(cov), (k, 1)),
                    "spherical": np.full(k, np.trace(cov) / d)}[covariance_type]
-    prec_chol = _models.precision_cholesky(covariances, covariance_type)
+    prec_chol = _covariance.model(covariance_type).layout.precision_cholesky(covariances)
     params = (np.full(k, 1 / k), means, prec_chol)
     (a, la), (b, lb) = (_pass(m, X, covariance_type, params) for m in (baseline, avx2))
     assert_allclose(la, lb, rtol=1e-12)

@@ -13,7 +13,11 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from gaussmix import GaussianMixture, ModelSelection, select_model
-from gaussmix._models import layout
+from gaussmix._covariance import model
+
+
+def layout(covariance_type):
+    return model(covariance_type).layout.name
 from gaussmix._parsimonious import MODELS
 
 from conftest import (FITTED_ARRAYS, assert_clear_error, assert_sane_model, blobs_5d,

@@ -36,7 +36,7 @@ from time import perf_counter
 
 import numpy as np
 
-from . import _dask, _models, _persistence
+from . import _covariance, _dask, _models, _persistence
 from ._blocks import row_ranges
 from ._em import InMemoryData
 from ._exceptions import InvalidParameterError, convergence_warning, not_fitted_error
@@ -383,8 +383,8 @@ class BaseMixture(metaclass=ABCMeta):
         """Set the fitted attributes from ``params``; a fresh model
         (``feature_names_in`` given, None for none) also records its input features."""
         self._store_parameters(params)
-        self.precisions_ = _models.precisions_from_cholesky(self.precisions_cholesky_,
-                                                            self.covariance_type)
+        layout = _covariance.model(self.covariance_type).layout
+        self.precisions_ = layout.precisions_from_cholesky(self.precisions_cholesky_)
         if feature_names_in is not False:
             self.__dict__.pop("feature_names_in_", None)
             if feature_names_in is not None:
@@ -510,15 +510,8 @@ class BaseMixture(metaclass=ABCMeta):
         rng = check_random_state(self.random_state)
         weights = np.asarray(self.weights_, dtype=np.float64)
         counts = rng.multinomial(n_samples, weights / weights.sum())
-        stored_as = _models.layout(self.covariance_type)
-        if stored_as in ("full", "tied"):
-            covs = (self.covariances_ if stored_as == "full"
-                    else [self.covariances_] * len(counts))
-            parts = [rng.multivariate_normal(mean, cov, int(count))
-                     for mean, cov, count in zip(self.means_, covs, counts)]
-        else:
-            parts = [mean + rng.standard_normal(size=(count, d)) * np.sqrt(cov)
-                     for mean, cov, count in zip(self.means_, self.covariances_, counts)]
+        layout = _covariance.model(self.covariance_type).layout
+        parts = layout.sample(rng, self.means_, self.covariances_, counts)
         X = np.vstack(parts).astype(self.means_.dtype, copy=False)
         y = np.concatenate([np.full(count, j, dtype=int) for j, count in enumerate(counts)])
         return X, y

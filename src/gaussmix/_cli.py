@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from . import GaussianMixture, load, select_model
-from ._models import COVARIANCE_TYPES, layout
+from . import _covariance
+from ._covariance import COVARIANCE_TYPES
 
 PROG = "gaussmix"
 # --covariance-type all: every mclust model (with --select only)
@@ -346,16 +347,9 @@ def _select(X, candidates, args):
 def _full_covariances(gm):
     """The fitted covariances as an (n_components, d, d) array, whatever the
     covariance_type."""
-    cov = np.asarray(gm.covariances_)
     k, d = gm.means_.shape
-    ctype = layout(gm.covariance_type)
-    if ctype == "full":
-        return cov
-    if ctype == "tied":
-        return np.broadcast_to(cov, (k, d, d))
-    if ctype == "diag":
-        return np.stack([np.diag(c) for c in cov])
-    return cov[:, None, None] * np.eye(d)[None, :, :]  # spherical
+    layout = _covariance.model(gm.covariance_type).layout
+    return layout.matrices(np.asarray(gm.covariances_), k, d)
 
 
 def _numbers(values, width):

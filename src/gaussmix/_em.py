@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _models
+from . import _covariance, _models
 from ._blocks import row_ranges
 from ._kernels import suffstats
 
@@ -71,13 +71,13 @@ class Statistics:
 def parameters_from_statistics(stats, covariance_type, reg_covar, dtype, previous=None):
     """M-step: Parameters in ``dtype`` from reduced statistics (``previous``
     covariances warm-start the iterative mclust models)."""
-    weights, means, covariances = _models.m_step(
-        stats.N, stats.S, stats.W, stats.shift.astype(np.float64), covariance_type, reg_covar,
-        previous)
-    prec_chol = _models.precision_cholesky(covariances, covariance_type)
+    model = _covariance.model(covariance_type)
+    weights, means, covariances = model.m_step(
+        stats.N, stats.S, stats.W, stats.shift.astype(np.float64), reg_covar, previous)
+    prec_chol = model.layout.precision_cholesky(covariances)
     params = Parameters(weights.astype(dtype), means.astype(dtype),
                         covariances.astype(dtype), prec_chol.astype(dtype))
-    _models.check_representable(params, covariance_type)
+    model.layout.check_representable(params)
     return params
 
 
@@ -146,7 +146,7 @@ def responsibility_statistics(X_blocks_and_resp, shift, dtype, covariance_type, 
     """
     # Per-component shifts (exact), except the diagonal models' GEMM mode,
     # which takes the shifts' mean as its one centre and is far cheaper.
-    full = _models.uses_full_kernel(covariance_type)
+    full = not _covariance.model(covariance_type).layout.diagonal
     mode = _models.kernel_mode(covariance_type, *np.shape(shift), common_shift=not full)
     if mode == _models.DIAG_GEMM:
         shift = np.broadcast_to(np.mean(shift, axis=0), np.shape(shift))

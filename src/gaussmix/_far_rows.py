@@ -6,7 +6,7 @@ are found after the kernel pass and recomputed here with scaled arithmetic.
 """
 import numpy as np
 
-from . import _models
+from . import _covariance
 
 # Elements of the (rows, n_components, n_features) temporaries of one ``far_rows`` call.
 FAR_CHUNK = 1 << 18
@@ -50,11 +50,7 @@ def far_rows(X, weights, means, prec_chol, covariance_type):
     means = np.asarray(means, dtype=np.float64)
     U = np.asarray(prec_chol, dtype=np.float64)
     k, d = means.shape
-    stored_as = _models.layout(covariance_type)
-    if stored_as == "tied":
-        U = np.broadcast_to(U, (k, d, d))
-    elif stored_as == "spherical":
-        U = np.repeat(U[:, None], d, axis=1)
+    U = _covariance.model(covariance_type).layout.per_component(U, k, d)
     with np.errstate(divide="ignore"):
         offsets = np.log(np.asarray(weights, dtype=np.float64))
     diagonal = U if U.ndim == 2 else np.diagonal(U, axis1=1, axis2=2)

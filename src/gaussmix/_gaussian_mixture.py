@@ -1,7 +1,7 @@
 """GaussianMixture: scikit-learn's estimator API over the compiled EM core."""
 import numpy as np
 
-from . import _models
+from . import _covariance, _models
 from ._base import BaseMixture, check_choice
 from ._em import Parameters, parameters_from_statistics
 from ._initialization import initial_parameters
@@ -89,7 +89,7 @@ class GaussianMixture(BaseMixture):
         self.precisions_init = precisions_init
 
     def _check_own_parameters(self):
-        check_choice(self, "covariance_type", _models.COVARIANCE_TYPES)
+        check_choice(self, "covariance_type", _covariance.COVARIANCE_TYPES)
 
     def _check_initial_parameters(self, n_features, dtype):
         """Check the ``*_init`` parameters for X of ``n_features`` and ``dtype``: the
@@ -106,19 +106,10 @@ class GaussianMixture(BaseMixture):
         if self.means_init is not None:
             check_array_param(self.means_init, "means_init", (k, n_features), dtype)
         if self.precisions_init is not None:
-            shape = _models.precisions_shape(cov_type, k, n_features)
-            p = check_array_param(self.precisions_init, "precisions_init", shape, dtype)
-            if _models.layout(cov_type) in ("diag", "spherical"):
-                if np.any(p <= 0):
-                    raise ValueError(f"'{cov_type} precision' should be positive.")
-                eigenvalues = p
-            else:
-                matrices = p.reshape(-1, n_features, n_features)
-                eigenvalues = np.linalg.eigvalsh(matrices)
-                if (not np.allclose(matrices, np.swapaxes(matrices, 1, 2))
-                        or np.any(eigenvalues <= 0)):
-                    raise ValueError(f"'{cov_type} precision' should be symmetric, "
-                                     "positive-definite.")
+            layout = _covariance.model(cov_type).layout
+            p = check_array_param(self.precisions_init, "precisions_init",
+                                  layout.shape(k, n_features), dtype)
+            eigenvalues = layout.checked_precision_eigenvalues(p, cov_type)
             with np.errstate(over="ignore"):  # a variance beyond float64 is inf here
                 variances = 1 / eigenvalues
             check_param_range("precisions_init", np.maximum(eigenvalues, variances), dtype,
@@ -153,4 +144,4 @@ class GaussianMixture(BaseMixture):
 
     def _n_parameters(self):
         k, d = self.means_.shape
-        return _models.n_parameters(self.covariance_type, k, d)
+        return _covariance.model(self.covariance_type).n_parameters(k, d)

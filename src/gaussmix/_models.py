@@ -2,9 +2,7 @@
 parameters laid out for it (see _chunks.pxd).
 
 Everything about a covariance model itself (storage, M-step, precision
-Cholesky, sampling, parameter count) is its entry in ``_covariance``; the
-functions below the kernel section delegate to it for the modules that still
-call them by these names.
+Cholesky, sampling, parameter count) is its entry in ``_covariance``.
 """
 from collections import namedtuple
 
@@ -13,7 +11,6 @@ import numpy as np
 from . import _covariance
 from ._parallel import DIAG_GEMM, DIAG_LOOPS, FULL_BLAS, FULL_GEMM, FULL_LOOPS
 
-COVARIANCE_TYPES = _covariance.COVARIANCE_TYPES
 
 
 KernelParameters = namedtuple("KernelParameters", "mode shift prec coef offsets")
@@ -102,40 +99,3 @@ def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
     factors = U if mode == DIAG_LOOPS else U.reshape(k, d * d)
     return KernelParameters(mode, np.ascontiguousarray(means, dtype=dtype),
                             np.ascontiguousarray(factors, dtype=dtype), empty, offsets)
-
-
-# --------------------------------------------------------------------- delegations
-# Call sites in _em, _gaussian_mixture and _dask go to ``_covariance.model(...)``
-# at merge; then these go.
-
-
-def layout(covariance_type):
-    return _covariance.model(covariance_type).layout.name
-
-
-def uses_full_kernel(covariance_type):
-    return not _covariance.model(covariance_type).layout.diagonal
-
-
-def m_step(N, S, W, shift, covariance_type, reg_covar, previous=None):
-    return _covariance.model(covariance_type).m_step(N, S, W, shift, reg_covar, previous)
-
-
-def check_representable(params, covariance_type):
-    _covariance.model(covariance_type).layout.check_representable(params)
-
-
-def precision_cholesky(covariances, covariance_type):
-    return _covariance.model(covariance_type).layout.precision_cholesky(covariances)
-
-
-def precisions_from_cholesky(prec_chol, covariance_type):
-    return _covariance.model(covariance_type).layout.precisions_from_cholesky(prec_chol)
-
-
-def n_parameters(covariance_type, n_components, n_features):
-    return _covariance.model(covariance_type).n_parameters(n_components, n_features)
-
-
-def precisions_shape(covariance_type, n_components, n_features):
-    return _covariance.model(covariance_type).layout.shape(n_components, n_features)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _models
+from . import _covariance
 from ._em import Statistics
 
 
@@ -45,17 +45,8 @@ class RunningStatistics:
     def from_parameters(cls, params, covariance_type, reg_covar):
         """Statistics that reproduce ``params`` (``_em.Parameters``) through the M-step."""
         k, d = params.means.shape
-        cov = np.asarray(params.covariances, dtype=np.float64)
-        stored_as = _models.layout(covariance_type)
-        if stored_as == "tied":
-            cov = np.broadcast_to(cov, (k, d, d))
-        elif stored_as == "spherical":
-            cov = np.broadcast_to(cov[:, None], (k, d))
-        scatter = cov.copy()
-        if _models.uses_full_kernel(covariance_type):
-            scatter[:, np.arange(d), np.arange(d)] -= reg_covar
-        else:
-            scatter -= reg_covar
+        layout = _covariance.model(covariance_type).layout
+        scatter = layout.scatter_per_mass(params.covariances, k, d, reg_covar)
         return cls(np.asarray(params.weights, dtype=np.float64),
                    np.asarray(params.means, dtype=np.float64), scatter)
 
