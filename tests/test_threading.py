@@ -53,9 +53,11 @@ def test_thread_pool_of_predictions_leaves_blas_limits_as_found(fitted, two_blas
         np.testing.assert_array_equal(result, expected)
 
 
-def enter_a_enter_b_leave_a_leave_b():
+def enter_a_enter_b_leave_a_leave_b(nested=False):
     """Two threads overlapping in that order (the one that made threadpoolctl's
-    per-context restore leave BLAS at 1); returns the limits B saw after A left."""
+    per-context restore leave BLAS at 1); with ``nested``, A also enters a
+    second context inside its first. Returns the limits seen inside: A's
+    inner context's and A's outer context's (when nested), then B's after A left."""
     a_entered, b_entered, a_left = threading.Event(), threading.Event(), threading.Event()
     seen = []
 
@@ -63,6 +65,10 @@ def enter_a_enter_b_leave_a_leave_b():
         with single_threaded_blas():
             a_entered.set()
             b_entered.wait(10)
+            if nested:
+                with single_threaded_blas():
+                    seen.append(blas_threads())
+                seen.append(blas_threads())
         a_left.set()
 
     def second():
@@ -77,11 +83,11 @@ def enter_a_enter_b_leave_a_leave_b():
         thread.start()
     for thread in threads:
         thread.join(20)
-    return seen[0]
+    return seen
 
 
 def test_overlapping_contexts_hold_the_limit_until_the_last_leaves(two_blas_threads):
-    assert enter_a_enter_b_leave_a_leave_b() == (1,) * len(two_blas_threads)
+    assert enter_a_enter_b_leave_a_leave_b() == [(1,) * len(two_blas_threads)]
     assert blas_threads() == two_blas_threads
 
 
@@ -89,41 +95,17 @@ def test_nested_use_in_one_thread_while_another_overlaps(two_blas_threads):
     # Thread A nests two contexts; B enters inside A's outer one and leaves
     # after A: the limit holds throughout and is restored once, at the end.
     ones = (1,) * len(two_blas_threads)
-    a_entered, b_entered, a_left = threading.Event(), threading.Event(), threading.Event()
-    seen = []
-
-    def nested():
-        with single_threaded_blas():
-            a_entered.set()
-            b_entered.wait(10)
-            with single_threaded_blas():
-                seen.append(blas_threads())
-            seen.append(blas_threads())
-        a_left.set()
-
-    def overlapping():
-        a_entered.wait(10)
-        with single_threaded_blas():
-            b_entered.set()
-            a_left.wait(10)
-            seen.append(blas_threads())
-
-    threads = [threading.Thread(target=nested), threading.Thread(target=overlapping)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(20)
-    assert seen == [ones] * 3
+    assert enter_a_enter_b_leave_a_leave_b(nested=True) == [ones] * 3
     assert blas_threads() == two_blas_threads
 
 
 def test_a_limit_the_user_sets_between_calls_is_kept(two_blas_threads):
     ones = (1,) * len(two_blas_threads)
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        assert enter_a_enter_b_leave_a_leave_b() == ones
+        assert enter_a_enter_b_leave_a_leave_b() == [ones]
         assert blas_threads() == ones
     assert blas_threads() == two_blas_threads
-    assert enter_a_enter_b_leave_a_leave_b() == ones
+    assert enter_a_enter_b_leave_a_leave_b() == [ones]
     assert blas_threads() == two_blas_threads
 
 
