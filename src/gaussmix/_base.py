@@ -451,13 +451,18 @@ class BaseMixture(metaclass=ABCMeta):
                                   self.means_, self.precisions_cholesky_, self.covariance_type)
         return out_norm, out_labels, out_proba
 
+    def _e_step_output(self, X, what, n_threads=None):
+        """The one output ``what`` ('log_norm', 'labels' or 'proba') of ``_e_step``
+        on in-memory X."""
+        log_norm, labels, proba = self._e_step(X, n_threads=n_threads, **{what: True})
+        return {"log_norm": log_norm, "labels": labels, "proba": proba}[what]
+
     def _per_row(self, X, what):
         """``what`` ('log_norm', 'labels' or 'proba') of each row of X; lazy
         for a Dask array."""
         if _dask.is_dask_array(X):
             return _dask.predict_blocks(self, X, what)
-        log_norm, labels, proba = self._e_step(X, **{what: True})
-        return {"log_norm": log_norm, "labels": labels, "proba": proba}[what]
+        return self._e_step_output(X, what)
 
     def score_samples(self, X):
         """Log-likelihood log p(x) of each sample, shape (n_samples,) (lazy for a

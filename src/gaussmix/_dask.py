@@ -224,14 +224,7 @@ def predict_blocks(estimator, X, what):
                            estimator.means_.dtype)
     threads = block_threads(estimator)
     if what == "proba":
-        return X.map_blocks(_predict_block, estimator, what, threads, dtype=dtype,
+        return X.map_blocks(estimator._e_step_output, what, threads, dtype=dtype,
                             chunks=(X.chunks[0], (estimator.n_components,)))
-    return X.map_blocks(_predict_block, estimator, what, threads, drop_axis=1,
+    return X.map_blocks(estimator._e_step_output, what, threads, drop_axis=1,
                         dtype=np.intp if what == "labels" else dtype)
-
-
-def _predict_block(X, estimator, what, n_threads):
-    log_norm, labels, proba = estimator._e_step(
-        X, log_norm=what == "log_norm", labels=what == "labels", proba=what == "proba",
-        n_threads=n_threads)
-    return {"log_norm": log_norm, "labels": labels, "proba": proba}[what]
