@@ -224,6 +224,16 @@ def precisions_from_cholesky(pchol, covariance_type):
 # ------------------------------------------------------------------- comparisons
 
 
+def e_step_statistics(X, sample_weight, params, covariance_type, n_threads):
+    """One compiled E-step + statistics pass under maximum-likelihood ``params``
+    (``_em.Parameters``), as ``GaussianMixture``'s fit makes it."""
+    from gaussmix import _em, _models
+
+    kp = _models.kernel_parameters(params.weights, params.means, params.precisions_cholesky,
+                                   covariance_type, X.dtype)
+    return _em.pass_statistics(X, sample_weight, kp, n_threads)
+
+
 def rtol_for(dtype):
     return 1e-4 if np.dtype(dtype) == np.float32 else 1e-10
 

@@ -11,8 +11,10 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from gaussmix import GaussianMixture, _covariance, _em, _models
-from gaussmix._em import (Parameters, Statistics, e_step_statistics, responsibility_statistics)
+from gaussmix._em import Parameters, Statistics, responsibility_statistics
 from gaussmix._kernels import suffstats
+
+from conftest import e_step_statistics
 
 MIB = 1 << 20
 

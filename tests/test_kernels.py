@@ -6,7 +6,8 @@ import pytest
 from numpy.testing import assert_allclose
 
 from gaussmix import GaussianMixture, _covariance, _models
-from gaussmix._em import Parameters, Statistics, e_step_statistics, parameters_from_statistics
+from gaussmix._em import Parameters, Statistics, parameters_from_statistics
+from conftest import e_step_statistics
 
 baseline = importlib.import_module("gaussmix._suffstats")
 try:

@@ -81,14 +81,6 @@ def parameters_from_statistics(stats, covariance_type, reg_covar, dtype, previou
     return params
 
 
-def e_step_statistics(X, sample_weight, params, covariance_type, n_threads):
-    """One fused E-step + accumulation pass under ``params`` (maximum-likelihood
-    kernel constants); see ``pass_statistics``."""
-    kp = _models.kernel_parameters(params.weights, params.means,
-                                   params.precisions_cholesky, covariance_type, X.dtype)
-    return pass_statistics(X, sample_weight, kp, n_threads)
-
-
 def pass_statistics(X, sample_weight, kernel_params, n_threads):
     """One fused E-step + accumulation pass under the per-component constants
     ``kernel_params`` (``_models.KernelParameters`` in X's dtype).
