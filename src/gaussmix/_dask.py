@@ -10,7 +10,6 @@ the client. Nothing here imports Dask unless a Dask array is passed.
 """
 import numpy as np
 
-from . import _models
 from ._em import Statistics, pass_statistics
 from ._threading import single_threaded_blas
 
@@ -165,10 +164,7 @@ class DaskData:
             block, weight, shared, self.block_threads)
             for block, weight in zip(blocks, weights)]
         N, S, W, log_likelihood = _tree_sum(parts).compute()
-        full = kernel_params.mode not in _models.DIAGONAL_MODES
-        k, d = kernel_params.shift.shape
-        return Statistics(N, S, W.reshape(k, d, d) if full else W, kernel_params.shift,
-                          full), log_likelihood
+        return Statistics(N, S, W, kernel_params.shift, W.ndim == 3), log_likelihood
 
     def initialisation_data(self, random_state):
         """A random sample of at most ``SAMPLE_ROWS`` rows, gathered to the client."""
@@ -194,7 +190,7 @@ def _block_statistics(X, weights, kernel_params, n_threads):
                    else np.ascontiguousarray(weights, dtype=X.dtype))
     with single_threaded_blas():
         stats, log_likelihood = pass_statistics(X, weights_arg, kernel_params, n_threads)
-    return stats.N, stats.S, stats.W.reshape(stats.W.shape[0], -1), log_likelihood
+    return stats.N, stats.S, stats.W, log_likelihood
 
 
 def _add(a, b):
