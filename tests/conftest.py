@@ -51,6 +51,15 @@ FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_", "precision
 OFFSET = 1.0e4
 
 
+@pytest.fixture(autouse=True)
+def every_chunk_may_get_a_thread(monkeypatch):
+    """Kernels on test-sized data use their whole thread budget (one thread per
+    chunk of rows), as large data does in use: without this, the work rule
+    (``_threading.team_size``) would run most test calls serially and leave the
+    multi-threaded paths untested. Tests of the rule itself undo it."""
+    monkeypatch.setattr(gaussmix._threading, "MIN_FLOPS_PER_THREAD", 1)
+
+
 # --------------------------------------------------------------------------- data
 
 

@@ -212,7 +212,8 @@ def test_shared_slot_given_responsibilities_match_per_thread_slots(monkeypatch,
 
     def compute(threads):
         return responsibility_statistics([(X[:700], resp[:700]), (X[700:], resp[700:])],
-                                         shift, X.dtype, covariance_type, threads)
+                                         shift, X.dtype, covariance_type, threads,
+                                         n_rows=len(X))
 
     a, b, c = shared_and_per_thread(monkeypatch, compute)
     assert_statistics(a, b, equal=False)

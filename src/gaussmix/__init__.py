@@ -1,5 +1,7 @@
 """gaussmix: fast Gaussian mixture models fitted by EM, a drop-in for
 scikit-learn's GaussianMixture on a compiled, multi-threaded core."""
+# First: sets how OpenMP threads wait before any compiled module loads the runtime.
+from . import _threading  # noqa: F401  isort: skip
 from ._datasets import load_faithful
 from ._exceptions import ConvergenceWarning, NotFittedError
 from ._gaussian_mixture import GaussianMixture

@@ -10,6 +10,7 @@ import numpy as np
 from . import _covariance, _models
 from ._blocks import row_ranges
 from ._kernels import suffstats
+from ._threading import team_size
 
 # Rows handed to the compiled core per call when responsibilities are made in
 # Python (initialisation), bounding that temporary to BLOCK_ROWS x k.
@@ -95,13 +96,14 @@ def pass_statistics(X, sample_weight, kernel_params, n_threads):
         sum_i w_i log p(x_i) (unnormalised).
     """
     kp = kernel_params
-    stats = Statistics.zeros(kp.shift, kp.mode, n_threads)
+    threads = team_size(n_threads, X.shape[0], _models.flops_per_row(kp.mode, *kp.shift.shape))
+    stats = Statistics.zeros(kp.shift, kp.mode, threads)
     loglik = np.zeros(len(stats.N))
     weighted = sample_weight.shape[0] > 0
     for start, stop in row_ranges(X):
         suffstats.em_pass(X[start:stop], sample_weight[start:stop] if weighted else sample_weight,
                           kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
-                          stats.N, stats.S, stats.W, loglik, n_threads)
+                          stats.N, stats.S, stats.W, loglik, threads)
     return stats.reduced(), float(loglik.sum())
 
 
@@ -126,7 +128,8 @@ class InMemoryData:
         return self.X, self.sample_weight, self.total_weight
 
 
-def responsibility_statistics(X_blocks_and_resp, shift, dtype, covariance_type, n_threads):
+def responsibility_statistics(X_blocks_and_resp, shift, dtype, covariance_type, n_threads,
+                              n_rows):
     """Statistics for responsibilities given block by block.
 
     Parameters
@@ -135,6 +138,10 @@ def responsibility_statistics(X_blocks_and_resp, shift, dtype, covariance_type, 
         C-contiguous rows of X and their responsibilities (float64, shape
         (len(X_block), k)); rows never given have zero responsibility.
     shift : ndarray of shape (k, d)
+    n_threads : int or None
+        Thread budget.
+    n_rows : int
+        Rows in all the blocks (with ``n_threads``, sets the thread count).
     """
     # Per-component shifts (exact), except the diagonal models' GEMM mode,
     # which takes the shifts' mean as its one centre and is far cheaper.
@@ -142,8 +149,9 @@ def responsibility_statistics(X_blocks_and_resp, shift, dtype, covariance_type, 
     mode = _models.kernel_mode(covariance_type, *np.shape(shift), common_shift=not full)
     if mode == _models.DIAG_GEMM:
         shift = np.broadcast_to(np.mean(shift, axis=0), np.shape(shift))
-    stats = Statistics.zeros(np.ascontiguousarray(shift, dtype=dtype), mode, n_threads)
+    threads = team_size(n_threads, n_rows, _models.flops_per_row(mode, *np.shape(shift)))
+    stats = Statistics.zeros(np.ascontiguousarray(shift, dtype=dtype), mode, threads)
     for X_block, resp in X_blocks_and_resp:
         suffstats.accumulate_responsibilities(X_block, resp, stats.shift, mode,
-                                              stats.N, stats.S, stats.W, n_threads)
+                                              stats.N, stats.S, stats.W, threads)
     return stats.reduced()

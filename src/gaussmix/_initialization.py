@@ -65,7 +65,7 @@ def initial_statistics(X, sample_weight, k, init_params, covariance_type,
             indices = kmeans_plusplus_indices(X, k, random_state, sample_weight, n_threads)
         rows = take_rows(X, indices)
         return responsibility_statistics([(rows, np.eye(k))], rows, X.dtype,
-                                         covariance_type, n_threads)
+                                         covariance_type, n_threads, n_rows=k)
     if init_params == "kmeans":
         labels, centers = _kmeans.kmeans(X, k, random_state, sample_weight, n_threads)
         blocks, shift = _one_hot_blocks(X, labels, k, sample_weight), centers
@@ -73,7 +73,8 @@ def initial_statistics(X, sample_weight, k, init_params, covariance_type,
         center = _weighted_mean(X, sample_weight)
         blocks = _uniform_blocks(X, k, random_state, sample_weight)
         shift = np.broadcast_to(center, (k, d))
-    return responsibility_statistics(blocks, shift, X.dtype, covariance_type, n_threads)
+    return responsibility_statistics(blocks, shift, X.dtype, covariance_type, n_threads,
+                                     n_rows=n)
 
 
 def _unassigned_second_moment(X, sample_weight, chosen_rows):

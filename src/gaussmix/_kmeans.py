@@ -10,6 +10,12 @@ import numpy as np
 
 from ._blocks import row_ranges, take_rows
 from ._kernels import kmeans as _kernels
+from ._threading import team_size
+
+
+def _distance_flops(n_centers, n_features):
+    """Flops per row of a pass taking distances to ``n_centers`` centres."""
+    return n_centers * (2 * n_features + 10)
 
 
 def kmeans_plusplus(X, n_clusters, random_state, sample_weight, n_threads):
@@ -41,9 +47,11 @@ def kmeans_plusplus(X, n_clusters, random_state, sample_weight, n_threads):
     dist_buffer = np.empty(n * n_trials)
     cumulative = np.empty(n)
 
+    threads = team_size(n_threads, n, _distance_flops(n_trials, X.shape[1]))
+
     def choose(rows):
         """The candidate of least potential; closest := its distances."""
-        pots = np.zeros((n_threads, len(rows)))
+        pots = np.zeros((threads, len(rows)))
         dist = dist_buffer[:n * len(rows)].reshape(n, len(rows))
         candidates = take_rows(X, rows)
         for start, stop in row_ranges(X):
@@ -99,7 +107,8 @@ def _labels(X, weights_arg, centers, n_threads, center=None):
     n_clusters, d = centers.shape
     labels = np.empty(X.shape[0], dtype=np.intp)
     weighted = weights_arg.shape[0] > 0
-    sums, counts = np.zeros((n_threads, n_clusters, d)), np.zeros((n_threads, n_clusters))
+    threads = team_size(n_threads, X.shape[0], _distance_flops(n_clusters, d))
+    sums, counts = np.zeros((threads, n_clusters, d)), np.zeros((threads, n_clusters))
     block_rows = LABEL_BLOCK_ROWS
     if center is not None:
         block_rows = min(block_rows, _block_rows(X))
@@ -189,9 +198,10 @@ def _lloyd(X, n_clusters, random_state, sample_weight, n_threads, max_iter, tol)
     labels = np.full(n, -1, dtype=np.intp)
     new_labels = np.empty(n, dtype=np.intp)
     sq_dist = np.empty(n)
+    threads = team_size(n_threads, n, _distance_flops(n_clusters, d))
     for _ in range(max_iter):
-        sums = np.zeros((n_threads, n_clusters, d))
-        counts = np.zeros((n_threads, n_clusters))
+        sums = np.zeros((threads, n_clusters, d))
+        counts = np.zeros((threads, n_clusters))
         _kernels._lloyd_step(X, weights_arg, centers, new_labels, sq_dist, sums, counts)
         labels, new_labels = new_labels, labels
         sums, counts = sums.sum(axis=0), counts.sum(axis=0)

@@ -52,6 +52,21 @@ def kernel_mode(covariance_type, n_components, n_features, common_shift=True):
     return FULL_BLAS
 
 
+# Per-component work per row besides the products: exp, log and the
+# bookkeeping of a responsibility, in flop-equivalents (for thread counts).
+_PER_COMPONENT_OVERHEAD = 30
+
+
+def flops_per_row(mode, n_components, n_features):
+    """Estimated floating-point operations per row of a fused E-step +
+    accumulation pass in ``mode``: a d x d product for the log-density and
+    another for the scatter per component (full), a few per feature
+    (diagonal). Sets how many threads a call's work pays for."""
+    d = n_features
+    per_component = 4 * d if mode in DIAGONAL_MODES else 2 * d * d
+    return n_components * (per_component + _PER_COMPONENT_OVERHEAD)
+
+
 def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
     """Mixture parameters in the layout of their kernel mode (see _chunks.pxd).
 

@@ -97,7 +97,8 @@ cdef inline bint run_tasks(
     components) on rows X, its context struct ctx, the calling thread's
     scratch and number tid (its accumulator slot). Tasks are dealt
     statically: thread tid always gets the same tasks for a given n_tasks and
-    n_threads, so runs are reproducible. Returns False when some scratch could
+    n_threads, so runs are reproducible. One thread runs the tasks in order on
+    the calling thread without entering an OpenMP region. Returns False when some scratch could
     not be allocated; that thread's tasks are then skipped, and the caller must
     raise MemoryError (with the GIL, after this returns)."""
     cdef Py_ssize_t t
@@ -106,6 +107,17 @@ cdef inline bint run_tasks(
     cdef int *failed = <int *> calloc(n_threads, sizeof(int))
     cdef bint all_ok = failed != NULL
     if not all_ok or n_tasks == 0:
+        free(failed)
+        return all_ok
+    if n_threads == 1:
+        # On the calling thread, outside any OpenMP region: no team to wake,
+        # and safe in a forked child whose parent's team no longer exists.
+        s = scratch_new(sizes)
+        all_ok = scratch_ok(&s, sizes)
+        if all_ok:
+            for t in range(n_tasks):
+                task(X, ctx, &s, t, 0)
+        scratch_free(&s)
         free(failed)
         return all_ok
     with parallel(num_threads=n_threads):

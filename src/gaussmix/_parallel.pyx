@@ -35,3 +35,20 @@ def effective_n_threads(n_threads=None):
     except AttributeError:
         cores = os.cpu_count() or 1
     return max(1, min(cores, omp_get_max_threads()))
+
+
+cdef extern from *:
+    """
+    #if defined(_OPENMP) && (_OPENMP >= 202011 || (defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11))
+    static void gaussmix_display_openmp_env(void) { omp_display_env(0); }
+    #else
+    static void gaussmix_display_openmp_env(void) { }
+    #endif
+    """
+    void gaussmix_display_openmp_env() nogil
+
+
+def display_openmp_env():
+    """Print the OpenMP runtime's settings to the C stderr (OpenMP >= 5.1
+    runtimes; nothing otherwise). For diagnostics and tests."""
+    gaussmix_display_openmp_env()

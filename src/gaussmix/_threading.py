@@ -1,5 +1,16 @@
 """Thread counts for the compiled kernels, and BLAS held to one thread.
 
+Each kernel call runs on ``team_size`` threads: as many as its work pays for,
+up to the caller's budget (``n_threads``, default every core). A team costs
+tens of microseconds to wake and join, so small calls run on the calling
+thread, outside any OpenMP region.
+
+After ``fork`` the child gets the parent's OpenMP runtime without its worker
+threads; GNU libgomp then waits forever for them at the child's first
+parallel region. A child forked after the parent ran a multi-threaded kernel
+therefore runs every kernel on its calling thread (correct results, serial
+speed); a child forked before keeps its threads.
+
 The kernels call BLAS on one chunk of rows at a time from inside their own
 OpenMP threads; a multi-threaded BLAS would start its thread pool on every
 such small call (measured: most of the run waiting on BLAS workers). BLAS is
@@ -25,7 +36,83 @@ import threading
 from contextlib import contextmanager
 from functools import lru_cache
 
-from ._parallel import effective_n_threads  # noqa: F401  (re-exported)
+# Settings by which a user chooses how idle OpenMP threads wait (GNU, LLVM).
+_WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "KMP_LIBRARY")
+
+
+@contextmanager
+def _passive_wait_while_loading():
+    """OMP_WAIT_POLICY=PASSIVE while the OpenMP runtime loads, unless the user
+    chose a wait setting; the environment is restored on exit.
+
+    Idle OpenMP threads otherwise spin for up to milliseconds after every
+    parallel region (GNU: 300 000 pauses), taking a core from the caller's
+    own Python work between kernel calls and from other processes on a busy
+    machine. A runtime reads its settings once, as it starts (GNU's when the
+    library loads, LLVM's at its first call), so this sets them then. A runtime
+    already loaded by another library keeps its own settings.
+    """
+    if any(name in os.environ for name in _WAIT_SETTINGS):
+        yield
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        yield
+    finally:
+        os.environ.pop("OMP_WAIT_POLICY", None)
+
+
+with _passive_wait_while_loading():
+    from ._parallel import CHUNK_ROWS, effective_n_threads
+    effective_n_threads()  # starts LLVM's runtime, which reads its settings now
+
+# Floating-point operations a thread must get for a team to pay for waking and
+# joining it (about 50 us at a core's rate in these kernels); calibrated with
+# benchmarks/bench_latency.py and bench_em.py.
+MIN_FLOPS_PER_THREAD = 1_000_000
+
+
+class _TeamState:
+    """Whether this process started an OpenMP team, and so whether a forked
+    child must stay serial."""
+    started = False
+    serial = False
+
+
+def _serial_if_team_started():
+    if _TeamState.started:
+        _TeamState.serial = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_serial_if_team_started)
+
+
+def team_size(n_threads, n_rows, flops_per_row):
+    """Threads for one kernel call over ``n_rows`` rows.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        The caller's budget (None: every core, see ``effective_n_threads``).
+    n_rows : int
+    flops_per_row : float
+        The kernel's floating-point operations per row (an estimate).
+
+    Returns
+    -------
+    int
+        At least 1; at most the budget, one per chunk of rows, and one per
+        ``MIN_FLOPS_PER_THREAD`` of work; 1 in a child forked after a team ran.
+    """
+    if _TeamState.serial:
+        return 1
+    by_work = int(n_rows * flops_per_row // MIN_FLOPS_PER_THREAD)
+    by_chunks = -(-int(n_rows) // CHUNK_ROWS)
+    threads = max(1, min(effective_n_threads(n_threads), by_work, by_chunks))
+    if threads > 1:
+        _TeamState.started = True
+    return threads
 
 
 @lru_cache(maxsize=1)
@@ -98,6 +185,20 @@ class _SharedBlasLimit:
 _SHARED_LIMIT = _SharedBlasLimit()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_SHARED_LIMIT._after_fork_in_child)
+
+
+@contextmanager
+def kernel_team(n_threads, n_rows, flops_per_row):
+    """Context for one kernel call: yields its ``team_size`` and holds BLAS to
+    one thread (``single_threaded_blas``) unless the work is below one
+    thread's worth, which BLAS would not spread over threads either (so a
+    small call skips the limit's cost)."""
+    threads = team_size(n_threads, n_rows, flops_per_row)
+    if n_rows * flops_per_row < MIN_FLOPS_PER_THREAD:
+        yield threads
+        return
+    with single_threaded_blas():
+        yield threads
 
 
 @contextmanager
