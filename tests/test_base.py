@@ -73,6 +73,9 @@ class FixedVarianceMixture(BaseMixture):
     def _fitted_parameters(self, dtype):
         return self._parameters(self.weights_, self.means_, dtype)
 
+    def _kernel_inputs(self):
+        return (self.variance, self.weights_, self.means_)
+
     def _n_parameters(self):
         k, d = self.means_.shape
         return k - 1 + k * d
@@ -181,7 +184,7 @@ def test_gaussian_mixture_is_a_base_mixture():
     assert own - {"_abc_impl", "_saved_format"} == {
         "_check_own_parameters", "_check_initial_parameters", "_initialize",
         "_kernel_parameters", "_m_step", "_lower_bound", "_store_parameters",
-        "_fitted_parameters", "_n_parameters"}
+        "_fitted_parameters", "_kernel_inputs", "_n_parameters"}
 
 
 def test_saved_formats_name_their_estimator_class():

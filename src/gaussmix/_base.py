@@ -20,6 +20,9 @@ subclass supplies what differs per estimator through the abstract hooks:
   whose convergence ends a run (and chooses among ``n_init`` runs);
 - ``_store_parameters(params)`` / ``_fitted_parameters(dtype)``: params to
   fitted attributes and back;
+- ``_kernel_inputs()``: the fitted attributes (and parameters) that the
+  fitted kernel constants derive from: while they keep their values, the
+  constants are reused from call to call (``_fitted_kernel_parameters``);
 - ``_n_parameters()``: free parameters, for BIC/AIC.
 
 ``params`` is whatever object the subclass's hooks exchange (``_em.Parameters``
@@ -31,6 +34,7 @@ import inspect
 import math
 import numbers
 import warnings
+import weakref
 from abc import ABCMeta, abstractmethod
 from time import perf_counter
 
@@ -44,9 +48,35 @@ from ._far_rows import far_rows_limit, redo_far_rows
 from ._initialization import INIT_PARAMS
 from ._kernels import estep
 from ._streaming import RunningStatistics
-from ._threading import effective_n_threads, single_threaded_blas
+from ._threading import effective_n_threads, kernel_team, single_threaded_blas
 from ._validation import (all_rows_equal, as_float_array, check_feature_names,
                           check_random_state, check_sample_weight, feature_names)
+
+
+class _KernelCache:
+    """Kernel constants with a snapshot of the values they were built from."""
+
+    def __init__(self, dtype, inputs, constants):
+        self.dtype, self.constants = dtype, constants
+        self._snapshot = tuple(map(_snapshot, inputs))
+
+    def holds(self, dtype, inputs):
+        """True when built for ``dtype`` from values equal to ``inputs``."""
+        return (dtype == self.dtype and len(inputs) == len(self._snapshot)
+                and all(_snapshot(v) == s for v, s in zip(inputs, self._snapshot)))
+
+
+# Each estimator's _KernelCache, held outside the estimator: predicting leaves
+# its __dict__ as it was (scikit-learn checks that), and copies and pickles of
+# it carry no cache.
+_KERNEL_CACHES = weakref.WeakKeyDictionary()
+
+
+def _snapshot(value):
+    # An array by its type, shape and bytes: catches assignment and in-place edits.
+    if isinstance(value, np.ndarray):
+        return (value.dtype.str, value.shape, value.tobytes())
+    return value
 
 
 class BaseMixture(metaclass=ABCMeta):
@@ -115,6 +145,11 @@ class BaseMixture(metaclass=ABCMeta):
     @abstractmethod
     def _fitted_parameters(self, dtype):
         """The fitted attributes as params, in ``dtype``."""
+
+    @abstractmethod
+    def _kernel_inputs(self):
+        """Tuple of the values ``_kernel_parameters(_fitted_parameters(dtype))``
+        and ``far_rows_limit`` derive from (arrays and scalars)."""
 
     @abstractmethod
     def _n_parameters(self):
@@ -405,9 +440,21 @@ class BaseMixture(metaclass=ABCMeta):
                              f"is expecting {d} features as input.")
 
     def _fitted_kernel_parameters(self, dtype):
-        """Kernel constants of the fitted model in ``dtype``: every E-step of a
-        fitted model gets them here (the one place to cache them)."""
-        return self._kernel_parameters(self._fitted_parameters(dtype), dtype)
+        """Kernel constants of the fitted model in ``dtype`` and the magnitude
+        below which no row is too far for them (``far_rows_limit``).
+
+        Every E-step of a fitted model gets them here. They are kept between
+        calls while ``_kernel_inputs()`` keep their values: a refit, an
+        assigned attribute or an array changed in place all rebuild them.
+        """
+        inputs = self._kernel_inputs()
+        cached = _KERNEL_CACHES.get(self)
+        if cached is not None and cached.holds(dtype, inputs):
+            return cached.constants
+        constants = (self._kernel_parameters(self._fitted_parameters(dtype), dtype),
+                     far_rows_limit(self.means_, self.precisions_cholesky_, dtype))
+        _KERNEL_CACHES[self] = _KernelCache(dtype, inputs, constants)
+        return constants
 
     def _e_step(self, X, *, log_norm=False, labels=False, proba=False, n_threads=None):
         """Run the chunked E-step kernel on in-memory X, filling only the
@@ -426,13 +473,13 @@ class BaseMixture(metaclass=ABCMeta):
         k = self.means_.shape[0]
         dtype = np.result_type(X.dtype, self.means_.dtype)
         n = X.shape[0]
-        kp = self._fitted_kernel_parameters(dtype)
-        limit = far_rows_limit(self.means_, self.precisions_cholesky_, dtype)
+        kp, limit = self._fitted_kernel_parameters(dtype)
         out_norm = np.empty(n if log_norm else 0, dtype=dtype)
         out_labels = np.empty(n if labels else 0, dtype=np.intp)
         out_proba = np.empty((n, k) if proba else (0, k), dtype=dtype)
-        n_threads = effective_n_threads(self.n_threads if n_threads is None else n_threads)
-        with single_threaded_blas():
+        budget = self.n_threads if n_threads is None else n_threads
+        flops = _models.flops_per_row(kp.mode, k, X.shape[1])
+        with kernel_team(budget, n, flops) as threads:
             for start, stop in row_ranges(X):
                 rows = slice(start, stop)
                 block = np.ascontiguousarray(X[rows], dtype=dtype)
@@ -445,7 +492,7 @@ class BaseMixture(metaclass=ABCMeta):
                 block_labels = out_labels[rows] if labels else out_labels
                 block_proba = out_proba[rows] if proba else out_proba
                 estep.e_step(block, kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
-                             norm, block_labels, block_proba, n_threads)
+                             norm, block_labels, block_proba, threads)
                 if norm.size and not np.isfinite(norm.min()):
                     redo_far_rows(block, norm, block_labels, block_proba, self.weights_,
                                   self.means_, self.precisions_cholesky_, self.covariance_type)

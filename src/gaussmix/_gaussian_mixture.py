@@ -142,6 +142,9 @@ class GaussianMixture(BaseMixture):
         return Parameters(*(np.asarray(a, dtype=dtype) for a in (
             self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)))
 
+    def _kernel_inputs(self):
+        return (self.covariance_type, self.weights_, self.means_, self.precisions_cholesky_)
+
     def _n_parameters(self):
         k, d = self.means_.shape
         return _covariance.model(self.covariance_type).n_parameters(k, d)
