@@ -3,8 +3,7 @@
 The kernels call BLAS on one chunk of rows at a time from inside their own
 OpenMP threads; a multi-threaded BLAS would start its thread pool on every
 such small call (measured: most of the run waiting on BLAS workers). BLAS is
-therefore held to one thread around every kernel call, with threadpoolctl
-when it is installed (scikit-learn brings it); gaussmix does not require it.
+therefore held to one thread around every kernel call, with threadpoolctl.
 
 The BLAS thread limit is process-wide, while gaussmix calls run concurrently
 (user thread pools, Dask worker threads). threadpoolctl's limiter saves and
@@ -25,6 +24,8 @@ import threading
 from contextlib import contextmanager
 from functools import lru_cache
 
+from threadpoolctl import OpenBLASController, ThreadpoolController
+
 from ._parallel import effective_n_threads  # noqa: F401  (re-exported)
 
 
@@ -32,18 +33,10 @@ from ._parallel import effective_n_threads  # noqa: F401  (re-exported)
 def _blas_controller():
     # Built once: scanning the loaded libraries costs ~1 ms, a limit ~30 us.
     # scipy's BLAS is loaded by now (the kernels link against it).
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
     return ThreadpoolController().select(user_api="blas")
 
 
 def _give_back_blas_control():
-    try:
-        from threadpoolctl import OpenBLASController
-    except ImportError:
-        return
     clear = getattr(OpenBLASController, "clear_controlling_thread", None)  # >= 3.8
     if clear is not None:
         clear()  # only if this thread controls
@@ -104,11 +97,7 @@ if hasattr(os, "register_at_fork"):
 def single_threaded_blas():
     """Context in which BLAS runs on one thread; safe to enter from many
     threads at once and nested, and leaves the limits as it found them."""
-    controller = _blas_controller()
-    if controller is None:
-        yield
-        return
-    ticket = _SHARED_LIMIT.acquire(controller)
+    ticket = _SHARED_LIMIT.acquire(_blas_controller())
     try:
         yield
     finally:
