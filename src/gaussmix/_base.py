@@ -46,7 +46,8 @@ from ._kernels import estep
 from ._streaming import RunningStatistics
 from ._threading import effective_n_threads, single_threaded_blas
 from ._validation import (all_rows_equal, as_float_array, check_feature_names,
-                          check_random_state, check_sample_weight, feature_names)
+                          check_random_state, check_sample_weight, feature_names,
+                          parse_text_array)
 
 
 class BaseMixture(metaclass=ABCMeta):
@@ -372,7 +373,9 @@ class BaseMixture(metaclass=ABCMeta):
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then return the component labels of X (equals fit(X).predict(X))."""
+        """Fit, then return the component labels of X (equals fit(X).predict(X),
+        numeric strings in X included)."""
+        X = parse_text_array(X)
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
     def _print_verbose(self, level, message):
@@ -421,7 +424,7 @@ class BaseMixture(metaclass=ABCMeta):
         """
         self._check_is_fitted()
         check_feature_names(self, X)
-        X = as_float_array(X)
+        X = as_float_array(X, parse_strings=False)  # as scikit-learn's predictions
         self._check_n_features(X)
         k = self.means_.shape[0]
         dtype = np.result_type(X.dtype, self.means_.dtype)
