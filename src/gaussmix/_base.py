@@ -50,7 +50,8 @@ from ._kernels import estep
 from ._streaming import RunningStatistics
 from ._threading import effective_n_threads, kernel_team, single_threaded_blas
 from ._validation import (all_rows_equal, as_float_array, check_feature_names,
-                          check_random_state, check_sample_weight, feature_names)
+                          check_random_state, check_sample_weight, feature_names,
+                          parse_text_array)
 
 
 class _KernelCache:
@@ -316,7 +317,7 @@ class BaseMixture(metaclass=ABCMeta):
         best_lower_bound, best = -np.inf, None
         for init in range(self.n_init if do_init else 1):
             self._print_verbose(1, f"Initialization {init}")
-            start = perf_counter()
+            start = last_print = perf_counter()
             if do_init:
                 params = self._initialize(*data.initialisation_data(random_state),
                                           random_state, n_threads)
@@ -333,14 +334,19 @@ class BaseMixture(metaclass=ABCMeta):
                                                 params)
                 lower_bounds.append(lower_bound)
                 change = lower_bound - previous
-                if n_iter % self.verbose_interval == 0:
-                    self._print_verbose(2, f"  Iteration {n_iter}\t time lapse "
-                                        f"{perf_counter() - start:.5f}s\t ll change {change:.5f}")
+                if self.verbose and n_iter % self.verbose_interval == 0:
+                    now = perf_counter()  # the time lapse is since the last line, as in sklearn
+                    timing = f"\t time lapse {now - last_print:.5f}s\t ll change {change:.5f}"
+                    print(f"  Iteration {n_iter}" + (timing if self.verbose >= 2 else ""))
+                    last_print = now
                 if abs(change) < self.tol:
                     converged = True
                     break
-            self._print_verbose(1, f"Initialization {'converged' if converged else 'did not converge'}."
-                                f" time lapse {perf_counter() - start:.5f}s\t lower bound {lower_bound:.5f}")
+            if self.verbose:
+                timing = (f" time lapse {perf_counter() - start:.5f}s\t lower bound "
+                          f"{lower_bound:.5f}.")
+                print(f"Initialization {'converged' if converged else 'did not converge'}."
+                      + (timing if self.verbose >= 2 else ""))
             if self.max_iter == 0 or lower_bound > best_lower_bound or best is None:
                 best_lower_bound = lower_bound if self.max_iter else -np.inf
                 best = (params, n_iter, lower_bounds, best_lower_bound, converged)
@@ -407,7 +413,9 @@ class BaseMixture(metaclass=ABCMeta):
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then return the component labels of X (equals fit(X).predict(X))."""
+        """Fit, then return the component labels of X (equals fit(X).predict(X),
+        numeric strings in X included)."""
+        X = parse_text_array(X)
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
     def _print_verbose(self, level, message):
@@ -468,7 +476,7 @@ class BaseMixture(metaclass=ABCMeta):
         """
         self._check_is_fitted()
         check_feature_names(self, X)
-        X = as_float_array(X)
+        X = as_float_array(X, parse_strings=False)  # as scikit-learn's predictions
         self._check_n_features(X)
         k = self.means_.shape[0]
         dtype = np.result_type(X.dtype, self.means_.dtype)

@@ -42,7 +42,8 @@ class GaussianMixture(BaseMixture):
     warm_start : bool, default=False
         Start ``fit`` from the previous solution (then n_init is ignored).
     verbose : int, default=0
-        1 prints initialisations, 2 also iterations with timings.
+        1 prints initialisations and iteration numbers, 2 also the time since
+        the previous line and the change of the lower bound (as scikit-learn).
     verbose_interval : int, default=10
         Iterations between two progress lines.
     n_threads : int or None, default=None

@@ -14,8 +14,7 @@ speed); a child forked before keeps its threads.
 The kernels call BLAS on one chunk of rows at a time from inside their own
 OpenMP threads; a multi-threaded BLAS would start its thread pool on every
 such small call (measured: most of the run waiting on BLAS workers). BLAS is
-therefore held to one thread around every kernel call, with threadpoolctl
-when it is installed (scikit-learn brings it); gaussmix does not require it.
+therefore held to one thread around every kernel call, with threadpoolctl.
 
 The BLAS thread limit is process-wide, while gaussmix calls run concurrently
 (user thread pools, Dask worker threads). threadpoolctl's limiter saves and
@@ -35,6 +34,8 @@ import os
 import threading
 from contextlib import contextmanager
 from functools import lru_cache
+
+from threadpoolctl import OpenBLASController, ThreadpoolController
 
 # Settings by which a user chooses how idle OpenMP threads wait (GNU, LLVM).
 _WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "KMP_LIBRARY")
@@ -119,18 +120,10 @@ def team_size(n_threads, n_rows, flops_per_row):
 def _blas_controller():
     # Built once: scanning the loaded libraries costs ~1 ms, a limit ~30 us.
     # scipy's BLAS is loaded by now (the kernels link against it).
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
     return ThreadpoolController().select(user_api="blas")
 
 
 def _give_back_blas_control():
-    try:
-        from threadpoolctl import OpenBLASController
-    except ImportError:
-        return
     clear = getattr(OpenBLASController, "clear_controlling_thread", None)  # >= 3.8
     if clear is not None:
         clear()  # only if this thread controls
@@ -205,11 +198,7 @@ def kernel_team(n_threads, n_rows, flops_per_row):
 def single_threaded_blas():
     """Context in which BLAS runs on one thread; safe to enter from many
     threads at once and nested, and leaves the limits as it found them."""
-    controller = _blas_controller()
-    if controller is None:
-        yield
-        return
-    ticket = _SHARED_LIMIT.acquire(controller)
+    ticket = _SHARED_LIMIT.acquire(_blas_controller())
     try:
         yield
     finally:

@@ -42,9 +42,15 @@ def check_feature_names(estimator, X):
                          f"Fitted with: {list(fitted)}\nGot: {list(names)}")
 
 
-def as_float_array(X, name="X", min_samples=1):
+def as_float_array(X, name="X", min_samples=1, parse_strings=True):
     """X as a finite, 2-D, C-contiguous float32/float64 array (no copy when it
-    already is one; read-only and memory-mapped arrays are kept as they are)."""
+    already is one; read-only and memory-mapped arrays are kept as they are).
+
+    Strings and bytes that spell numbers are parsed, as scikit-learn's ``fit``
+    does; with ``parse_strings=False`` a string or bytes array is refused, as
+    its predictions do (they ask for a numeric dtype). Objects, strings among
+    them, are converted either way. ValueError for anything not a number.
+    """
     if _is_sparse(X):
         raise TypeError(f"{name} is a sparse matrix; gaussmix needs dense input "
                         "(convert with X.toarray()).")
@@ -52,12 +58,17 @@ def as_float_array(X, name="X", min_samples=1):
     if np.iscomplexobj(X):
         raise ValueError(f"Complex data not supported: {name} has dtype {X.dtype}.")
     if X.dtype not in (np.float32, np.float64):
-        if X.dtype.kind not in "biuf" and X.dtype != object:
+        if X.dtype.kind in "SU" and not parse_strings:
+            raise ValueError(f"{name} is an array of strings (dtype {X.dtype}); convert it "
+                             f"to numbers first, e.g. np.asarray({name}, dtype=float).")
+        if X.dtype.kind not in "biufSUO":
             raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}.")
         try:
             X = X.astype(np.float64)
         except OverflowError as exc:
             raise ValueError(f"{name} holds a number beyond float64's range: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"{name} must hold numbers ({str(exc).rstrip('.')}).") from None
     if X.ndim != 2:
         hint = (" Reshape your data either using array.reshape(-1, 1) if your data has a "
                 "single feature or array.reshape(1, -1) if it contains a single sample."
@@ -81,6 +92,19 @@ def as_float_array(X, name="X", min_samples=1):
             raise ValueError(f"Input {name} contains {kind}; gaussmix needs finite "
                              "values (drop or impute missing values first).")
     return X
+
+
+def parse_text_array(X):
+    """A string or bytes array X (nested lists of strings included) parsed to
+    numbers, any other X as given: scikit-learn's ``fit_predict`` labels the
+    numbers its fit parsed, where its ``predict`` would refuse the strings."""
+    if not isinstance(X, (np.ndarray, list, tuple)):
+        return X
+    try:
+        array = np.asarray(X)
+    except ValueError:
+        return X  # ragged: left to the fit to report
+    return as_float_array(array) if array.dtype.kind in "SU" else X
 
 
 def all_rows_equal(X):
