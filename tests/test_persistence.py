@@ -84,6 +84,30 @@ def test_streaming_state_survives_save_and_load(faithful_X, tmp_path):
     assert resumed.n_steps_ == 6
 
 
+def test_round_trip_through_file_objects(fitted, faithful_X, tmp_path):
+    buffer = io.BytesIO()
+    fitted.save(buffer)
+    buffer.seek(0)
+    from_buffer = gaussmix.load(buffer)
+    assert not buffer.closed
+    with open(tmp_path / "m.npz", "wb") as file:
+        fitted.save(file)
+    with open(tmp_path / "m.npz", "rb") as file:
+        from_file = gaussmix.load(file)
+    from_str_path = gaussmix.load(str(tmp_path / "m.npz"))
+    for loaded in (from_buffer, from_file, from_str_path):
+        assert_fitted_params_identical(loaded, fitted)
+        assert_array_equal(loaded.predict_proba(faithful_X), fitted.predict_proba(faithful_X))
+
+
+def test_damaged_file_object_names_the_file(fitted, tmp_path):
+    (tmp_path / "m.npz").write_bytes(b"PK\x03\x04garbage")
+    with open(tmp_path / "m.npz", "rb") as file, pytest.raises(ModelFileError, match="m.npz"):
+        gaussmix.load(file)
+    with pytest.raises(ModelFileError, match="file object"):
+        gaussmix.load(io.BytesIO(b"PK\x03\x04garbage"))
+
+
 def test_pickle_round_trip(fitted, faithful_X):
     loaded = pickle.loads(pickle.dumps(fitted))
     assert_fitted_params_identical(loaded, fitted)
