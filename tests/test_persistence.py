@@ -2,6 +2,7 @@
 import io
 import json
 import pickle
+import warnings
 import zipfile
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 import gaussmix
-from gaussmix import GaussianMixture, ModelFileError, NotFittedError
+from gaussmix import GaussianMixture, InconsistentVersionWarning, ModelFileError, NotFittedError
 
 from conftest import COVARIANCE_TYPES, FITTED_ARRAYS, assert_fitted_params_identical
 
@@ -109,9 +110,44 @@ def test_damaged_file_object_names_the_file(fitted, tmp_path):
 
 
 def test_pickle_round_trip(fitted, faithful_X):
-    loaded = pickle.loads(pickle.dumps(fitted))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InconsistentVersionWarning)
+        loaded = pickle.loads(pickle.dumps(fitted))
     assert_fitted_params_identical(loaded, fitted)
     assert_array_equal(loaded.predict(faithful_X), fitted.predict(faithful_X))
+    assert "_gaussmix_version" not in vars(loaded)
+
+
+def test_pickle_records_the_version(fitted):
+    assert fitted.__getstate__()["_gaussmix_version"] == gaussmix.__version__
+    assert "_gaussmix_version" not in vars(fitted)
+
+
+def assert_version_warning(record, original_version):
+    assert len(record) == 1
+    warning = record[0].message
+    assert (warning.estimator_name, warning.original_version, warning.current_version) == (
+        "GaussianMixture", original_version, gaussmix.__version__)
+    assert gaussmix.__version__ in str(warning)
+
+
+def test_unpickling_another_version_warns(fitted, faithful_X, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(gaussmix, "__version__", "0.0.1")
+        pickled = pickle.dumps(fitted)
+    with pytest.warns(InconsistentVersionWarning, match="pickled by gaussmix 0.0.1") as record:
+        loaded = pickle.loads(pickled)
+    assert_version_warning(record, "0.0.1")
+    assert_array_equal(loaded.predict(faithful_X), fitted.predict(faithful_X))
+
+
+def test_unpickling_a_pickle_without_a_version_warns(fitted, faithful_X):
+    old_state = {k: v for k, v in fitted.__getstate__().items() if k != "_gaussmix_version"}
+    restored = GaussianMixture.__new__(GaussianMixture)
+    with pytest.warns(InconsistentVersionWarning, match="an unknown gaussmix version") as record:
+        restored.__setstate__(old_state)
+    assert_version_warning(record, None)
+    assert_array_equal(restored.predict(faithful_X), fitted.predict(faithful_X))
 
 
 def test_unfitted_model_cannot_be_saved(tmp_path):

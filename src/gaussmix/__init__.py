@@ -1,11 +1,12 @@
 """gaussmix: fast Gaussian mixture models fitted by EM, a drop-in for
 scikit-learn's GaussianMixture on a compiled, multi-threaded core."""
 from ._datasets import load_faithful
-from ._exceptions import ConvergenceWarning, NotFittedError
+from ._exceptions import ConvergenceWarning, InconsistentVersionWarning, NotFittedError
 from ._gaussian_mixture import GaussianMixture
 from ._persistence import ModelFileError, load
 from ._selection import ModelSelection, select_model
 
-__all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "load_faithful", "load",
-           "ModelFileError", "ModelSelection", "select_model"]
+__all__ = ["GaussianMixture", "ConvergenceWarning", "InconsistentVersionWarning",
+           "NotFittedError", "load_faithful", "load", "ModelFileError", "ModelSelection",
+           "select_model"]
 __version__ = "0.1.0"
