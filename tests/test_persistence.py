@@ -2,6 +2,7 @@
 import io
 import json
 import pickle
+import warnings
 import zipfile
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 import gaussmix
-from gaussmix import GaussianMixture, ModelFileError, NotFittedError
+from gaussmix import GaussianMixture, InconsistentVersionWarning, ModelFileError, NotFittedError
 
 from conftest import COVARIANCE_TYPES, FITTED_ARRAYS, assert_fitted_params_identical
 
@@ -84,10 +85,69 @@ def test_streaming_state_survives_save_and_load(faithful_X, tmp_path):
     assert resumed.n_steps_ == 6
 
 
+def test_round_trip_through_file_objects(fitted, faithful_X, tmp_path):
+    buffer = io.BytesIO()
+    fitted.save(buffer)
+    buffer.seek(0)
+    from_buffer = gaussmix.load(buffer)
+    assert not buffer.closed
+    with open(tmp_path / "m.npz", "wb") as file:
+        fitted.save(file)
+    with open(tmp_path / "m.npz", "rb") as file:
+        from_file = gaussmix.load(file)
+    from_str_path = gaussmix.load(str(tmp_path / "m.npz"))
+    for loaded in (from_buffer, from_file, from_str_path):
+        assert_fitted_params_identical(loaded, fitted)
+        assert_array_equal(loaded.predict_proba(faithful_X), fitted.predict_proba(faithful_X))
+
+
+def test_damaged_file_object_names_the_file(fitted, tmp_path):
+    (tmp_path / "m.npz").write_bytes(b"PK\x03\x04garbage")
+    with open(tmp_path / "m.npz", "rb") as file, pytest.raises(ModelFileError, match="m.npz"):
+        gaussmix.load(file)
+    with pytest.raises(ModelFileError, match="file object"):
+        gaussmix.load(io.BytesIO(b"PK\x03\x04garbage"))
+
+
 def test_pickle_round_trip(fitted, faithful_X):
-    loaded = pickle.loads(pickle.dumps(fitted))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InconsistentVersionWarning)
+        loaded = pickle.loads(pickle.dumps(fitted))
     assert_fitted_params_identical(loaded, fitted)
     assert_array_equal(loaded.predict(faithful_X), fitted.predict(faithful_X))
+    assert "_gaussmix_version" not in vars(loaded)
+
+
+def test_pickle_records_the_version(fitted):
+    assert fitted.__getstate__()["_gaussmix_version"] == gaussmix.__version__
+    assert "_gaussmix_version" not in vars(fitted)
+
+
+def assert_version_warning(record, original_version):
+    assert len(record) == 1
+    warning = record[0].message
+    assert (warning.estimator_name, warning.original_version, warning.current_version) == (
+        "GaussianMixture", original_version, gaussmix.__version__)
+    assert gaussmix.__version__ in str(warning)
+
+
+def test_unpickling_another_version_warns(fitted, faithful_X, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(gaussmix, "__version__", "0.0.1")
+        pickled = pickle.dumps(fitted)
+    with pytest.warns(InconsistentVersionWarning, match="pickled by gaussmix 0.0.1") as record:
+        loaded = pickle.loads(pickled)
+    assert_version_warning(record, "0.0.1")
+    assert_array_equal(loaded.predict(faithful_X), fitted.predict(faithful_X))
+
+
+def test_unpickling_a_pickle_without_a_version_warns(fitted, faithful_X):
+    old_state = {k: v for k, v in fitted.__getstate__().items() if k != "_gaussmix_version"}
+    restored = GaussianMixture.__new__(GaussianMixture)
+    with pytest.warns(InconsistentVersionWarning, match="an unknown gaussmix version") as record:
+        restored.__setstate__(old_state)
+    assert_version_warning(record, None)
+    assert_array_equal(restored.predict(faithful_X), fitted.predict(faithful_X))
 
 
 def test_unfitted_model_cannot_be_saved(tmp_path):

@@ -3,11 +3,12 @@ scikit-learn's GaussianMixture on a compiled, multi-threaded core."""
 # First: sets how OpenMP threads wait before any compiled module loads the runtime.
 from . import _threading  # noqa: F401  isort: skip
 from ._datasets import load_faithful
-from ._exceptions import ConvergenceWarning, NotFittedError
+from ._exceptions import ConvergenceWarning, InconsistentVersionWarning, NotFittedError
 from ._gaussian_mixture import GaussianMixture
 from ._persistence import ModelFileError, load
 from ._selection import ModelSelection, select_model
 
-__all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "load_faithful", "load",
-           "ModelFileError", "ModelSelection", "select_model"]
+__all__ = ["GaussianMixture", "ConvergenceWarning", "InconsistentVersionWarning",
+           "NotFittedError", "load_faithful", "load", "ModelFileError", "ModelSelection",
+           "select_model"]
 __version__ = "0.1.0"

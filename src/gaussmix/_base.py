@@ -43,7 +43,8 @@ import numpy as np
 from . import _covariance, _dask, _models, _persistence
 from ._blocks import row_ranges
 from ._em import InMemoryData
-from ._exceptions import InvalidParameterError, convergence_warning, not_fitted_error
+from ._exceptions import (InconsistentVersionWarning, InvalidParameterError,
+                          convergence_warning, not_fitted_error)
 from ._far_rows import far_rows_limit, redo_far_rows
 from ._initialization import INIT_PARAMS
 from ._kernels import estep
@@ -577,12 +578,33 @@ class BaseMixture(metaclass=ABCMeta):
         return X, y
 
     # ------------------------------------------------------------ persistence
-    def save(self, path):
-        """Write the fitted model to ``path`` in gaussmix's pickle-free format.
+    def save(self, file):
+        """Write the fitted model to ``file`` in gaussmix's pickle-free format.
 
-        Read it back with ``gaussmix.load(path)``; see README "Saving models".
+        ``file`` is a path (str or os.PathLike, written as given) or a binary
+        file object opened for writing (an open file, ``io.BytesIO``). Read it
+        back with ``gaussmix.load(file)``; see README "Saving models".
         """
-        _persistence.save(self, path)
+        _persistence.save(self, file)
+
+    def __getstate__(self):
+        """The pickled state: the attributes and the gaussmix version."""
+        from . import __version__
+
+        return {**self.__dict__, "_gaussmix_version": __version__}
+
+    def __setstate__(self, state):
+        """Restore a pickled state; warn ``InconsistentVersionWarning`` when it
+        was pickled by another gaussmix version, or by one that did not record
+        its version."""
+        from . import __version__
+
+        state = dict(state)
+        pickled_by = state.pop("_gaussmix_version", None)
+        if pickled_by != __version__:
+            warnings.warn(InconsistentVersionWarning(type(self).__name__, pickled_by,
+                                                     __version__), stacklevel=2)
+        self.__dict__.update(state)
 
 
 def check_choice(estimator, name, options):

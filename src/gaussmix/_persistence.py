@@ -16,12 +16,26 @@ numeric arrays, read with ``allow_pickle=False`` so loading never runs code.
 The digest detects truncated or corrupted files and edits that do not
 recompute it; it is not a signature, so only load files from sources you
 trust to give you correct models.
+
+The format is versioned by ``format_version`` alone: a file written by any
+gaussmix version loads in any version that reads its format version (its
+``gaussmix_version`` is informational), because the file holds only the
+public parameters and fitted arrays, not the estimator's internals. Pickles
+do hold the internals, so unpickling warns on a version mismatch instead
+(``InconsistentVersionWarning``, see ``BaseMixture.__setstate__``).
+
+Bytes appended after the archive are ignored when ``zipfile`` still finds the
+archive's end record (it looks in the last 64 KiB): the digest has verified
+every byte that makes up the model, so the model loaded is the one saved.
+Longer trailing data hides the end record, and the file is refused.
 """
 import hashlib
 import json
+import lzma
 import numbers
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -54,6 +68,16 @@ _SCALAR_ATTRIBUTES = {"converged_": bool, "n_iter_": int, "lower_bound_": float,
 _FLOAT_DTYPES = ("float32", "float64")
 # Largest header we parse: bounds the work a hostile file can cause.
 _MAX_HEADER_BYTES = 1 << 20
+# What opening a damaged archive or reading one of its entries raises besides
+# ModelFileError: zipfile raises BadZipFile for a broken structure,
+# NotImplementedError for a compression method, zip version or flag it does not
+# support and RuntimeError for an entry flagged as encrypted; the
+# decompressors raise zlib.error, lzma.LZMAError, EOFError or OSError (bz2);
+# numpy's .npy reader raises ValueError (bad header, short data, object
+# arrays). Caught only around those calls, so nothing else is hidden, and
+# MemoryError and KeyboardInterrupt pass through.
+_DAMAGED_ARCHIVE_ERRORS = (zipfile.BadZipFile, NotImplementedError, RuntimeError,
+                           zlib.error, lzma.LZMAError, EOFError, OSError, ValueError)
 
 
 class ModelFileError(ValueError):
@@ -80,15 +104,17 @@ def _json_scalar(value):
     return value
 
 
-def save(estimator, path):
-    """Write a fitted ``estimator`` to ``path`` (see the module docstring).
+def save(estimator, file):
+    """Write a fitted ``estimator`` to ``file`` (see the module docstring).
 
     Parameters
     ----------
     estimator : GaussianMixture
         A fitted estimator.
-    path : str or os.PathLike
-        Destination; written as given (no ``.npz`` suffix is added).
+    file : str, os.PathLike or binary file object
+        Destination. A path is written as given (no ``.npz`` suffix is
+        added); a file object opened for binary writing (an open file,
+        ``io.BytesIO``) is written from its current position and left open.
     """
     from . import __version__
 
@@ -119,35 +145,54 @@ def save(estimator, path):
     }
     header["sha256"] = _digest(header, arrays)
     arrays["header"] = np.frombuffer(json.dumps(header, sort_keys=True).encode(), np.uint8)
-    with open(os.fspath(path), "wb") as file:
+    if _is_path(file):
+        with open(os.fspath(file), "wb") as opened:
+            np.savez(opened, **arrays)
+    else:
         np.savez(file, **arrays)
 
 
-def _read_archive(path):
-    with open(os.fspath(path), "rb") as file:
-        if file.read(4) != b"PK\x03\x04":
-            raise ModelFileError(f"{path} is not a gaussmix model file (not an .npz archive).")
+def _is_path(file):
+    return isinstance(file, (str, bytes, os.PathLike))
+
+
+def _read_archive(file, name):
+    """The header and the declared arrays of the archive in the open ``file``."""
+    start = file.tell()
+    if file.read(4) != b"PK\x03\x04":
+        raise ModelFileError(f"{name} is not a gaussmix model file (not an .npz archive).")
+    file.seek(start)
     try:
-        with np.load(os.fspath(path), allow_pickle=False) as archive:
-            if "header" not in archive.files:
-                raise ModelFileError(f"{path} is not a gaussmix model file (no header).")
-            raw = archive["header"]
-            if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > _MAX_HEADER_BYTES:
-                raise ModelFileError(f"{path}: malformed header.")
+        archive = np.load(file, allow_pickle=False)
+    except _DAMAGED_ARCHIVE_ERRORS as exc:
+        raise ModelFileError(f"{name} is not a readable gaussmix model file "
+                             f"({type(exc).__name__}: {exc}).") from exc
+    with archive:
+        if "header" not in archive.files:
+            raise ModelFileError(f"{name} is not a gaussmix model file (no header).")
+        raw = _read_entry(archive, "header", name)
+        if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > _MAX_HEADER_BYTES:
+            raise ModelFileError(f"{name}: malformed header.")
+        try:
             header = json.loads(raw.tobytes().decode("utf-8"))
-            if not isinstance(header, dict) or header.get("format") != FORMAT:
-                raise ModelFileError(f"{path} is not a gaussmix model file.")
-            declared = header.get("arrays")
-            if not isinstance(declared, dict) or set(declared) != set(archive.files) - {"header"}:
-                raise ModelFileError(f"{path}: the arrays do not match the header.")
-            arrays = {name: archive[name] for name in declared}
-    except ModelFileError:
-        raise
-    except (OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError,
-            json.JSONDecodeError, ValueError, KeyError) as exc:
-        raise ModelFileError(f"{path} is not a readable gaussmix model file "
-                             f"({type(exc).__name__}: {exc}).") from None
+        except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, or absurd nesting
+            raise ModelFileError(f"{name}: the header is not valid JSON "
+                                 f"({type(exc).__name__}: {exc}).") from exc
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise ModelFileError(f"{name} is not a gaussmix model file.")
+        declared = header.get("arrays")
+        if not isinstance(declared, dict) or set(declared) != set(archive.files) - {"header"}:
+            raise ModelFileError(f"{name}: the arrays do not match the header.")
+        arrays = {entry: _read_entry(archive, entry, name) for entry in declared}
     return header, arrays
+
+
+def _read_entry(archive, entry, name):
+    try:
+        return archive[entry]
+    except _DAMAGED_ARCHIVE_ERRORS as exc:
+        raise ModelFileError(f"{name}: entry {entry!r} is unreadable "
+                             f"({type(exc).__name__}: {exc}).") from exc
 
 
 def _check_arrays(path, header, arrays):
@@ -164,25 +209,39 @@ def _check_arrays(path, header, arrays):
         raise ModelFileError(f"{path}: checksum mismatch (the file was altered or corrupted).")
 
 
-def load(path):
+def load(file):
     """Read a GaussianMixture written by ``GaussianMixture.save``.
 
     Parameters
     ----------
-    path : str or os.PathLike
+    file : str, os.PathLike or binary file object
+        A path, or a seekable file object opened for binary reading (an open
+        file, ``io.BytesIO``), read from its current position and left open.
 
     Returns
     -------
     GaussianMixture
-        Fitted, with the saved parameters and attributes.
+        Fitted, with the saved parameters and attributes. A file written by
+        another gaussmix version loads as long as this version reads its
+        format version.
 
     Raises
     ------
     ModelFileError (a ValueError)
-        The file is truncated, altered, of another format or of a newer
-        format version. No code from the file is ever executed.
+        The file is damaged (truncated, corrupted, altered), of another
+        format or of a newer format version. No code from the file is ever
+        executed.
+    OSError
+        The path cannot be opened (missing file, no permission).
     """
-    header, arrays = _read_archive(path)
+    if _is_path(file):
+        with open(os.fspath(file), "rb") as opened:
+            return _load(opened, os.fsdecode(file))
+    return _load(file, getattr(file, "name", None) or "file object")
+
+
+def _load(file, path):
+    header, arrays = _read_archive(file, path)
     version = header.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelFileError(f"{path}: format version {version!r} is not supported by this "
@@ -199,7 +258,7 @@ def load(path):
         estimator.set_params(**params)
         estimator._check_parameters()
     except (ValueError, TypeError) as exc:
-        raise ModelFileError(f"{path}: invalid parameters ({exc}).") from None
+        raise ModelFileError(f"{path}: invalid parameters ({exc}).") from exc
 
     missing = [name for name in _FITTED_ARRAYS if name not in arrays]
     if missing:
