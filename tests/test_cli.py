@@ -300,10 +300,10 @@ def test_convergence_warning_is_one_line(data_dir):
 
 # --------------------------------------------------------------- data, demo, misc
 def test_npy_is_memory_mapped(data_dir, X):
-    loaded, names = _cli.load_data(str(data_dir / "data.npy"))
-    assert isinstance(loaded, np.memmap)
-    assert_array_equal(loaded, X)
-    assert names == ["x0", "x1"]
+    table = _cli.load_data(str(data_dir / "data.npy"))
+    assert isinstance(table.X, np.memmap)
+    assert_array_equal(table.X, X)
+    assert table.names == ["x0", "x1"] and table.header is None
 
 
 def test_demo_and_version(tmp_path):
