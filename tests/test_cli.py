@@ -164,6 +164,152 @@ def test_predict_into_a_closed_pipe_stops_quietly(tmp_path):
     proc.stderr.close()
 
 
+# ----------------------------------------------------------------- column names
+@pytest.fixture
+def cli(data_dir, monkeypatch, capsys):
+    """Run the command line in this process, in data_dir (faster than ``run``)."""
+    monkeypatch.chdir(data_dir)
+
+    def call(*args):
+        status = _cli.main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, status, out, err)
+    return call
+
+
+def write_csv(path, X, names, delimiter=","):
+    np.savetxt(path, X, delimiter=delimiter, header=delimiter.join(names), comments="",
+               fmt="%.17g")
+
+
+def read_numbers(result):
+    assert result.returncode == 0, result.stderr
+    return np.array(result.stdout.split(), dtype=float)
+
+
+def test_fit_keeps_the_csv_header_as_feature_names(cli, data_dir):
+    for data, model in (("header.csv", "named.npz"), ("plain.csv", "plain.npz")):
+        result = cli("fit", data, "--n-components", "2", "--output", model)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert list(gaussmix.load(data_dir / "named.npz").feature_names_in_) == list(FEATURES)
+    assert not hasattr(gaussmix.load(data_dir / "plain.npz"), "feature_names_in_")
+
+
+def test_predict_and_score_match_columns_by_name(cli, data_dir, X):
+    cli("fit", "header.csv", "--n-components", "3", "--output", "m.npz")
+    write_csv(data_dir / "reordered.csv", X[:, ::-1], FEATURES[::-1])
+    expected = fitted(X, n_components=3)
+    for data in ("header.csv", "reordered.csv"):
+        labels = cli("predict", "m.npz", data)
+        assert labels.stderr == ""
+        assert_array_equal(read_numbers(labels), expected.predict(X))
+        assert_array_equal(read_numbers(cli("score", "m.npz", data)),
+                           expected.score_samples(X))
+
+
+@pytest.mark.parametrize("names, columns, message", [
+    (("eruptions", "wait"), [0, 1], "missing 'waiting'; unexpected 'wait'"),
+    (("eruptions", "waiting", "id"), [0, 1, 2],
+     "unexpected 'id' (choose the columns with --columns)"),
+    (("eruptions",), [0], "missing 'waiting'"),
+])
+def test_predict_refuses_columns_that_do_not_match_by_name(cli, data_dir, X, names,
+                                                           columns, message):
+    cli("fit", "header.csv", "--n-components", "2", "--output", "m.npz")
+    write_csv(data_dir / "other.csv", np.column_stack([X, np.arange(len(X))])[:, columns],
+              names)
+    result = cli("predict", "m.npz", "other.csv")
+    assert result.returncode == 1 and result.stdout == ""
+    assert_one_line_error(result)
+    assert message in result.stderr
+
+
+def test_pandas_index_column_is_dropped(cli, data_dir, X):
+    pd = pytest.importorskip("pandas")
+    pd.DataFrame(X, columns=list(FEATURES)).to_csv(data_dir / "indexed.csv")
+    fit = cli("fit", "indexed.csv", "--n-components", "2", "--json",
+              "--output", "m.npz")
+    assert fit.returncode == 0
+    assert fit.stderr.startswith("gaussmix: warning: indexed.csv: dropped the first column, "
+                                 "an unnamed row index 0..271")
+    assert fit.stderr.count("\n") == 1
+    report = json.loads(fit.stdout)
+    assert report["feature_names"] == list(FEATURES)
+    assert_allclose(report["means_"], fitted(X, n_components=2).means_, rtol=1e-10)
+    labels = cli("predict", "m.npz", "indexed.csv")
+    assert_array_equal(read_numbers(labels), fitted(X, n_components=2).predict(X))
+    assert cli("fit", "indexed.csv", "--n-components", "2", "--quiet").stderr == ""
+
+
+def test_unnamed_column_that_is_not_an_index_is_refused(cli, data_dir, X):
+    write_csv(data_dir / "unnamed.csv", np.column_stack([X[:, 0] + 0.5, X]),
+              ("",) + FEATURES)
+    result = cli("fit", "unnamed.csv", "--n-components", "2")
+    assert_one_line_error(result)
+    assert "column 0 has no name" in result.stderr and "--columns" in result.stderr
+    chosen = cli("fit", "unnamed.csv", "--n-components", "2", "--columns",
+                 "1,2", "--json")
+    assert json.loads(chosen.stdout)["feature_names"] == list(FEATURES)
+
+
+# ------------------------------------------------------------------ data options
+@pytest.mark.parametrize("data, columns", [
+    ("header.csv", "waiting,eruptions"), ("header.csv", "1,0"), ("plain.csv", "1,0"),
+    ("data.npy", "1,0"), ("header.csv", "waiting,0"),
+])
+def test_columns_select_and_order_the_features(cli, data_dir, X, data, columns):
+    result = cli("fit", data, "--n-components", "2", "--json", "--columns", columns)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert_allclose(report["means_"], fitted(X[:, ::-1], n_components=2).means_, rtol=1e-10)
+    names = ["waiting", "eruptions"] if data == "header.csv" else ["x0", "x1"]
+    assert report["feature_names"] == names
+
+
+def test_usecols_is_columns_and_applies_to_predict(cli, data_dir, X):
+    write_csv(data_dir / "three.csv", np.column_stack([X, X[:, 0]]), FEATURES + ("copy",))
+    cli("fit", "three.csv", "--n-components", "2", "--usecols", "eruptions,waiting",
+        "--output", "m.npz")
+    assert list(gaussmix.load(data_dir / "m.npz").feature_names_in_) == list(FEATURES)
+    labels = cli("predict", "m.npz", "three.csv", "--columns", "waiting,eruptions")
+    assert_array_equal(read_numbers(labels), fitted(X, n_components=2).predict(X))
+
+
+@pytest.mark.parametrize("delimiter, spelling", [(";", ";"), ("\t", "\\t"), ("\t", "tab")])
+def test_delimiter(cli, data_dir, X, delimiter, spelling):
+    write_csv(data_dir / "other.csv", X, FEATURES, delimiter)
+    result = cli("fit", "other.csv", "--n-components", "2", "--json",
+                 "--delimiter", spelling)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["feature_names"] == list(FEATURES)
+    assert_allclose(report["means_"], fitted(X, n_components=2).means_, rtol=1e-10)
+
+
+def test_n_threads_reaches_every_estimator(data_dir, X, monkeypatch, capsys):
+    for args in (["--n-components", "2"], ["--select", "1..2", "--covariance-type", "diag"]):
+        assert _cli.main(["fit", str(data_dir / "data.npy"), *args, "--n-threads", "1",
+                          "--output", str(data_dir / "m.npz"), "--json"]) == 0
+        assert gaussmix.load(data_dir / "m.npz").n_threads == 1
+    gaussmix.GaussianMixture(2, random_state=0, n_threads=2).fit(X).save(data_dir / "m.npz")
+    used = []
+    monkeypatch.setattr(_cli, "load", lambda path: used.append(gaussmix.load(path)) or used[-1])
+    for command in ("predict", "score"):
+        assert _cli.main([command, str(data_dir / "m.npz"), str(data_dir / "data.npy"),
+                          "--n-threads", "1"]) == 0
+    assert [gm.n_threads for gm in used] == [1, 1]
+    capsys.readouterr()
+
+
+def test_score_prints_score_samples(cli, data_dir, X):
+    gm = fitted(X, n_components=2, covariance_type="diag")
+    gm.save(data_dir / "m.npz")
+    assert_array_equal(read_numbers(cli("score", "m.npz", "plain.csv")),
+                       gm.score_samples(X))
+    result = cli("score", "m.npz", "data.npy", "--json")
+    assert json.loads(result.stdout) == {"log_density": gm.score_samples(X).tolist()}
+
+
 # ------------------------------------------------------------------------ errors
 ERROR_CASES = [
     ["fit", "missing.csv", "--n-components", "2"],
@@ -186,6 +332,26 @@ ERROR_CASES = [
     ["predict", "header.csv", "header.csv"],
     ["predict", "missing.npz", "header.csv"],
 ]
+# Errors of the data options, each with the words that must name the problem.
+OPTION_ERRORS = [
+    (["score", "m.npz", "three.csv"], "three.csv has 3 features but the model in m.npz"),
+    (["fit", "header.csv", "--n-components", "2", "--columns", "eruptions,nope"],
+     "header.csv has no column 'nope' (it has 2 columns: 'eruptions', 'waiting')"),
+    (["fit", "header.csv", "--n-components", "2", "--columns", "0,2"],
+     "header.csv has no column '2'"),
+    (["fit", "header.csv", "--n-components", "2", "--columns", "0,0"], "named twice"),
+    (["fit", "header.csv", "--n-components", "2", "--columns", "eruptions,0"],
+     "--columns names a column of header.csv twice"),
+    (["fit", "data.npy", "--n-components", "2", "--columns", "eruptions"],
+     "data.npy has no header, so --columns takes 0-based indices"),
+    (["fit", "header.csv", "--n-components", "2", "--delimiter", "ab"],
+     "argument --delimiter: expected one character"),
+    (["fit", "semicolon.csv", "--n-components", "2"], "use --delimiter ';'"),
+    (["fit", "duplicate.csv", "--n-components", "1"], "names column 'a' more than once"),
+    (["fit", "header.csv", "--n-components", "2", "--progress", "--quiet"],
+     "argument --quiet: not allowed with argument --progress"),
+]
+ERROR_CASES += [args for args, _ in OPTION_ERRORS]
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +366,9 @@ def error_results(tmp_path_factory, X):
     (directory / "empty.csv").write_text("")
     (directory / "data.txt").write_text("1,2\n3,4\n")
     (directory / "three.csv").write_text("1,2,3\n4,5,6\n7,8,9\n")
+    (directory / "semicolon.csv").write_text("a;b\n1.5;2\n3;4.5\n")
+    (directory / "duplicate.csv").write_text("a,a\n1,2\n3,4\n5,7\n")
+    np.save(directory / "data.npy", X)
     np.save(directory / "flat.npy", X[:, 0])
     np.save(directory / "inf.npy", np.array([[1.0, 2.0], [np.inf, 3.0]]))
     np.save(directory / "objects.npy", np.array([1.0, "a"], dtype=object), allow_pickle=True)
@@ -214,6 +383,12 @@ def test_expected_errors_are_one_line(error_results, command):
     result = error_results[command]
     assert_one_line_error(result)
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("args, words", OPTION_ERRORS,
+                         ids=[" ".join(args) for args, _ in OPTION_ERRORS])
+def test_data_option_errors_name_the_problem(error_results, args, words):
+    assert words in error_results[" ".join(args)].stderr
 
 
 def test_plot_without_matplotlib_fails_before_fitting(data_dir):
@@ -281,6 +456,15 @@ def test_progress_on_a_terminal(data_dir, X):
     assert json.loads(stdout)["n_iter_"] == n_iter  # progress kept off stdout
 
 
+def test_progress_forced_on_without_a_terminal(data_dir, X):
+    result = run(data_dir, "fit", "header.csv", "--n-components", "2", "--json", "--progress")
+    assert result.returncode == 0
+    n_iter = fitted(X, n_components=2).n_iter_
+    assert [line.split()[:4] for line in result.stderr.splitlines() if "Iteration" in line] == [
+        ["Iteration", str(i), "of", "100"] for i in range(1, n_iter + 1)]
+    assert json.loads(result.stdout)["n_iter_"] == n_iter
+
+
 def test_quiet_silences_progress_on_a_terminal(data_dir):
     stdout, stderr = run_on_terminal(data_dir, "fit", "header.csv", "--n-components", "2",
                                      "--json", "--quiet")
@@ -300,10 +484,10 @@ def test_convergence_warning_is_one_line(data_dir):
 
 # --------------------------------------------------------------- data, demo, misc
 def test_npy_is_memory_mapped(data_dir, X):
-    loaded, names = _cli.load_data(str(data_dir / "data.npy"))
-    assert isinstance(loaded, np.memmap)
-    assert_array_equal(loaded, X)
-    assert names == ["x0", "x1"]
+    table = _cli.load_data(str(data_dir / "data.npy"))
+    assert isinstance(table.X, np.memmap)
+    assert_array_equal(table.X, X)
+    assert table.names == ["x0", "x1"] and table.header is None
 
 
 def test_demo_and_version(tmp_path):
@@ -312,5 +496,11 @@ def test_demo_and_version(tmp_path):
     assert demo.stdout.startswith("Old Faithful geyser data: 272 eruptions x 2 features\n"
                                   "  - eruptions [min]\n")
     assert "covariance [min^2]:" in demo.stdout
+    three = run(tmp_path, "demo", "--no-plot", "--n-components", "3")
+    assert three.returncode == 0 and "Component 2:" in three.stdout
+    old_spelling = run(tmp_path, "demo", "--no-plot", "--components", "3")
+    assert old_spelling.stdout == three.stdout
+    assert old_spelling.stderr == ("gaussmix: warning: --components is deprecated; "
+                                   "use --n-components\n")
     version = run(tmp_path, "--version")
     assert version.returncode == 0 and version.stdout.startswith("gaussmix ")

@@ -8,6 +8,8 @@ fit
 predict
     Label the rows of a data file (or give their component probabilities)
     with a model saved by ``fit --output``.
+score
+    Print the log-density of each row of a data file under a saved model.
 demo
     Fit the Old Faithful data shipped with gaussmix, print the model and
     (when matplotlib is installed) write a density contour plot.
@@ -15,6 +17,11 @@ demo
 Results go to stdout; progress, warnings and errors go to stderr. Expected
 failures (bad files, bad arguments, a fit that cannot run) end with one line
 ``gaussmix: error: <message>`` and exit status 1 (2 for usage errors).
+
+A model fitted from a CSV file with a header keeps its column names
+(``feature_names_in_``, saved with it); ``predict`` and ``score`` then match
+the columns of a CSV file with a header by name, and take a file without
+names by position.
 """
 import argparse
 import contextlib
@@ -26,6 +33,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -69,6 +77,30 @@ def _non_negative_float(text):
     return value
 
 
+def _column_list(text):
+    """argparse type: comma-separated column names or 0-based indices."""
+    columns = [field.strip() for field in text.split(",")]
+    if not all(columns):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated column names or 0-based indices, got {text!r}")
+    if len(set(columns)) != len(columns):
+        raise argparse.ArgumentTypeError(f"a column is named twice in {text!r}")
+    return columns
+
+
+# Spellings of a tab that survive a shell without $'\t'.
+_TAB_NAMES = ("\\t", "tab")
+
+
+def _delimiter(text):
+    """argparse type: the one character separating the fields of a CSV file."""
+    value = "\t" if text.lower() in _TAB_NAMES else text
+    if len(value) != 1 or value.isalnum() or value in '"\r\n.+-':
+        raise argparse.ArgumentTypeError(
+            f"expected one character such as ',', ';' or '\\t', got {text!r}")
+    return value
+
+
 def _component_range(text):
     """argparse type: ``LO..HI`` with 1 <= LO <= HI, as a range."""
     match = re.fullmatch(r"\s*(\d+)\s*\.\.\s*(\d+)\s*", text)
@@ -85,6 +117,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {message}\n")
 
 
+class _DeprecatedAlias(argparse.Action):
+    """A hidden old spelling of an option: stores its value, with a warning."""
+
+    def __init__(self, option_strings, dest, replacement, **kwargs):
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+        self.replacement = replacement
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{PROG}: warning: {option_string} is deprecated; use {self.replacement}",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _add_data_options(parser):
+    """--columns, --delimiter and --n-threads: how to read DATA and how to run."""
+    parser.add_argument("--columns", "--usecols", metavar="COLS", type=_column_list,
+                        help="use only these columns of DATA, in this order: comma-separated "
+                             "header names or 0-based indices (e.g. 'a,c' or '0,2')")
+    parser.add_argument("--delimiter", metavar="CHAR", type=_delimiter, default=",",
+                        help="field separator of a CSV file, e.g. ';' or '\\t' "
+                             "(default: ',')")
+    parser.add_argument("--n-threads", metavar="N", type=_positive_int,
+                        help="threads for the compiled kernels (default: chosen by "
+                             "gaussmix)")
+
+
 def _add_demo_parser(sub):
     demo = sub.add_parser(
         "demo",
@@ -95,8 +153,10 @@ def _add_demo_parser(sub):
             "(needs matplotlib: pip install \"gaussmix[plot]\")."
         ),
     )
-    demo.add_argument("--components", type=_positive_int, default=2,
+    demo.add_argument("--n-components", metavar="K", type=_positive_int, default=2,
                       help="number of mixture components (default: 2)")
+    demo.add_argument("--components", dest="n_components", type=_positive_int,
+                      action=_DeprecatedAlias, replacement="--n-components")
     demo.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full",
                       help="covariance parameterisation (default: full)")
     demo.add_argument("--plot", metavar="PATH", default=DEFAULT_PLOT_PATH,
@@ -114,8 +174,10 @@ def _add_fit_parser(sub):
             "Fit gaussmix.GaussianMixture to DATA and print the fitted model. DATA is "
             "a .npy file holding a 2-D numeric array (memory-mapped, not read into "
             "RAM) or a comma-separated .csv file with one sample per line and an "
-            "optional header line of feature names. Progress is shown on stderr "
-            "when stderr is a terminal."
+            "optional header line of feature names, which the saved model keeps. "
+            "An unnamed first column holding 0, 1, ..., n-1 (the row index pandas "
+            "writes) is dropped. Progress is shown on stderr when stderr is a "
+            "terminal, or with --progress."
         ),
         epilog="example: gaussmix fit data.csv --select 1..6 --output model.npz",
     )
@@ -152,9 +214,20 @@ def _add_fit_parser(sub):
                           "error before fitting")
     fit.add_argument("--json", action="store_true",
                      help="print the result as one JSON object")
-    fit.add_argument("--quiet", action="store_true",
-                     help="no progress and no warnings on stderr")
+    _add_data_options(fit)
+    chatter = fit.add_mutually_exclusive_group()
+    chatter.add_argument("--progress", action="store_true",
+                         help="print 'Iteration i of MAX_ITER' lines on stderr even when "
+                              "it is not a terminal (for logs)")
+    chatter.add_argument("--quiet", action="store_true",
+                         help="no progress and no warnings on stderr")
     fit.set_defaults(func=cmd_fit)
+
+
+_MATCHING = (
+    "A CSV file with a header is matched to the model's columns by name (in any "
+    "order); a file without names is taken by position."
+)
 
 
 def _add_predict_parser(sub):
@@ -164,7 +237,7 @@ def _add_predict_parser(sub):
         description=(
             "Print the most probable component of each row of DATA, one per line "
             "(or, with --proba, the component probabilities as one CSV line per row), "
-            "using a model saved by 'gaussmix fit --output'."
+            "using a model saved by 'gaussmix fit --output'. " + _MATCHING
         ),
     )
     predict.add_argument("model", metavar="MODEL", help="model file written by fit --output")
@@ -173,7 +246,24 @@ def _add_predict_parser(sub):
                          help="print component probabilities instead of labels")
     predict.add_argument("--json", action="store_true",
                          help='print {"labels": [...]} or {"proba": [[...], ...]}')
+    _add_data_options(predict)
     predict.set_defaults(func=cmd_predict)
+
+
+def _add_score_parser(sub):
+    score = sub.add_parser(
+        "score",
+        help="log-density of each row under a saved model",
+        description=(
+            "Print the log-density of each row of DATA under MODEL (score_samples), "
+            "one per line, using a model saved by 'gaussmix fit --output'. " + _MATCHING
+        ),
+    )
+    score.add_argument("model", metavar="MODEL", help="model file written by fit --output")
+    score.add_argument("data", metavar="DATA", help="data to score (.csv or .npy)")
+    score.add_argument("--json", action="store_true", help='print {"log_density": [...]}')
+    _add_data_options(score)
+    score.set_defaults(func=cmd_score)
 
 
 def build_parser():
@@ -191,6 +281,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_fit_parser(sub)
     _add_predict_parser(sub)
+    _add_score_parser(sub)
     _add_demo_parser(sub)
     return parser
 
@@ -198,75 +289,169 @@ def build_parser():
 # --------------------------------------------------------------------------- #
 # data files
 # --------------------------------------------------------------------------- #
-def load_data(path):
-    """Read a data file for ``fit`` or ``predict``.
+class Table(NamedTuple):
+    """The numbers of a data file and, for a CSV file with a header, its column names."""
+
+    X: np.ndarray
+    header: list | None
+
+    @property
+    def names(self):
+        """The header's names, else ``x0, x1, ...``."""
+        if self.header is not None:
+            return self.header
+        return [f"x{i}" for i in range(self.X.shape[1])]
+
+
+def load_data(path, delimiter=",", columns=None):
+    """Read a data file for ``fit``, ``predict`` or ``score``.
 
     Parameters
     ----------
     path : str
-        A ``.npy`` file (memory-mapped) or a comma-separated ``.csv`` file,
-        with a header line of feature names when its first line is not all
-        numbers.
+        A ``.npy`` file (memory-mapped) or a ``.csv`` file, with a header
+        line of feature names when its first line is not all numbers.
+    delimiter : str, default=","
+        Field separator of a CSV file.
+    columns : list of str, optional
+        The columns to keep, in order: header names or 0-based indices.
+        Without it, an unnamed first CSV column holding 0, 1, ..., n-1 (the
+        row index pandas writes) is dropped with a warning.
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features)
-    feature_names : list of str
-        From the CSV header, else ``x0, x1, ...``.
+    Table
 
     Raises
     ------
     ValueError
-        Unsupported, empty or malformed file, or NaN/infinite values.
+        Unsupported, empty or malformed file, unknown or unnamed columns, or
+        NaN/infinite values.
     """
     suffix = Path(path).suffix.lower()
     if suffix == ".npy":
-        X, names = _read_npy(path), None
+        X, header = _read_npy(path, columns), None
     elif suffix == ".csv":
-        X, names = _read_csv(path)
+        X, header = _read_csv(path, delimiter, columns)
     else:
         raise ValueError(f"{path}: unsupported data file (expected .csv or .npy)")
     _check_data(X, path)
-    if names is None:
-        names = [f"x{i}" for i in range(X.shape[1])]
-    elif len(names) != X.shape[1]:
-        raise ValueError(f"{path}: the header has {len(names)} names but the rows "
-                         f"have {X.shape[1]} values")
-    return X, names
+    return Table(X, header)
 
 
-def _read_npy(path):
-    """Memory-map a .npy file; never unpickles."""
+def _read_npy(path, columns):
+    """Memory-map a .npy file (never unpickles); keep ``columns`` (indices) only."""
     with open(path, "rb") as file:
         magic = file.read(len(np.lib.format.MAGIC_PREFIX))
     if magic != np.lib.format.MAGIC_PREFIX:
         raise ValueError(f"{path}: not a .npy file")
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        X = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, EOFError) as exc:
         raise ValueError(f"{path}: not a readable .npy array ({exc})") from None
+    if columns is None or X.ndim != 2:
+        return X
+    return X[:, _column_indices(columns, None, X.shape[1], path)]
 
 
-def _read_csv(path):
-    """Numbers of a comma-separated file and its header names (or None)."""
+def _read_csv(path, delimiter, columns):
+    """Numbers of a CSV file and the names of their columns (None without a header)."""
     try:
         with open(path, encoding="utf-8-sig", newline="") as file:
             first = file.readline()
-            fields = next(csv.reader([first]), [])
+            fields = next(csv.reader([first], delimiter=delimiter), [])
             if _all_floats(fields):
-                names, text = None, first + file.read()
+                header, text = None, first + file.read()
             else:
-                names, text = [field.strip() for field in fields], file.read()
+                header, text = [field.strip() for field in fields], file.read()
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not a UTF-8 text file") from None
     if not text.strip():
         raise ValueError(f"{path}: no data rows")
+    first_row = _first_line(text)
+    n_columns = len(next(csv.reader([first_row], delimiter=delimiter), []))
+    if header is not None and len(header) != n_columns:
+        raise ValueError(f"{path}: the header has {len(header)} names but the rows "
+                         f"have {n_columns} values{_delimiter_hint(first, delimiter)}")
+    used = None if columns is None else _column_indices(columns, header, n_columns, path)
     try:
-        X = np.loadtxt(io.StringIO(text), delimiter=",", quotechar='"', comments=None,
-                       dtype=np.float64, ndmin=2)
+        X = np.loadtxt(io.StringIO(text), delimiter=delimiter, quotechar='"', comments=None,
+                       dtype=np.float64, ndmin=2, usecols=used)
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    return X, names
+        raise ValueError(f"{path}: {exc}{_delimiter_hint(first_row, delimiter)}") from None
+    if header is None:
+        return X, None
+    if used is None:
+        used = range(n_columns)
+        if _is_row_index(X, header):
+            warnings.warn(f"{path}: dropped the first column, an unnamed row index "
+                          f"0..{X.shape[0] - 1} (as pandas writes it); choose the columns "
+                          "with --columns to keep it")
+            X, used = X[:, 1:], used[1:]
+    return X, _column_names(header, used, path)
+
+
+def _first_line(text):
+    end = text.find("\n")
+    return text if end < 0 else text[:end]
+
+
+def _delimiter_hint(line, delimiter):
+    """A hint to use --delimiter when ``line`` looks separated by another character."""
+    if delimiter in line:
+        return ""
+    for other in ";\t|":
+        if other in line:
+            return f" (the file looks {other!r}-separated: use --delimiter {other!r})"
+    return ""
+
+
+def _column_indices(columns, header, n_columns, path):
+    """0-based indices of the ``--columns`` selection; names are looked up in ``header``."""
+    indices = []
+    for column in columns:
+        if header is not None and column in header:
+            indices.append(header.index(column))
+        elif re.fullmatch(r"\d+", column) and int(column) < n_columns:
+            indices.append(int(column))
+        elif header is None and not re.fullmatch(r"\d+", column):
+            raise ValueError(f"{path} has no header, so --columns takes 0-based indices, "
+                             f"got {column!r}")
+        else:
+            known = "" if header is None else f": {', '.join(map(repr, header))}"
+            raise ValueError(f"{path} has no column {column!r} (it has {n_columns} "
+                             f"columns{known})")
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"--columns names a column of {path} twice")
+    return indices
+
+
+def _unnamed(name):
+    """True for an empty header field, or pandas' name for one when it reads it back."""
+    return name == "" or re.fullmatch(r"Unnamed: \d+", name) is not None
+
+
+def _is_row_index(X, header):
+    """True when the first column is unnamed and holds 0, 1, ..., n-1: the index
+    pandas' ``to_csv`` writes by default."""
+    return (len(header) > 1 and _unnamed(header[0])
+            and np.array_equal(X[:, 0], np.arange(X.shape[0])))
+
+
+def _column_names(header, used, path):
+    """The names of the columns ``used``; each must be named, and only once."""
+    names = [header[i] for i in used]
+    for i in used:
+        if _unnamed(header[i]):
+            raise ValueError(f"{path}: column {i} has no name in the header; name it, or "
+                             "choose the columns to use with --columns")
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{path}: the header names column {name!r} more than once; "
+                             "rename one, or choose the columns with --columns")
+        seen.add(name)
+    return names
 
 
 def _all_floats(fields):
@@ -302,15 +487,37 @@ def _check_data(X, path):
 # fitting
 # --------------------------------------------------------------------------- #
 def _show_progress(args):
-    """True when EM progress should be printed (stderr is a terminal, no --quiet)."""
-    return not args.quiet and sys.stderr.isatty()
+    """True when EM progress should be printed (--progress, or stderr is a
+    terminal; never with --quiet)."""
+    return not args.quiet and (args.progress or sys.stderr.isatty())
+
+
+class _IterationProgress(io.TextIOBase):
+    """Where the estimator's verbose output goes: copied to stderr line by line,
+    with ``of MAX_ITER`` after each iteration number."""
+
+    def __init__(self, max_iter):
+        super().__init__()
+        self._max_iter = max_iter
+        self._partial_line = ""
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        lines = (self._partial_line + text).split("\n")
+        self._partial_line = lines.pop()
+        for line in lines:
+            line = re.sub(r"^(\s*Iteration \d+)", rf"\1 of {self._max_iter}", line)
+            print(line, file=sys.stderr, flush=True)
+        return len(text)
 
 
 def _fit(X, n_components, args):
     """Fit one GaussianMixture with the options of ``fit``."""
     gm = GaussianMixture(n_components=n_components, covariance_type=args.covariance_type,
                          random_state=args.seed, max_iter=args.max_iter,
-                         n_init=args.n_init, tol=args.tol)
+                         n_init=args.n_init, tol=args.tol, n_threads=args.n_threads)
     if not _show_progress(args):
         return gm.fit(X)
     # The estimator prints its progress with print(): send it to stderr, and
@@ -318,7 +525,7 @@ def _fit(X, n_components, args):
     quiet = {name: gm.get_params()[name] for name in ("verbose", "verbose_interval")}
     gm.set_params(verbose=2, verbose_interval=1)
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(_IterationProgress(args.max_iter)):
             return gm.fit(X)
     finally:
         gm.set_params(**quiet)
@@ -337,7 +544,8 @@ def _select(X, candidates, args):
         print(f"selecting among {len(candidates)} x {14 if types is None else 1} models",
               file=sys.stderr)
     selection = select_model(X, n_components=candidates, covariance_types=types,
-                             random_state=args.seed, tol=args.tol, max_iter=args.max_iter)
+                             random_state=args.seed, tol=args.tol, max_iter=args.max_iter,
+                             n_threads=args.n_threads)
     return selection.best_estimator_, selection
 
 
@@ -562,7 +770,7 @@ def cmd_demo(args):
 
     X = load_faithful()
     gm = GaussianMixture(
-        n_components=args.components,
+        n_components=args.n_components,
         covariance_type=args.covariance_type,
         random_state=args.seed,
     )
@@ -587,13 +795,16 @@ def cmd_fit(args):
     if args.plot and not _matplotlib_available():
         raise ValueError(f"--plot needs matplotlib, which is not installed; "
                          f"{MATPLOTLIB_HINT}")
-    X, names = load_data(args.data)
+    X, header = load_data(args.data, args.delimiter, args.columns)
+    names = Table(X, header).names
     if args.select is None:
         if args.covariance_type == ALL_MODELS:
             raise ValueError("--covariance-type all needs --select")
         gm, selection = _fit(X, args.n_components, args), None
     else:
         gm, selection = _select(X, args.select, args)
+    if header is not None:
+        gm.feature_names_in_ = np.asarray(header, dtype=object)
     if args.output:
         gm.save(args.output)
     if args.plot:
@@ -617,14 +828,42 @@ def cmd_fit(args):
     return 0
 
 
-def cmd_predict(args):
-    """``gaussmix predict``: labels or probabilities of DATA under MODEL."""
+def _model_and_data(args):
+    """The model of ``predict``/``score`` and DATA with its columns in the model's order."""
     gm = load(args.model)
-    X, _ = load_data(args.data)
+    if args.n_threads is not None:
+        gm.set_params(n_threads=args.n_threads)
+    X, header = load_data(args.data, args.delimiter, args.columns)
+    fitted_names = getattr(gm, "feature_names_in_", None)
+    if header is not None and fitted_names is not None:
+        return gm, _match_columns(X, header, list(fitted_names), args)
     n_features = gm.means_.shape[1]
     if X.shape[1] != n_features:
         raise ValueError(f"{args.data} has {X.shape[1]} features but the model in "
                          f"{args.model} expects {n_features}")
+    return gm, X
+
+
+def _match_columns(X, header, fitted_names, args):
+    """The columns of X named ``fitted_names``, in that order, or a ValueError
+    naming the missing and unexpected ones."""
+    if header == fitted_names:
+        return X
+    missing = [name for name in fitted_names if name not in header]
+    unexpected = [name for name in header if name not in fitted_names]
+    if missing or unexpected:
+        problems = [f"{label} {', '.join(map(repr, names))}"
+                    for label, names in (("missing", missing), ("unexpected", unexpected))
+                    if names]
+        hint = " (choose the columns with --columns)" if unexpected else ""
+        raise ValueError(f"the columns of {args.data} do not match the model in {args.model}: "
+                         f"{'; '.join(problems)}{hint}")
+    return X[:, [header.index(name) for name in fitted_names]]
+
+
+def cmd_predict(args):
+    """``gaussmix predict``: labels or probabilities of DATA under MODEL."""
+    gm, X = _model_and_data(args)
     if args.proba:
         proba = gm.predict_proba(X)
         if args.json:
@@ -637,6 +876,17 @@ def cmd_predict(args):
             print(json.dumps({"labels": labels.tolist()}))
         else:
             np.savetxt(sys.stdout, labels, fmt="%d")
+    return 0
+
+
+def cmd_score(args):
+    """``gaussmix score``: the log-density of each row of DATA under MODEL."""
+    gm, X = _model_and_data(args)
+    log_density = gm.score_samples(X).tolist()
+    if args.json:
+        print(json.dumps({"log_density": log_density}))
+    else:
+        sys.stdout.write("".join(f"{value!r}\n" for value in log_density))
     return 0
 
 
@@ -666,6 +916,10 @@ def _run(args):
     by --quiet)."""
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
+        # The commands match columns by name themselves and give the estimator
+        # plain arrays, which it would warn about when it has feature names.
+        warnings.filterwarnings("ignore", message="X does not have valid feature names",
+                                category=UserWarning)
         if getattr(args, "quiet", False):
             warnings.simplefilter("ignore")
         return args.func(args)
