@@ -48,7 +48,9 @@ def openmp_flags():
         rpaths = [*MACOS_LIBOMP_RPATHS, f"{prefix}/lib"]
         candidate = (
             ["-Xpreprocessor", "-fopenmp", f"-I{prefix}/include"],
-            [f"-L{prefix}/lib", "-lomp"] + [f"-Wl,-rpath,{path}" for path in rpaths],
+            # header room for tools/repair_macos_wheel.py to rewrite the rpaths
+            [f"-L{prefix}/lib", "-lomp", "-Wl,-headerpad_max_install_names"]
+            + [f"-Wl,-rpath,{path}" for path in rpaths],
         )
     else:
         candidate = (["-fopenmp"], ["-fopenmp"])
