@@ -74,7 +74,7 @@ SHARED_PROCESS = textwrap.dedent("""
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_info
     import gaussmix
-    X = np.random.default_rng(0).normal(size=(20000, 8))
+    X = np.random.default_rng(0).normal(size=(5000, 4))
     KMeans(3, n_init=1, random_state=0).fit(X)
     gaussmix.GaussianMixture(3, n_threads=2, random_state=0).fit(X)
     print(json.dumps([info["filepath"] for info in threadpool_info() if info["user_api"] == "openmp"]))
