@@ -1,37 +1,41 @@
-"""Build the compiled kernels; all package metadata lives in pyproject.toml."""
+"""Build the compiled kernels; all package metadata lives in pyproject.toml.
+
+The build dependencies (Cython, numpy, setuptools) are imported in main(), so
+the OpenMP detection below can be imported and tested without them
+(tests/test_build.py; tools/repair_macos_wheel.py reads MACOS_LIBOMP_RPATHS).
+"""
 
 import multiprocessing
 import os
 import platform
-import sys
-import tempfile
 import subprocess
+import sys
 import sysconfig
-
-import numpy as np
-from Cython.Build import cythonize
-from setuptools import Extension, setup
-from setuptools.command.build_ext import build_ext
+import tempfile
+import warnings
 
 # Extensions are compiled in parallel, one job per core, unless -j/--parallel
-# says otherwise; Cython translates them in parallel where worker processes
-# fork (spawned workers would re-run this script).
+# says otherwise.
 JOBS = os.cpu_count() or 1
-CYTHON_JOBS = JOBS if multiprocessing.get_start_method() == "fork" else 0
 
-
-class ParallelBuildExt(build_ext):
-    def finalize_options(self):
-        super().finalize_options()
-        if not self.parallel:
-            self.parallel = JOBS
+# macOS: the kernels load libomp as @rpath/libomp.dylib and dyld takes the
+# first directory of this list that has one, so that gaussmix shares the
+# OpenMP runtime of a scikit-learn installed next to it (its wheels bundle
+# libomp in sklearn/.dylibs) and, in a conda environment, the environment's
+# libomp (<prefix>/lib). Two LLVM OpenMP runtimes in one process abort with
+# "OMP: Error #15". The directory of libomp at build time comes last (source
+# builds); wheels get gaussmix/.dylibs there instead (tools/repair_macos_wheel.py).
+MACOS_LIBOMP_RPATHS = ("@loader_path/../sklearn/.dylibs", "@loader_path/../../..")
 
 
 def openmp_flags():
-    """Return (compile_args, link_args) enabling OpenMP, or empty lists when the
-    compiler has no OpenMP (the kernels then run serially)."""
+    """Return (compile_args, link_args) enabling OpenMP.
+
+    Without a working OpenMP the kernels are built serial, with a warning; with
+    GAUSSMIX_REQUIRE_OPENMP=1 (the wheel builds set it) that is an error instead.
+    """
     if os.environ.get("GAUSSMIX_NO_OPENMP"):
-        return [], []
+        return _without_openmp("GAUSSMIX_NO_OPENMP is set")
     if sys.platform == "win32":
         return ["/openmp"], []
     if sys.platform == "darwin":
@@ -40,13 +44,27 @@ def openmp_flags():
             None,
         )
         if prefix is None:
-            return [], []
-        return (
+            return _without_openmp("no libomp found (brew install libomp, or set LIBOMP_PREFIX)")
+        rpaths = [*MACOS_LIBOMP_RPATHS, f"{prefix}/lib"]
+        candidate = (
             ["-Xpreprocessor", "-fopenmp", f"-I{prefix}/include"],
-            [f"-L{prefix}/lib", "-lomp", f"-Wl,-rpath,{prefix}/lib"],
+            # header room for tools/repair_macos_wheel.py to rewrite the rpaths
+            [f"-L{prefix}/lib", "-lomp", "-Wl,-headerpad_max_install_names"]
+            + [f"-Wl,-rpath,{path}" for path in rpaths],
         )
-    candidate = (["-fopenmp"], ["-fopenmp"])
-    return candidate if _compiles_with(*candidate) else ([], [])
+    else:
+        candidate = (["-fopenmp"], ["-fopenmp"])
+    if not _compiles_with(*candidate):
+        return _without_openmp(f"the compiler cannot build an OpenMP program with {candidate}")
+    return candidate
+
+
+def _without_openmp(reason):
+    """No OpenMP flags, or SystemExit when GAUSSMIX_REQUIRE_OPENMP is set."""
+    if os.environ.get("GAUSSMIX_REQUIRE_OPENMP"):
+        raise SystemExit(f"gaussmix: GAUSSMIX_REQUIRE_OPENMP is set but OpenMP is unavailable: {reason}")
+    warnings.warn(f"gaussmix: building serial kernels (no OpenMP): {reason}", stacklevel=2)
+    return [], []
 
 
 def _compiles_with(compile_args, link_args):
@@ -60,54 +78,95 @@ def _compiles_with(compile_args, link_args):
         return subprocess.run(cmd, capture_output=True).returncode == 0
 
 
-omp_compile, omp_link = openmp_flags()
-if sys.platform == "win32":
-    opt = ["/O2"]
-else:
-    # No errno and no FP traps: lets GCC/Clang if-convert and vectorise the
-    # kernels' select-heavy loops (exp, row maxima). Results are unchanged.
-    opt = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unreachable-code"]
-    # Python's CFLAGS carry -g: 11.8 MB of .so instead of 2.4. Debug builds keep it.
-    if not os.environ.get("GAUSSMIX_DEBUG"):
-        opt.append("-g0")
+def _load_libomp_through_rpath(extension_path):
+    """Make a macOS extension load libomp as @rpath/libomp.dylib.
+
+    Homebrew's libomp names itself by its absolute path, which the linker
+    copies into the extension; dyld would then never look in MACOS_LIBOMP_RPATHS.
+    """
+    linked = subprocess.run(["otool", "-L", extension_path], capture_output=True,
+                            text=True, check=True).stdout.split()
+    libomp = next((name for name in linked if name.endswith("/libomp.dylib")), None)
+    if libomp is None or libomp == "@rpath/libomp.dylib":
+        return
+    subprocess.run(["install_name_tool", "-change", libomp, "@rpath/libomp.dylib",
+                    extension_path], check=True)
+    # install_name_tool invalidates the linker's ad-hoc signature (arm64 needs one)
+    subprocess.run(["codesign", "--force", "--sign", "-", extension_path], check=True)
 
 
-ext_args = dict(
-    include_dirs=[np.get_include()],
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
-    extra_link_args=omp_link,
-)
-extensions = [
-    Extension(f"gaussmix.{name}", [f"src/gaussmix/{name}.pyx"],
-              extra_compile_args=opt + omp_compile, **ext_args)
-    for name in ["_estep", "_suffstats", "_kmeans_kernels", "_parallel"]
-]
+def main():
+    import numpy as np
+    from Cython.Build import cythonize
+    from setuptools import Extension, setup
+    from setuptools.command.build_ext import build_ext
 
-# The hot kernels are compiled a second time for AVX2+FMA (x86-64 only); the
-# package picks that build at import when the CPU has both (gaussmix/_kernels.py),
-# so wheels stay portable while most machines get 256-bit vector loops.
-if platform.machine().lower() in ("x86_64", "amd64") and not os.environ.get("GAUSSMIX_NO_AVX2"):
-    avx2 = ["/arch:AVX2"] if sys.platform == "win32" else ["-mavx2", "-mfma"]
-    extensions += [
-        Extension(f"gaussmix.{name}_avx2", [f"src/gaussmix/{name}_avx2.pyx"],
-                  extra_compile_args=opt + avx2 + omp_compile, **ext_args)
-        for name in ["_estep", "_suffstats", "_kmeans_kernels"]
+    omp_compile, omp_link = openmp_flags()
+
+    class ParallelBuildExt(build_ext):
+        def finalize_options(self):
+            super().finalize_options()
+            if not self.parallel:
+                self.parallel = JOBS
+
+        def build_extension(self, ext):
+            super().build_extension(ext)
+            if sys.platform == "darwin" and omp_link:
+                _load_libomp_through_rpath(self.get_ext_fullpath(ext.name))
+
+    if sys.platform == "win32":
+        opt = ["/O2"]
+    else:
+        # No errno and no FP traps: lets GCC/Clang if-convert and vectorise the
+        # kernels' select-heavy loops (exp, row maxima). Results are unchanged.
+        opt = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unreachable-code"]
+        # Python's CFLAGS carry -g: 11.8 MB of .so instead of 2.4. Debug builds keep it.
+        if not os.environ.get("GAUSSMIX_DEBUG"):
+            opt.append("-g0")
+
+    ext_args = dict(
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+        extra_link_args=omp_link,
+    )
+    extensions = [
+        Extension(f"gaussmix.{name}", [f"src/gaussmix/{name}.pyx"],
+                  extra_compile_args=opt + omp_compile, **ext_args)
+        for name in ["_estep", "_suffstats", "_kmeans_kernels", "_parallel"]
     ]
 
-debug = bool(os.environ.get("GAUSSMIX_DEBUG"))
-setup(
-    cmdclass={"build_ext": ParallelBuildExt},
-    ext_modules=cythonize(
-        extensions,
-        nthreads=CYTHON_JOBS,
-        # Separate C output per mode, so switching GAUSSMIX_DEBUG regenerates it.
-        build_dir="build/cython-debug" if debug else "build/cython",
-        compiler_directives={
-            "language_level": 3,
-            "boundscheck": debug,
-            "wraparound": False,
-            "initializedcheck": debug,
-            "cdivision": True,
-        },
+    # The hot kernels are compiled a second time for AVX2+FMA (x86-64 only); the
+    # package picks that build at import when the CPU has both (gaussmix/_kernels.py),
+    # so wheels stay portable while most machines get 256-bit vector loops.
+    if platform.machine().lower() in ("x86_64", "amd64") and not os.environ.get("GAUSSMIX_NO_AVX2"):
+        avx2 = ["/arch:AVX2"] if sys.platform == "win32" else ["-mavx2", "-mfma"]
+        extensions += [
+            Extension(f"gaussmix.{name}_avx2", [f"src/gaussmix/{name}_avx2.pyx"],
+                      extra_compile_args=opt + avx2 + omp_compile, **ext_args)
+            for name in ["_estep", "_suffstats", "_kmeans_kernels"]
+        ]
+
+    debug = bool(os.environ.get("GAUSSMIX_DEBUG"))
+    # Cython translates in parallel where worker processes fork (spawned
+    # workers would re-run this script).
+    cython_jobs = JOBS if multiprocessing.get_start_method() == "fork" else 0
+    setup(
+        cmdclass={"build_ext": ParallelBuildExt},
+        ext_modules=cythonize(
+            extensions,
+            nthreads=cython_jobs,
+            # Separate C output per mode, so switching GAUSSMIX_DEBUG regenerates it.
+            build_dir="build/cython-debug" if debug else "build/cython",
+            compiler_directives={
+                "language_level": 3,
+                "boundscheck": debug,
+                "wraparound": False,
+                "initializedcheck": debug,
+                "cdivision": True,
+            },
+        )
     )
-)
+
+
+if __name__ == "__main__":
+    main()
