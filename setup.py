@@ -5,6 +5,8 @@ the OpenMP detection below can be imported and tested without them
 (tests/test_build.py; tools/repair_macos_wheel.py reads MACOS_LIBOMP_RPATHS).
 """
 
+import glob
+import hashlib
 import multiprocessing
 import os
 import platform
@@ -147,16 +149,19 @@ def main():
         ]
 
     debug = bool(os.environ.get("GAUSSMIX_DEBUG"))
-    # Cython translates in parallel where worker processes fork (spawned
-    # workers would re-run this script).
-    cython_jobs = JOBS if multiprocessing.get_start_method() == "fork" else 0
-    setup(
-        cmdclass={"build_ext": ParallelBuildExt},
-        ext_modules=cythonize(
+    # Separate C output per mode, so switching GAUSSMIX_DEBUG regenerates it.
+    c_dir = "build/cython-debug" if debug else "build/cython"
+    stamp = _cython_inputs_digest(debug)
+    if _translated_from(c_dir, extensions) == stamp:
+        ext_modules = _from_translated_c(c_dir, extensions)
+    else:
+        # Cython translates in parallel where worker processes fork (spawned
+        # workers would re-run this script).
+        cython_jobs = JOBS if multiprocessing.get_start_method() == "fork" else 0
+        ext_modules = cythonize(
             extensions,
             nthreads=cython_jobs,
-            # Separate C output per mode, so switching GAUSSMIX_DEBUG regenerates it.
-            build_dir="build/cython-debug" if debug else "build/cython",
+            build_dir=c_dir,
             compiler_directives={
                 "language_level": 3,
                 "boundscheck": debug,
@@ -165,7 +170,55 @@ def main():
                 "cdivision": True,
             },
         )
-    )
+        with open(os.path.join(c_dir, STAMP_NAME), "w") as f:
+            f.write(stamp)
+    setup(cmdclass={"build_ext": ParallelBuildExt}, ext_modules=ext_modules)
+
+
+# pip builds a clone in place, each time in a fresh isolated environment whose
+# numpy/scipy .pxd files are newer than the C that Cython wrote last time, so
+# Cython would translate everything again and every module be recompiled
+# (`pip install .` then `pip install ".[test]"`: two full builds). The C is
+# instead reused while everything it was translated from is unchanged, and
+# build_ext then skips the modules it already compiled.
+STAMP_NAME = "translated-from.sha256"
+
+
+def _cython_inputs_digest(debug):
+    """Digest of what the generated C depends on: gaussmix's .pyx/.pxd, the
+    Cython, numpy and scipy versions and the build mode."""
+    import Cython
+    import numpy
+    import scipy
+
+    digest = hashlib.sha256(repr((Cython.__version__, numpy.__version__, scipy.__version__,
+                                  debug)).encode())
+    for path in sorted(glob.glob("src/gaussmix/*.pyx") + glob.glob("src/gaussmix/*.pxd")):
+        with open(path, "rb") as f:
+            digest.update(path.encode() + b"\0" + f.read())
+    return digest.hexdigest()
+
+
+def _translated_from(c_dir, extensions):
+    """The digest stored with the C in ``c_dir``, or None if any C is missing."""
+    if not all(os.path.exists(_c_path(c_dir, ext)) for ext in extensions):
+        return None
+    try:
+        with open(os.path.join(c_dir, STAMP_NAME)) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _c_path(c_dir, ext):
+    return os.path.join(c_dir, os.path.splitext(ext.sources[0])[0] + ".c")
+
+
+def _from_translated_c(c_dir, extensions):
+    """``extensions`` compiled from their C in ``c_dir``."""
+    for ext in extensions:
+        ext.sources = [_c_path(c_dir, ext)]
+    return extensions
 
 
 if __name__ == "__main__":

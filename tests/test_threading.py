@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-threadpoolctl = pytest.importorskip("threadpoolctl")
+import threadpoolctl  # noqa: E402
 
 from gaussmix import GaussianMixture  # noqa: E402
 from gaussmix._threading import single_threaded_blas  # noqa: E402
