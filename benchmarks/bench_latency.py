@@ -13,12 +13,18 @@ Two threading settings:
   ``threadpool_limits(1)``;
 * ``default``: both as a user gets them, with no setting.
 
+With ``--busy N``, N other processes spin on the CPU throughout, as on a
+shared machine (another job running).
+
 Usage:
     python benchmarks/bench_latency.py
     python benchmarks/bench_latency.py --rows 1,10 --repeats 2000
+    python benchmarks/bench_latency.py --busy 2
 """
 import argparse
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -93,10 +99,20 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=500, help="timed calls per cell")
     parser.add_argument("--settings", default="serial,default",
                         help="comma-separated: serial, default")
+    parser.add_argument("--busy", type=int, default=0,
+                        help="other processes spinning on the CPU meanwhile (default: 0)")
     args = parser.parse_args(argv)
     rows = [int(r) for r in args.rows.split(",")]
-    for setting in args.settings.split(","):
-        measure(MODELS, rows, args.repeats, setting)
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(args.busy)]
+    try:
+        if spinners:
+            print(f"{len(spinners)} other processes spinning on the CPU")
+        for setting in args.settings.split(","):
+            measure(MODELS, rows, args.repeats, setting)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
 
 
 if __name__ == "__main__":

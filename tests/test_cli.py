@@ -112,6 +112,7 @@ def test_select_matches_select_model(data_dir, X):
     assert f"best: diag with {best} components" in text.stdout
 
 
+@pytest.mark.slow
 def test_select_all_models(data_dir, X):
     result = run(data_dir, "fit", "data.npy", "--select", "2..3", "--covariance-type", "all",
                  "--json")

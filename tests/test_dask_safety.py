@@ -125,6 +125,7 @@ def test_weighted_mean_rejects_weights_as_a_local_score_does(rows, bad, error, m
         gm_dask.weighted_mean(da.from_array(values, chunks=250), bad(weights), X)
 
 
+@pytest.mark.slow
 def test_fits_on_a_cluster_log_no_scheduler_errors():
     distributed = pytest.importorskip("dask.distributed")
     rng = np.random.default_rng(4)

@@ -129,6 +129,7 @@ def full_parameters(rng, k, d, covariance_type="full", offset=0.0):
     return Parameters(np.full(k, 1 / k), means, covariances, prec_chol)
 
 
+@pytest.mark.slow
 def test_accumulators_do_not_grow_with_threads():
     """16 threads, 32 components of 512 features: the statistics of a pass take
     at most the budget plus one k x d x d copy (per-thread slots: 16 copies)."""

@@ -15,6 +15,7 @@ PROBLEMS = re.compile(r"Invalid (read|write)|uninitialised|Conditional jump|Inva
 
 @pytest.mark.skipif(shutil.which("valgrind") is None or not sys.platform.startswith("linux"),
                     reason="needs valgrind (apt install valgrind)")
+@pytest.mark.slow
 def test_kernels_are_memcheck_clean(tmp_path):
     log = tmp_path / "memcheck.log"
     env = dict(os.environ, PYTHONMALLOC="malloc", OMP_NUM_THREADS="2")

@@ -49,6 +49,7 @@ def load_outcome(data, loaded_state):
     return "same"
 
 
+@pytest.mark.slow
 def test_every_single_bit_flip_is_refused_or_harmless(saved):
     # ~19,000 loads (all 8 bits of every byte); the harmless flips hit bytes
     # zipfile does not check (timestamps, the local headers' copies of sizes).

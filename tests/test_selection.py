@@ -103,6 +103,7 @@ def test_bic_is_the_negative_of_mclust_bic(faithful_X, mclust_reference):
 # ------------------------------------------------------------ select_model
 
 
+@pytest.mark.slow
 def test_faithful_selection_picks_mclust_model(faithful_selection):
     sel = faithful_selection
     assert isinstance(sel, ModelSelection)
@@ -113,6 +114,7 @@ def test_faithful_selection_picks_mclust_model(faithful_selection):
     assert sel.table_.shape == (9, 14) and sel.covariance_types == MODELS
 
 
+@pytest.mark.slow
 def test_every_cell_reaches_mclust_likelihood(faithful_selection, mclust_reference):
     sel = faithful_selection
     below = []
@@ -124,6 +126,7 @@ def test_every_cell_reaches_mclust_likelihood(faithful_selection, mclust_referen
     assert below == []
 
 
+@pytest.mark.slow
 def test_criteria_follow_mclust_convention(faithful_selection, faithful_X):
     sel = faithful_selection
     n = faithful_X.shape[0]
@@ -168,6 +171,7 @@ def test_selection_is_the_same_serial_and_parallel():
     assert parallel.best_params_ == serial.best_params_
 
 
+@pytest.mark.slow
 def test_plot_draws_one_line_per_model(faithful_selection):
     pytest.importorskip("matplotlib")
     ax = faithful_selection.plot()

@@ -211,6 +211,7 @@ def test_memmap_float32_file_with_float64_model(memmapped, tmp_path):
                     rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_memmap_fit_keeps_resident_memory_far_below_the_file(tmp_path):
     """Fit + predict on a 256 MiB file: peak RSS grows by a fraction of it."""
     path = tmp_path / "big.npy"
