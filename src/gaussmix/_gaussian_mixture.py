@@ -47,8 +47,10 @@ class GaussianMixture(BaseMixture):
     verbose_interval : int, default=10
         Iterations between two progress lines.
     n_threads : int or None, default=None
-        OpenMP threads for the kernels; None uses every core this process may
-        use (capped by OMP_NUM_THREADS / threadpoolctl limits).
+        Most OpenMP threads a kernel call may use; None: every core this
+        process may use (capped by OMP_NUM_THREADS / threadpoolctl limits).
+        Each call uses as many as its work pays for, and one in a child
+        forked after a multi-threaded call.
     learning_decay : float in (0.5, 1], default=0.55
         ``partial_fit`` only: the step size of update t is
         ``(learning_offset + t) ** -learning_decay``.
