@@ -218,7 +218,7 @@ RUN="$WORK/run"
 mkdir -p "$RUN"
 cp -r "$SRC/tests" "$RUN/tests"   # tests/ with tests/data
 # a config of its own, so no pytest.ini/pyproject above $RUN is picked up
-printf '[pytest]\ntestpaths = tests\naddopts = -ra\n' >"$RUN/pytest.ini"
+printf '[pytest]\ntestpaths = tests\naddopts = -ra\nmarkers =\n    slow: long-running\n' >"$RUN/pytest.ini"
 cd "$RUN"
 
 SITE="$("$TPY" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')"
