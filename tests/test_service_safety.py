@@ -1,5 +1,6 @@
 """gaussmix inside a service: forked workers, thread counts from the work,
 idle threads that do not spin, and kernel constants kept between calls."""
+import contextlib
 import os
 import pickle
 import signal
@@ -80,12 +81,12 @@ def multi_threaded_kernel_calls(data):
 @pytest.mark.parametrize("call", range(5))
 def test_a_child_forked_after_a_multi_threaded_call_predicts_scores_and_fits(data, call):
     name, run = list(multi_threaded_kernel_calls(data))[call]
+    assert team_size(2, len(data), 1) == 2, "the parent's call would run no team"
     run()
-    assert threading_module._TeamState.started, f"{name} ran no OpenMP team"
     reference = GaussianMixture(4, random_state=0, n_threads=1).fit(data)
 
     def child():
-        assert threading_module._TeamState.serial
+        assert threading_module._ForkState.serial
         gm = GaussianMixture(4, random_state=0).fit(data)  # default threads: serial here
         return (gm.means_, reference.predict(data), reference.predict_proba(data),
                 reference.score(data), team_size(None, 10 ** 9, 10 ** 6))
@@ -99,10 +100,12 @@ def test_a_child_forked_after_a_multi_threaded_call_predicts_scores_and_fits(dat
 
 
 @needs_fork
-def test_a_child_forked_before_any_team_keeps_its_threads(monkeypatch):
-    monkeypatch.setattr(threading_module._TeamState, "started", False)
-    monkeypatch.setattr(threading_module._TeamState, "serial", False)
-    assert in_forked_child(lambda: team_size(2, 10 ** 6, 10 ** 6)) == 2
+def test_every_forked_child_is_serial(monkeypatch):
+    # Even one forked before gaussmix ran a team: another library sharing the
+    # OpenMP runtime may have run one, and the child would hang on its threads.
+    monkeypatch.setattr(threading_module._ForkState, "serial", False)
+    assert team_size(2, 10 ** 6, 10 ** 6) == 2
+    assert in_forked_child(lambda: team_size(2, 10 ** 6, 10 ** 6)) == 1
 
 
 @needs_fork
@@ -124,7 +127,7 @@ def test_multiprocessing_fork_pool_after_a_fit(data):
 def real_work_rule(monkeypatch):
     """The production thread rule (conftest lowers it for the other tests)."""
     monkeypatch.setattr(threading_module, "MIN_FLOPS_PER_THREAD", MIN_FLOPS_PER_THREAD)
-    monkeypatch.setattr(threading_module._TeamState, "serial", False)
+    monkeypatch.setattr(threading_module._ForkState, "serial", False)
 
 
 def test_work_below_one_threads_worth_runs_on_the_calling_thread(real_work_rule):
@@ -159,13 +162,24 @@ def test_a_small_call_leaves_blas_limits_alone(real_work_rule, monkeypatch):
 
 
 def test_small_predictions_start_no_team(real_work_rule, monkeypatch, data):
+    import gaussmix._base
+
+    teams = []
+    original = gaussmix._base.kernel_team
+
+    @contextlib.contextmanager
+    def recording(*args):
+        with original(*args) as threads:
+            teams.append(threads)
+            yield threads
+
+    monkeypatch.setattr(gaussmix._base, "kernel_team", recording)
     gm = GaussianMixture(4, random_state=0, n_threads=2).fit(data)
-    monkeypatch.setattr(threading_module._TeamState, "started", False)
     for rows in (1, 10, 100):
         gm.predict_proba(data[:rows])
-    assert not threading_module._TeamState.started
+    assert teams == [1, 1, 1]
     gm.predict_proba(np.tile(data, (20, 1)))
-    assert threading_module._TeamState.started
+    assert teams[-1] == 2
 
 
 # --------------------------------------------------------------------------- waiting
@@ -232,7 +246,30 @@ def test_kernel_constants_are_built_once_per_dtype(data, counted_builds):
     assert counted_builds == [np.float32]
     gm.predict_proba(data[:10])  # float64 rows: the constants in float64
     gm.predict_proba(data[:10])
+    gm.predict_proba(X32[:10])
     assert counted_builds == [np.float32, np.float64]
+
+
+def test_a_list_attribute_edited_in_place_is_seen(data):
+    gm = GaussianMixture(3, random_state=0).fit(data)
+    gm.weights_ = list(gm.weights_)
+    before = gm.score_samples(data[:50])
+    gm.weights_[0], gm.weights_[1], gm.weights_[2] = 0.6, 0.3, 0.1
+    after = gm.score_samples(data[:50])
+    assert not np.allclose(after, before)
+    assert_allclose(after, sklearn_with(gm).score_samples(data[:50]), rtol=1e-10)
+
+
+def test_large_arrays_edited_in_place_are_seen():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3000, 40))
+    gm = GaussianMixture(8, random_state=0, max_iter=5).fit(X)  # 8 x 40 x 40: > 64 KiB
+    assert gm.precisions_cholesky_.nbytes > 1 << 16
+    before = gm.score_samples(X[:20])
+    gm.precisions_cholesky_[3] *= 1.5
+    after = gm.score_samples(X[:20])
+    assert not np.allclose(after, before)
+    assert_allclose(after, sklearn_with(gm).score_samples(X[:20]), rtol=1e-10)
 
 
 def test_a_refit_rebuilds_the_constants(data):

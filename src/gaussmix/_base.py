@@ -58,27 +58,39 @@ from ._validation import (all_rows_equal, as_float_array, check_feature_names,
 class _KernelCache:
     """Kernel constants with a snapshot of the values they were built from."""
 
-    def __init__(self, dtype, inputs, constants):
-        self.dtype, self.constants = dtype, constants
-        self._snapshot = tuple(map(_snapshot, inputs))
+    def __init__(self, snapshot, constants):
+        self._snapshot, self.constants = snapshot, constants
 
-    def holds(self, dtype, inputs):
-        """True when built for ``dtype`` from values equal to ``inputs``."""
-        return (dtype == self.dtype and len(inputs) == len(self._snapshot)
-                and all(_snapshot(v) == s for v, s in zip(inputs, self._snapshot)))
+    def holds(self, inputs):
+        """True when built from values equal to ``inputs``."""
+        return len(inputs) == len(self._snapshot) and all(
+            _unchanged(v, s) for v, s in zip(inputs, self._snapshot))
 
 
-# Each estimator's _KernelCache, held outside the estimator: predicting leaves
-# its __dict__ as it was (scikit-learn checks that), and copies and pickles of
-# it carry no cache.
+# Each estimator's {dtype: _KernelCache}, held outside the estimator: predicting
+# leaves its __dict__ as it was (scikit-learn checks that), and copies and
+# pickles of it carry no cache.
 _KERNEL_CACHES = weakref.WeakKeyDictionary()
 
 
 def _snapshot(value):
-    # An array by its type, shape and bytes: catches assignment and in-place edits.
-    if isinstance(value, np.ndarray):
-        return (value.dtype.str, value.shape, value.tobytes())
-    return value
+    """A copy of ``value`` to compare later: arrays (and lists) as arrays."""
+    if isinstance(value, (str, bytes, numbers.Number)) or value is None:
+        return value
+    return np.array(value)
+
+
+def _unchanged(value, snapshot):
+    """``value`` equals its earlier ``snapshot``: same type, shape and bytes
+    for arrays, so assignment and in-place edits both show."""
+    if not isinstance(snapshot, np.ndarray):
+        return type(value) is type(snapshot) and value == snapshot
+    value = np.asarray(value)
+    if value.dtype != snapshot.dtype or value.shape != snapshot.shape:
+        return False
+    if value.nbytes <= 1 << 16:
+        return value.tobytes() == snapshot.tobytes()  # fastest on small arrays
+    return bool(np.array_equal(value, snapshot))      # no copy of a large one
 
 
 class BaseMixture(metaclass=ABCMeta):
@@ -456,13 +468,18 @@ class BaseMixture(metaclass=ABCMeta):
         calls while ``_kernel_inputs()`` keep their values: a refit, an
         assigned attribute or an array changed in place all rebuild them.
         """
+        dtype = np.dtype(dtype)
         inputs = self._kernel_inputs()
-        cached = _KERNEL_CACHES.get(self)
-        if cached is not None and cached.holds(dtype, inputs):
+        caches = _KERNEL_CACHES.setdefault(self, {})
+        cached = caches.get(dtype)
+        if cached is not None and cached.holds(inputs):
             return cached.constants
+        # Snapshot first: an edit while the constants are built then shows
+        # as a change at the next call instead of hiding in the cache.
+        snapshot = tuple(map(_snapshot, inputs))
         constants = (self._kernel_parameters(self._fitted_parameters(dtype), dtype),
                      far_rows_limit(self.means_, self.precisions_cholesky_, dtype))
-        _KERNEL_CACHES[self] = _KernelCache(dtype, inputs, constants)
+        caches[dtype] = _KernelCache(snapshot, constants)
         return constants
 
     def _e_step(self, X, *, log_norm=False, labels=False, proba=False, n_threads=None):

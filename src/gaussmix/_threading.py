@@ -7,9 +7,10 @@ thread, outside any OpenMP region.
 
 After ``fork`` the child gets the parent's OpenMP runtime without its worker
 threads; GNU libgomp then waits forever for them at the child's first
-parallel region. A child forked after the parent ran a multi-threaded kernel
-therefore runs every kernel on its calling thread (correct results, serial
-speed); a child forked before keeps its threads.
+parallel region. Whether the parent ever started a team is unknowable here
+(another library sharing the runtime may have), so a forked child runs every
+kernel on its calling thread: the same computation, serial. Forked workers
+are a pool that already spreads over the cores.
 
 The kernels call BLAS on one chunk of rows at a time from inside their own
 OpenMP threads; a multi-threaded BLAS would start its thread pool on every
@@ -68,25 +69,22 @@ with _passive_wait_while_loading():
     effective_n_threads()  # starts LLVM's runtime, which reads its settings now
 
 # Floating-point operations a thread must get for a team to pay for waking and
-# joining it (about 50 us at a core's rate in these kernels); calibrated with
+# joining it (about 100 us of these kernels on one core); calibrated with
 # benchmarks/bench_latency.py and bench_em.py.
 MIN_FLOPS_PER_THREAD = 1_000_000
 
 
-class _TeamState:
-    """Whether this process started an OpenMP team, and so whether a forked
-    child must stay serial."""
-    started = False
+class _ForkState:
+    """Whether this process is a forked child, whose kernels run serially."""
     serial = False
 
 
-def _serial_if_team_started():
-    if _TeamState.started:
-        _TeamState.serial = True
+def _serial_in_child():
+    _ForkState.serial = True
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_serial_if_team_started)
+    os.register_at_fork(after_in_child=_serial_in_child)
 
 
 def team_size(n_threads, n_rows, flops_per_row):
@@ -104,16 +102,13 @@ def team_size(n_threads, n_rows, flops_per_row):
     -------
     int
         At least 1; at most the budget, one per chunk of rows, and one per
-        ``MIN_FLOPS_PER_THREAD`` of work; 1 in a child forked after a team ran.
+        ``MIN_FLOPS_PER_THREAD`` of work; 1 in a forked child.
     """
-    if _TeamState.serial:
+    if _ForkState.serial:
         return 1
     by_work = int(n_rows * flops_per_row // MIN_FLOPS_PER_THREAD)
     by_chunks = -(-int(n_rows) // CHUNK_ROWS)
-    threads = max(1, min(effective_n_threads(n_threads), by_work, by_chunks))
-    if threads > 1:
-        _TeamState.started = True
-    return threads
+    return max(1, min(effective_n_threads(n_threads), by_work, by_chunks))
 
 
 @lru_cache(maxsize=1)
