@@ -110,6 +110,14 @@ def main():
             super().finalize_options()
             if not self.parallel:
                 self.parallel = JOBS
+            if rebuild:  # the last build's inputs or flags differ: nothing is reused
+                self.force = True
+
+        def run(self):
+            super().run()
+            os.makedirs("build", exist_ok=True)
+            with open(STAMP_PATH, "w") as f:
+                f.write(stamp)
 
         def build_extension(self, ext):
             super().build_extension(ext)
@@ -151,8 +159,9 @@ def main():
     debug = bool(os.environ.get("GAUSSMIX_DEBUG"))
     # Separate C output per mode, so switching GAUSSMIX_DEBUG regenerates it.
     c_dir = "build/cython-debug" if debug else "build/cython"
-    stamp = _cython_inputs_digest(debug)
-    if _translated_from(c_dir, extensions) == stamp:
+    stamp = _build_inputs_digest(debug, extensions)
+    rebuild = _last_build_digest() != stamp
+    if not rebuild and all(os.path.exists(_c_path(c_dir, ext)) for ext in extensions):
         ext_modules = _from_translated_c(c_dir, extensions)
     else:
         # Cython translates in parallel where worker processes fork (spawned
@@ -161,6 +170,7 @@ def main():
         ext_modules = cythonize(
             extensions,
             nthreads=cython_jobs,
+            force=rebuild,
             build_dir=c_dir,
             compiler_directives={
                 "language_level": 3,
@@ -170,41 +180,39 @@ def main():
                 "cdivision": True,
             },
         )
-        with open(os.path.join(c_dir, STAMP_NAME), "w") as f:
-            f.write(stamp)
     setup(cmdclass={"build_ext": ParallelBuildExt}, ext_modules=ext_modules)
 
 
 # pip builds a clone in place, each time in a fresh isolated environment whose
 # numpy/scipy .pxd files are newer than the C that Cython wrote last time, so
 # Cython would translate everything again and every module be recompiled
-# (`pip install .` then `pip install ".[test]"`: two full builds). The C is
-# instead reused while everything it was translated from is unchanged, and
-# build_ext then skips the modules it already compiled.
-STAMP_NAME = "translated-from.sha256"
+# (`pip install .` then `pip install ".[test]"`: two full builds). Instead a
+# digest of everything a build depends on (gaussmix's .pyx/.pxd, the Cython,
+# numpy and scipy versions, the build mode and every compile and link flag)
+# is kept with the build: while it is unchanged the C is reused and build_ext
+# skips the modules it compiled; any change rebuilds everything.
+STAMP_PATH = os.path.join("build", "gaussmix-build.sha256")
 
 
-def _cython_inputs_digest(debug):
-    """Digest of what the generated C depends on: gaussmix's .pyx/.pxd, the
-    Cython, numpy and scipy versions and the build mode."""
+def _build_inputs_digest(debug, extensions):
+    """Digest of what the built modules depend on."""
     import Cython
     import numpy
     import scipy
 
+    flags = [(ext.name, ext.extra_compile_args, ext.extra_link_args, ext.define_macros)
+             for ext in extensions]
     digest = hashlib.sha256(repr((Cython.__version__, numpy.__version__, scipy.__version__,
-                                  debug)).encode())
+                                  debug, sys.version, platform.machine(), flags)).encode())
     for path in sorted(glob.glob("src/gaussmix/*.pyx") + glob.glob("src/gaussmix/*.pxd")):
         with open(path, "rb") as f:
             digest.update(path.encode() + b"\0" + f.read())
     return digest.hexdigest()
 
 
-def _translated_from(c_dir, extensions):
-    """The digest stored with the C in ``c_dir``, or None if any C is missing."""
-    if not all(os.path.exists(_c_path(c_dir, ext)) for ext in extensions):
-        return None
+def _last_build_digest():
     try:
-        with open(os.path.join(c_dir, STAMP_NAME)) as f:
+        with open(STAMP_PATH) as f:
             return f.read()
     except OSError:
         return None
