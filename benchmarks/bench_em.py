@@ -30,6 +30,7 @@ Usage:
     python benchmarks/bench_em.py                      # full run
     python benchmarks/bench_em.py --quick              # smoke run, n / 20
     python benchmarks/bench_em.py --cases full --dtypes float64 --repeats 5
+    python benchmarks/bench_em.py --cases round,separated,anisotropic,correlated
     python benchmarks/bench_em.py --json results.json
 Run with --help for all options. Works without daal4py (its columns are
 skipped) and without a built gaussmix (sklearn/daal4py only).
@@ -52,7 +53,9 @@ import numpy as np
 from scipy import linalg
 from scipy.special import logsumexp
 
-Case = namedtuple("Case", "n d k cov")
+# data: the shape of the clusters, see make_data ("mixed" unless named).
+Case = namedtuple("Case", "n d k cov data", defaults=("mixed",))
+DATA_SHAPES = ("mixed", "round", "separated", "anisotropic", "correlated")
 
 CASES = [
     Case(1_000_000, 2, 3, "full"),
@@ -61,6 +64,14 @@ CASES = [
     Case(100_000, 64, 32, "diag"),
     Case(200_000, 16, 16, "tied"),
     Case(200_000, 16, 16, "spherical"),
+    # issue 17: no per-iteration cliff on separated, anisotropic or correlated
+    # clusters against the round, overlapping ones
+    Case(200_000, 16, 16, "full", "round"),
+    Case(200_000, 16, 16, "full", "separated"),
+    Case(200_000, 16, 16, "full", "anisotropic"),
+    Case(200_000, 16, 16, "full", "correlated"),
+    Case(1_000_000, 2, 3, "full", "anisotropic"),
+    Case(100_000, 64, 32, "diag", "anisotropic"),
 ]
 DTYPES = {"float64": np.float64, "float32": np.float32}
 LIBS = ("gaussmix", "sklearn", "daal4py")
@@ -77,7 +88,8 @@ SLOW_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def case_name(case):
-    return f"n{case.n}_d{case.d}_k{case.k}_{case.cov}"
+    name = f"n{case.n}_d{case.d}_k{case.k}_{case.cov}"
+    return name if case.data == "mixed" else f"{name}_{case.data}"
 
 
 def scaled(case, quick):
@@ -87,21 +99,38 @@ def scaled(case, quick):
 # --------------------------------------------------------------------------- data
 
 
-def make_data(n, d, k, dtype, seed=0):
-    """A reproducible mixture of k Gaussians in d dimensions: random centers,
-    random per-component covariances (eigenvalues in [0.3, 3]), random
-    near-balanced weights (Dirichlet(50))."""
+def make_data(n, d, k, dtype, seed=0, shape="mixed"):
+    """A reproducible mixture of k Gaussians in d dimensions, near-balanced
+    weights (Dirichlet(50)). ``shape``:
+
+    * "mixed": centres N(0, 3^2), covariances with random axes and eigenvalues
+      in [0.3, 3];
+    * "round": centres N(0, 4^2), identity covariances (overlapping blobs);
+    * "separated": as "round" with centres N(0, 40^2);
+    * "anisotropic": centres N(0, 4^2), covariances A A^T with A entries
+      N(0, 1/d) (condition numbers in the hundreds to tens of thousands);
+    * "correlated": as "round" then every row mixed by one shared matrix
+      I + 0.9 (ones / d), so the features are correlated."""
+    if shape not in DATA_SHAPES:
+        raise ValueError(f"unknown data shape {shape!r}; one of {DATA_SHAPES}")
     rng = np.random.default_rng(seed)
-    centers = rng.normal(scale=3.0, size=(k, d))
+    spread = {"mixed": 3.0, "separated": 40.0}.get(shape, 4.0)
+    centers = rng.normal(scale=spread, size=(k, d))
     weights = rng.dirichlet(np.full(k, 50.0))
     labels = rng.choice(k, size=n, p=weights)
     X = np.empty((n, d), dtype=np.float64)
     for c in range(k):
-        q, _ = np.linalg.qr(rng.normal(size=(d, d)))
-        scale = np.sqrt(rng.uniform(0.3, 3.0, size=d))
-        factor = q * scale  # cov_c = factor @ factor.T
+        if shape == "mixed":
+            q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+            factor = q * np.sqrt(rng.uniform(0.3, 3.0, size=d))  # cov_c = factor @ factor.T
+        elif shape == "anisotropic":
+            factor = rng.normal(scale=1.0 / np.sqrt(d), size=(d, d))
+        else:
+            factor = np.eye(d)
         idx = np.flatnonzero(labels == c)
         X[idx] = centers[c] + rng.standard_normal((idx.size, d)) @ factor.T
+    if shape == "correlated":
+        X = X @ (np.eye(d) + 0.9 / d).T
     return np.ascontiguousarray(X, dtype=dtype)
 
 
@@ -479,16 +508,16 @@ class _RssSampler(threading.Thread):
 def memory_child(args):
     """Runs in a fresh process: build data and init, warm the library up on a
     tiny fit (thread pools, BLAS buffers), then measure one fit's peak RSS."""
-    case = Case(args.n, args.d, args.k, args.cov)
+    case = Case(args.n, args.d, args.k, args.cov, args.data)
     dtype = DTYPES[args.dtype]
     runners, skipped = load_libraries([args.lib], args.reg_covar, args.gaussmix_threads)
     if args.lib not in runners:
         print("MEMORY_RESULT " + json.dumps({"error": skipped.get(args.lib)}))
         return
     runner = runners[args.lib]
-    X = make_data(case.n, case.d, case.k, dtype)
+    X = make_data(case.n, case.d, case.k, dtype, shape=case.data)
     init = make_init(X, case.k, case.cov)
-    small = make_data(max(20 * case.k, 2000), case.d, case.k, dtype, seed=2)
+    small = make_data(max(20 * case.k, 2000), case.d, case.k, dtype, seed=2, shape=case.data)
     try:
         runner.fit(small, case._replace(n=small.shape[0]), make_init(small, case.k, case.cov), 2)
     except Exception:
@@ -525,6 +554,7 @@ def memory_child(args):
 def measure_memory(lib, case, dtype_name, args):
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", "--lib", lib,
            "--n", str(case.n), "--d", str(case.d), "--k", str(case.k), "--cov", case.cov,
+           "--data", case.data,
            "--dtype", dtype_name, "--memory-iter", str(args.memory_iter),
            "--reg-covar", repr(args.reg_covar)]
     if args.gaussmix_threads is not None:
@@ -729,7 +759,7 @@ def run(args):
         case = scaled(base, args.quick)
         for dt_name in dtypes:
             t_case = time.perf_counter()
-            X = make_data(case.n, case.d, case.k, DTYPES[dt_name])
+            X = make_data(case.n, case.d, case.k, DTYPES[dt_name], shape=case.data)
             init = make_init(X, case.k, case.cov)
             active = {n: r for n, r in runners.items() if r.supports(case.cov, dt_name)}
             em = time_em(active, X, case, init, args.iters, args.repeats)
@@ -816,6 +846,7 @@ def parse_args(argv=None):
     p.add_argument("--d", type=int, help=argparse.SUPPRESS)
     p.add_argument("--k", type=int, help=argparse.SUPPRESS)
     p.add_argument("--cov", help=argparse.SUPPRESS)
+    p.add_argument("--data", default="mixed", help=argparse.SUPPRESS)
     p.add_argument("--dtype", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.repeats is None:

@@ -19,6 +19,11 @@
 #       statistics one GEMM resp^T [1, f] on the same features. Both GEMMs do
 #       n k d^2 flops, the count of a triangular multiply plus a rank-k update
 #       per component.
+#       Components too far from g for that (_models.COMMON_CENTER_LIMIT) run
+#       as in FULL_BLAS within the same pass: then prec[k, d*d] holds their
+#       U_k and shift_k = mu_k, and zero rows for the others (a Cholesky
+#       factor has a positive diagonal, so U_k[0, 0] == 0 marks a component
+#       around g); prec is empty when no component is far.
 #   FULL_BLAS (full/tied, large d): shift_k = mu_k; per component a
 #       triangular multiply (trmm) and a rank-k update (syrk).
 #   DIAG_GEMM (diag/spherical): around one centre g; coef [2d, k], column k =
@@ -214,8 +219,8 @@ cdef inline ScratchSizes scratch_sizes(Py_ssize_t d, Py_ssize_t k, int mode,
     z.norm = rows * sizeof(double)
     z.xt = d * rows * sizeof(double) if mode == FULL_LOOPS or mode == DIAG_LOOPS else 0
     z.tmp = (d + 1) * rows * sizeof(double) if mode == FULL_LOOPS else 0
-    z.work = rows * d * itemsize if mode == FULL_BLAS else 0
-    z.scatter = d * d * itemsize if mode == FULL_BLAS else 0
+    z.work = rows * d * itemsize if mode == FULL_BLAS or mode == FULL_GEMM else 0
+    z.scatter = d * d * itemsize if mode == FULL_BLAS or mode == FULL_GEMM else 0
     z.feat = feature_rows(d, mode) * width * sizeof(double)
     z.resp = rows * k * sizeof(double) if width > 0 else 0
     z.acc = k * width * sizeof(double)
@@ -255,6 +260,23 @@ cdef inline void chunk_features(const floating *X, Py_ssize_t n_rows, Py_ssize_t
             for b in range(a + 1):
                 f[0] = z[a] * z[b]
                 f += 1
+
+
+cdef inline bint far_component(const floating *prec, Py_ssize_t c,
+                               Py_ssize_t d) noexcept nogil:
+    """FULL_GEMM: component c runs on its own factor prec[c], around its mean."""
+    return prec != NULL and prec[c * d * d] != 0
+
+
+cdef inline Py_ssize_t first_near(const floating *prec, Py_ssize_t k,
+                                  Py_ssize_t d) noexcept nogil:
+    """FULL_GEMM: the first component around the common centre (its shift
+    row is the centre), or k when every one is far."""
+    cdef Py_ssize_t c
+    for c in range(k):
+        if not far_component(prec, c, d):
+            return c
+    return k
 
 
 cdef inline void log_prob_small_full(const double *xt, Py_ssize_t n_rows, Py_ssize_t d,
@@ -330,11 +352,12 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
     cdef double *row
     cdef Py_ssize_t width = feature_width(d, mode)
     cdef Py_ssize_t first, rows, piece = feature_rows(d, mode)
+    cdef Py_ssize_t near = first_near(prec, k, d) if mode == FULL_GEMM else 0
     if mode == DIAG_GEMM or mode == FULL_GEMM:
         first = 0
-        while first < n_rows:
+        while first < n_rows and near < k:
             rows = min(piece, n_rows - first)
-            chunk_features(X + first * d, rows, d, shift, mode, s.feat)
+            chunk_features(X + first * d, rows, d, shift + near * d, mode, s.feat)
             # log p[i, c] row-major from coef^T [width - 1, k]: a GEMM that
             # contracts no two operands along their contiguous axes, which
             # OpenBLAS would run in its slower packed path on these small sizes.
@@ -343,6 +366,10 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
             first += rows
         for c in range(k):
             row = s.lp + c * CHUNK_ROWS
+            if mode == FULL_GEMM and far_component(prec, c, d):
+                log_prob_blas_full(X, n_rows, d, shift + c * d, prec + c * d * d, offsets[c],
+                                   <floating *> s.work, row)
+                continue
             for i in range(n_rows):
                 row[i] = offsets[c] - 0.5 * s.resp[i * k + c]
     elif mode == FULL_LOOPS:
@@ -475,21 +502,28 @@ cdef inline void accumulate_blas(const floating *X, Py_ssize_t n_rows, Py_ssize_
 
 
 cdef inline void prepare_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
-                                    const floating *shift, int mode,
+                                    Py_ssize_t k, const floating *shift,
+                                    const floating *prec, int mode,
                                     Scratch *s) noexcept nogil:
     """Fill what chunk_accumulate reads (when chunk_log_prob has not)."""
+    cdef Py_ssize_t near = first_near(prec, k, d) if mode == FULL_GEMM else 0
     if mode == FULL_LOOPS or mode == DIAG_LOOPS:
         transpose_chunk(X, n_rows, d, s.xt)
-    elif (mode == FULL_GEMM or mode == DIAG_GEMM) and n_rows <= feature_rows(d, mode):
-        chunk_features(X, n_rows, d, shift, mode, s.feat)
+    elif ((mode == FULL_GEMM or mode == DIAG_GEMM) and n_rows <= feature_rows(d, mode)
+          and near < k):
+        chunk_features(X, n_rows, d, shift + near * d, mode, s.feat)
 
 
 cdef inline void add_gemm_statistics(const double *acc, Py_ssize_t k, Py_ssize_t d, int mode,
+                                     const floating *prec,
                                      double *N, double *S, double *W) noexcept nogil:
-    """Add the GEMM modes' per-component sums acc[c] = [N, S, W entries]."""
+    """Add the GEMM modes' per-component sums acc[c] = [N, S, W entries]
+    (but not a far component's, see far_component)."""
     cdef Py_ssize_t c, a, b, width = feature_width(d, mode)
     cdef const double *row
     for c in range(k):
+        if mode == FULL_GEMM and far_component(prec, c, d):
+            continue
         row = acc + c * width
         N[c] += row[0]
         for a in range(d):
@@ -506,7 +540,8 @@ cdef inline void add_gemm_statistics(const double *acc, Py_ssize_t k, Py_ssize_t
 
 
 cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
-                                  Py_ssize_t k, const floating *shift, int mode,
+                                  Py_ssize_t k, const floating *shift,
+                                  const floating *prec, int mode,
                                   Scratch *s, double *N, double *S,
                                   double *W) noexcept nogil:   # INOUT
     """N_c += sum_i r_ic, S_c += sum_i r_ic y_ic, W_c += sum_i r_ic y_ic y_ic^T
@@ -514,20 +549,25 @@ cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize
     r in s.lp (component-major), after prepare_accumulate or chunk_log_prob."""
     cdef Py_ssize_t c, width = feature_width(d, mode)
     cdef Py_ssize_t first, rows, piece = feature_rows(d, mode)
+    cdef Py_ssize_t near = first_near(prec, k, d) if mode == FULL_GEMM else 0
     if mode == DIAG_GEMM or mode == FULL_GEMM:
-        if n_rows <= piece:
+        if n_rows <= piece and near < k:
             gemm_ab(<int> k, <int> width, <int> n_rows, s.lp, <int> CHUNK_ROWS,
                     s.feat, <int> width, s.acc, <int> width)
-            add_gemm_statistics(s.acc, k, d, mode, N, S, W)
-            return
+            add_gemm_statistics(s.acc, k, d, mode, prec, N, S, W)
         first = 0
-        while first < n_rows:
+        while first < n_rows and n_rows > piece and near < k:
             rows = min(piece, n_rows - first)
-            chunk_features(X + first * d, rows, d, shift, mode, s.feat)
+            chunk_features(X + first * d, rows, d, shift + near * d, mode, s.feat)
             gemm_ab(<int> k, <int> width, <int> rows, s.lp + first, <int> CHUNK_ROWS,
                     s.feat, <int> width, s.acc, <int> width)
-            add_gemm_statistics(s.acc, k, d, mode, N, S, W)
+            add_gemm_statistics(s.acc, k, d, mode, prec, N, S, W)
             first += rows
+        for c in range(k):
+            if mode == FULL_GEMM and far_component(prec, c, d):
+                accumulate_blas(X, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
+                                <floating *> s.work, <floating *> s.scatter,
+                                N + c, S + c * d, W + c * d * d)
         return
     for c in range(k):
         if mode == DIAG_LOOPS:

@@ -36,6 +36,7 @@ def check_parameters(X, shift, prec, coef, offsets, mode):
     if prec_shape is not None:
         expect_shape("prec", prec, prec_shape)
     if mode == FULL_GEMM:
+        optional_shape("prec", prec, (k, d * d))   # the far components' factors
         expect_shape("coef", coef, (d + d * (d + 1) // 2, k))
     elif mode == DIAG_GEMM:
         expect_shape("coef", coef, (2 * d, k))

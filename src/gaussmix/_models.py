@@ -30,12 +30,18 @@ MANY_COMPONENTS = 16
 
 # The GEMM modes expand (x - mu_k)^T P_k (x - mu_k) around one centre g, so
 # their log-densities lose about eps * R_k^2 (absolute) and their scatter
-# eps * R_k^2 (relative), R_k the distance from g to component k in units of
-# its narrowest spread: |mu_k - g| * |U_k|_F for full/tied (a bound on the
-# Mahalanobis distance), the Mahalanobis distance for diagonal factors. Their
+# eps * R_k^2 (relative, in the component's own metric), R_k^2 a bound on the
+# squared Mahalanobis distance from g to component k: |m|^T |P_k| |m| for
+# full/tied (m = mu_k - g, P_k = U_k U_k^T, absolute values entrywise: the sum
+# of the magnitudes of the expansion's terms), the Mahalanobis distance for
+# diagonal factors. Their
 # features and statistics are double for float32 X too. Past R^2 = 1e6 (2e-10)
-# a pass falls back to the per-component modes.
+# a pass runs the components beyond it on their own (FULL_GEMM: a trmm and a
+# syrk around their means in the same pass); when more than MAX_FAR_SHARE of
+# them are beyond it, or for diagonal layouts, it falls back to the
+# per-component modes.
 COMMON_CENTER_LIMIT = 1e6
+MAX_FAR_SHARE = 0.5
 
 
 def kernel_mode(covariance_type, n_components, n_features, common_shift=True):
@@ -91,10 +97,15 @@ def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
         reach = np.einsum("ke,ke->k", coef, coef)   # no cross terms
         log_det = np.log(U).sum(axis=1)
     else:
-        reach = np.einsum("kd,kd->k", m, m) * np.einsum("kde,kde->k", U, U)
+        # |m|^T |P| |m| bounds the sum of the magnitudes the GEMM's terms add
+        # up for a row near mu_k (it is at most |m|^2 |U|_F^2, up to d times less)
+        P_abs = np.abs(U @ np.swapaxes(U, 1, 2))
+        reach = np.einsum("kd,kde,ke->k", np.abs(m), P_abs, np.abs(m))
         log_det = np.log(np.diagonal(U, axis1=1, axis2=2)).sum(axis=1)
-    far = not np.all(reach <= COMMON_CENTER_LIMIT)
-    mode = kernel_mode(covariance_type, k, d, common_shift=not far)
+    far = ~(reach <= COMMON_CENTER_LIMIT)
+    mode = kernel_mode(covariance_type, k, d, common_shift=not far.any())
+    if far.any() and far.mean() <= MAX_FAR_SHARE and not layout.diagonal:
+        mode = kernel_mode(covariance_type, k, d, common_shift=True)
     offsets = log_weights + log_det - 0.5 * d * np.log(2 * np.pi)
     common_shift = np.ascontiguousarray(np.broadcast_to(center, (k, d)))
     empty = np.empty((0, 0))
@@ -108,9 +119,14 @@ def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
         Pm = np.einsum("kde,ke->kd", P, m)
         rows, cols = np.tril_indices(d)
         quad = P[:, rows, cols] * np.where(rows == cols, 1.0, 2.0)
-        return KernelParameters(mode, common_shift, empty.astype(dtype),
+        shift, far_factors = common_shift, empty.astype(dtype)
+        if far.any():     # zero rows mark the components around g (_chunks.pxd)
+            shift = np.where(far[:, None], np.asarray(means, dtype=dtype), common_shift)
+            far_factors = np.where(far[:, None], U.reshape(k, d * d), 0.0).astype(dtype)
+        return KernelParameters(mode, shift, far_factors,
                                 np.ascontiguousarray(np.hstack([-2 * Pm, quad]).T),
-                                offsets - 0.5 * np.einsum("kd,kd->k", Pm, m))
+                                np.where(far, offsets,
+                                         offsets - 0.5 * np.einsum("kd,kd->k", Pm, m)))
     factors = U if mode == DIAG_LOOPS else U.reshape(k, d * d)
     return KernelParameters(mode, np.ascontiguousarray(means, dtype=dtype),
                             np.ascontiguousarray(factors, dtype=dtype), empty, offsets)

@@ -20,7 +20,7 @@ from ._kernel_checks import check_accumulators, check_parameters, check_rows, ex
 
 from ._chunks cimport (chunk_log_prob, log_prob_to_resp, prepare_accumulate, chunk_accumulate,
                        scratch_sizes)
-from ._parallel cimport (CHUNK_ROWS, FULL_LOOPS, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS, Scratch,
+from ._parallel cimport (CHUNK_ROWS, FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS, Scratch,
                          ScratchSizes, chunk_rows, count_chunks, run_tasks)
 
 cdef enum:
@@ -69,13 +69,14 @@ cdef void slot_chunk(const floating *X, void *context, Scratch *s, Py_ssize_t ch
     x = X + start * d
     if p.given_resp != NULL:
         copy_given_resp(p, start, rows, 0, k, s.lp)
-        prepare_accumulate(x, rows, d, shift, p.mode, s)
+        prepare_accumulate(x, rows, d, k, shift, <const floating *> p.prec, p.mode, s)
     else:
         chunk_log_prob(x, rows, d, k, shift, <const floating *> p.prec, p.coef, p.offsets,
                        p.mode, s)
         p.loglik[tid] += log_prob_to_resp(s.lp, rows, k, s.norm,
                                           weights + start if weights != NULL else NULL)
-    chunk_accumulate(x, rows, d, k, shift, p.mode, s, p.N + tid * k, p.S + tid * k * d,
+    chunk_accumulate(x, rows, d, k, shift, <const floating *> p.prec, p.mode, s, p.N + tid * k,
+                     p.S + tid * k * d,
                      p.W + tid * k * p.w_size)
 
 
@@ -103,6 +104,8 @@ cdef void group_statistics(const floating *X, void *context, Scratch *s, Py_ssiz
     cdef Py_ssize_t j, start, rows, d = p.d
     cdef Py_ssize_t c0 = group * p.k // p.n_groups, c1 = (group + 1) * p.k // p.n_groups
     cdef const floating *shift = <const floating *> p.shift + c0 * d
+    cdef const floating *prec = (<const floating *> p.prec + c0 * d * d
+                                 if p.mode == FULL_GEMM and p.prec != NULL else NULL)
     cdef Scratch t = s[0]
     for j in range(p.block_chunks):
         chunk_rows(p.first_chunk + j, p.n, &start, &rows)
@@ -110,8 +113,8 @@ cdef void group_statistics(const floating *X, void *context, Scratch *s, Py_ssiz
             copy_given_resp(p, start, rows, c0, c1, t.lp)
         else:
             t.lp = p.block_resp + (j * p.k + c0) * CHUNK_ROWS
-        prepare_accumulate(X + start * d, rows, d, shift, p.mode, &t)
-        chunk_accumulate(X + start * d, rows, d, c1 - c0, shift, p.mode, &t, p.N + c0,
+        prepare_accumulate(X + start * d, rows, d, c1 - c0, shift, prec, p.mode, &t)
+        chunk_accumulate(X + start * d, rows, d, c1 - c0, shift, prec, p.mode, &t, p.N + c0,
                          p.S + c0 * d, p.W + c0 * p.w_size)
 
 
