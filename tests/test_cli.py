@@ -498,6 +498,16 @@ def test_npy_is_memory_mapped(data_dir, X):
     assert table.names == ["x0", "x1"] and table.header is None
 
 
+def test_fit_help_describes_the_data_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _cli.main(["fit", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
+    assert "comma-separated .csv" not in text
+    assert "separated by commas or by --delimiter" in text
+    assert "unless --columns copies the chosen columns" in text
+
+
 def test_demo_and_version(tmp_path):
     demo = run(tmp_path, "demo", "--no-plot")
     assert demo.returncode == 0 and demo.stderr == ""

@@ -173,8 +173,9 @@ def _add_fit_parser(sub):
         description=(
             "Fit gaussmix.GaussianMixture to DATA and print the fitted model. DATA is "
             "a .npy file holding a 2-D numeric array (memory-mapped, not read into "
-            "RAM) or a comma-separated .csv file with one sample per line and an "
-            "optional header line of feature names, which the saved model keeps. "
+            "RAM, unless --columns copies the chosen columns) or a .csv file with one "
+            "sample per line, its fields separated by commas or by --delimiter, and "
+            "an optional header line of feature names, which the saved model keeps. "
             "An unnamed first column holding 0, 1, ..., n-1 (the row index pandas "
             "writes) is dropped. Progress is shown on stderr when stderr is a "
             "terminal, or with --progress."
