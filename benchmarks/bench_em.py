@@ -51,6 +51,7 @@ from collections import namedtuple
 import numpy as np
 from scipy import linalg
 from scipy.special import logsumexp
+from threadpoolctl import threadpool_info
 
 Case = namedtuple("Case", "n d k cov")
 
@@ -333,10 +334,6 @@ def machine_info():
 
 
 def threadpool_summary():
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return []
     keys = ("user_api", "internal_api", "prefix", "version", "num_threads",
             "architecture", "threading_layer", "filepath")
     return [{k: p.get(k) for k in keys} for p in threadpool_info()]
