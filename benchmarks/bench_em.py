@@ -52,6 +52,7 @@ from collections import namedtuple
 import numpy as np
 from scipy import linalg
 from scipy.special import logsumexp
+from threadpoolctl import threadpool_info
 
 # data: the shape of the clusters, see make_data ("mixed" unless named).
 Case = namedtuple("Case", "n d k cov data", defaults=("mixed",))
@@ -362,10 +363,6 @@ def machine_info():
 
 
 def threadpool_summary():
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return []
     keys = ("user_api", "internal_api", "prefix", "version", "num_threads",
             "architecture", "threading_layer", "filepath")
     return [{k: p.get(k) for k in keys} for p in threadpool_info()]

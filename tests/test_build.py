@@ -84,7 +84,6 @@ SHARED_PROCESS = textwrap.dedent("""
 @pytest.mark.parametrize("first, second", [("sklearn", "gaussmix"), ("gaussmix", "sklearn")])
 def test_runs_in_one_process_with_scikit_learn(first, second):
     pytest.importorskip("sklearn")
-    pytest.importorskip("threadpoolctl")
     env = {k: v for k, v in os.environ.items() if k != "KMP_DUPLICATE_LIB_OK"}
     result = subprocess.run([sys.executable, "-c", SHARED_PROCESS, first, second],
                             capture_output=True, text=True, env=env, timeout=300)

@@ -349,6 +349,11 @@ OPTION_ERRORS = [
      "argument --delimiter: expected one character"),
     (["fit", "semicolon.csv", "--n-components", "2"], "use --delimiter ';'"),
     (["fit", "duplicate.csv", "--n-components", "1"], "names column 'a' more than once"),
+    # csv refuses fields over 128 KiB: a one-line error, not csv's traceback
+    (["fit", "huge_header.csv", "--n-components", "1"],
+     "huge_header.csv: the first line is not valid CSV (field larger than field limit"),
+    (["fit", "huge_row.csv", "--n-components", "1"],
+     "huge_row.csv: the first data row is not valid CSV (field larger than field limit"),
     (["fit", "header.csv", "--n-components", "2", "--progress", "--quiet"],
      "argument --quiet: not allowed with argument --progress"),
 ]
@@ -369,6 +374,8 @@ def error_results(tmp_path_factory, X):
     (directory / "three.csv").write_text("1,2,3\n4,5,6\n7,8,9\n")
     (directory / "semicolon.csv").write_text("a;b\n1.5;2\n3;4.5\n")
     (directory / "duplicate.csv").write_text("a,a\n1,2\n3,4\n5,7\n")
+    (directory / "huge_header.csv").write_text("a" * 200_000 + ",b\n1,2\n3,4\n")
+    (directory / "huge_row.csv").write_text("a,b\n" + "1" * 200_000 + ",2\n3,4\n")
     np.save(directory / "data.npy", X)
     np.save(directory / "flat.npy", X[:, 0])
     np.save(directory / "inf.npy", np.array([[1.0, 2.0], [np.inf, 3.0]]))
@@ -489,6 +496,16 @@ def test_npy_is_memory_mapped(data_dir, X):
     assert isinstance(table.X, np.memmap)
     assert_array_equal(table.X, X)
     assert table.names == ["x0", "x1"] and table.header is None
+
+
+def test_fit_help_describes_the_data_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _cli.main(["fit", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
+    assert "comma-separated .csv" not in text
+    assert "separated by commas or by --delimiter" in text
+    assert "unless --columns copies the chosen columns" in text
 
 
 def test_demo_and_version(tmp_path):

@@ -1,7 +1,9 @@
 """save / load round trips, and files that must be refused without running code."""
 import io
 import json
+import os
 import pickle
+import threading
 import warnings
 import zipfile
 
@@ -99,6 +101,32 @@ def test_round_trip_through_file_objects(fitted, faithful_X, tmp_path):
     for loaded in (from_buffer, from_file, from_str_path):
         assert_fitted_params_identical(loaded, fitted)
         assert_array_equal(loaded.predict_proba(faithful_X), fitted.predict_proba(faithful_X))
+
+
+def test_load_reads_a_stream_that_cannot_seek(fitted, faithful_X):
+    buffer = io.BytesIO()
+    fitted.save(buffer)
+    read_end, write_end = os.pipe()
+
+    def write_model():
+        with os.fdopen(write_end, "wb") as pipe:
+            pipe.write(buffer.getvalue())
+
+    writer = threading.Thread(target=write_model)
+    writer.start()
+    with os.fdopen(read_end, "rb") as pipe:
+        assert not pipe.seekable()
+        loaded = gaussmix.load(pipe)
+    writer.join()
+    assert_fitted_params_identical(loaded, fitted)
+    assert_array_equal(loaded.predict_proba(faithful_X), fitted.predict_proba(faithful_X))
+
+
+def test_load_refuses_bytes_and_says_to_wrap_them(fitted):
+    buffer = io.BytesIO()
+    fitted.save(buffer)
+    with pytest.raises(TypeError, match=r"path or a binary file object.*io\.BytesIO"):
+        gaussmix.load(buffer.getvalue())
 
 
 def test_damaged_file_object_names_the_file(fitted, tmp_path):
@@ -200,6 +228,29 @@ def _negate_covariances_and_rehash(arrays):
     header = header_of(arrays)
     header["sha256"] = _digest(header, {k: v for k, v in arrays.items() if k != "header"})
     set_header(arrays, header)
+
+
+def _rehash(arrays, header):
+    from gaussmix._persistence import _digest
+
+    header["sha256"] = _digest(header, {k: v for k, v in arrays.items() if k != "header"})
+    set_header(arrays, header)
+
+
+@pytest.mark.parametrize("lower_bounds", [
+    "abc", 5, None, {"a": 1.0}, [1.0, "x"], [1.0, None], [True], [float("nan")], [10 ** 400],
+])
+def test_rehashed_file_with_malformed_lower_bounds_is_refused(fitted, tmp_path, lower_bounds):
+    def edit(arrays):
+        header = header_of(arrays)
+        header["attributes"]["lower_bounds_"] = lower_bounds
+        _rehash(arrays, header)
+
+    path = tmp_path / "m.npz"
+    fitted.save(path)
+    rewrite(path, edit)
+    with pytest.raises(ModelFileError, match="lower_bounds_ is not a list of numbers"):
+        gaussmix.load(path)
 
 
 def _bump_version(arrays):

@@ -173,8 +173,9 @@ def _add_fit_parser(sub):
         description=(
             "Fit gaussmix.GaussianMixture to DATA and print the fitted model. DATA is "
             "a .npy file holding a 2-D numeric array (memory-mapped, not read into "
-            "RAM) or a comma-separated .csv file with one sample per line and an "
-            "optional header line of feature names, which the saved model keeps. "
+            "RAM, unless --columns copies the chosen columns) or a .csv file with one "
+            "sample per line, its fields separated by commas or by --delimiter, and "
+            "an optional header line of feature names, which the saved model keeps. "
             "An unnamed first column holding 0, 1, ..., n-1 (the row index pandas "
             "writes) is dropped. Progress is shown on stderr when stderr is a "
             "terminal, or with --progress."
@@ -359,7 +360,7 @@ def _read_csv(path, delimiter, columns):
     try:
         with open(path, encoding="utf-8-sig", newline="") as file:
             first = file.readline()
-            fields = next(csv.reader([first], delimiter=delimiter), [])
+            fields = _csv_fields(first, delimiter, f"{path}: the first line")
             if _all_floats(fields):
                 header, text = None, first + file.read()
             else:
@@ -369,7 +370,7 @@ def _read_csv(path, delimiter, columns):
     if not text.strip():
         raise ValueError(f"{path}: no data rows")
     first_row = _first_line(text)
-    n_columns = len(next(csv.reader([first_row], delimiter=delimiter), []))
+    n_columns = len(_csv_fields(first_row, delimiter, f"{path}: the first data row"))
     if header is not None and len(header) != n_columns:
         raise ValueError(f"{path}: the header has {len(header)} names but the rows "
                          f"have {n_columns} values{_delimiter_hint(first, delimiter)}")
@@ -389,6 +390,15 @@ def _read_csv(path, delimiter, columns):
                           "with --columns to keep it")
             X, used = X[:, 1:], used[1:]
     return X, _column_names(header, used, path)
+
+
+def _csv_fields(line, delimiter, where):
+    """The fields of one CSV ``line``; csv's errors (a field over its size limit) become
+    a ValueError that says ``where`` the line is."""
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise ValueError(f"{where} is not valid CSV ({exc})") from None
 
 
 def _first_line(text):

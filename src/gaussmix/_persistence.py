@@ -30,6 +30,7 @@ every byte that makes up the model, so the model loaded is the one saved.
 Longer trailing data hides the end record, and the file is refused.
 """
 import hashlib
+import io
 import json
 import lzma
 import numbers
@@ -215,8 +216,10 @@ def load(file):
     Parameters
     ----------
     file : str, os.PathLike or binary file object
-        A path, or a seekable file object opened for binary reading (an open
-        file, ``io.BytesIO``), read from its current position and left open.
+        A path, or a file object opened for binary reading (an open file,
+        ``io.BytesIO``), read from its current position and left open. A
+        stream that cannot seek (a pipe, a socket) is read into memory first.
+        To load bytes, wrap them: ``load(io.BytesIO(data))``.
 
     Returns
     -------
@@ -233,11 +236,24 @@ def load(file):
         executed.
     OSError
         The path cannot be opened (missing file, no permission).
+    TypeError
+        ``file`` is bytes: a path or a binary file object is expected.
     """
+    if isinstance(file, (bytes, bytearray, memoryview)):
+        raise TypeError("load takes a path or a binary file object, not bytes; "
+                        "to load a model held in bytes, pass io.BytesIO(data)")
     if _is_path(file):
         with open(os.fspath(file), "rb") as opened:
             return _load(opened, os.fsdecode(file))
-    return _load(file, getattr(file, "name", None) or "file object")
+    name = getattr(file, "name", None) or "file object"
+    if not _is_seekable(file):
+        file = io.BytesIO(file.read())  # an .npz is a zip file: reading it needs seeks
+    return _load(file, name)
+
+
+def _is_seekable(file):
+    seekable = getattr(file, "seekable", None)
+    return seekable is not None and seekable()
 
 
 def _load(file, path):
@@ -292,7 +308,7 @@ def _load(file, path):
             setattr(estimator, name, kind(value))
     if attributes.get("n_features_in_", d) != d:
         raise ModelFileError(f"{path}: n_features_in_ does not match means_.")
-    estimator.lower_bounds_ = [float(v) for v in attributes.get("lower_bounds_", [])]
+    estimator.lower_bounds_ = _lower_bounds(attributes.get("lower_bounds_", []), path)
     names = attributes.get("feature_names_in_")
     if names is not None:
         if not (isinstance(names, list) and len(names) == d
@@ -304,6 +320,18 @@ def _load(file, path):
         estimator._stream = RunningStatistics(*(arrays[f"stream.{name}"]
                                                 for name in _STREAM_ARRAYS))
     return estimator
+
+
+def _lower_bounds(value, path):
+    """``value`` as a list of floats (infinities allowed, NaN not), or ModelFileError."""
+    if isinstance(value, list) and all(type(v) in (int, float) for v in value):
+        try:
+            bounds = [float(v) for v in value]
+        except OverflowError:  # an integer beyond float range
+            bounds = None
+        if bounds is not None and not np.isnan(bounds).any():
+            return bounds
+    raise ModelFileError(f"{path}: lower_bounds_ is not a list of numbers.")
 
 
 def _parameters(arrays):
