@@ -253,6 +253,23 @@ def test_rehashed_file_with_malformed_lower_bounds_is_refused(fitted, tmp_path, 
         gaussmix.load(path)
 
 
+@pytest.mark.parametrize("name, value", [
+    ("lower_bound_", 10 ** 400), ("lower_bound_", float("nan")), ("lower_bound_", "x"),
+    ("n_iter_", 2.5), ("n_iter_", True), ("converged_", 1), ("n_features_in_", None),
+])
+def test_rehashed_file_with_malformed_scalar_attribute_is_refused(fitted, tmp_path, name, value):
+    def edit(arrays):
+        header = header_of(arrays)
+        header["attributes"][name] = value
+        _rehash(arrays, header)
+
+    path = tmp_path / "m.npz"
+    fitted.save(path)
+    rewrite(path, edit)
+    with pytest.raises(ModelFileError, match=f"attribute {name} has the wrong type or value"):
+        gaussmix.load(path)
+
+
 def _bump_version(arrays):
     header = header_of(arrays)
     header["format_version"] = 99

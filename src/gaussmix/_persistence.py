@@ -302,10 +302,7 @@ def _load(file, path):
 
     for name, kind in _SCALAR_ATTRIBUTES.items():
         if name in attributes:
-            value = attributes[name]
-            if not isinstance(value, (int, float)) or (kind is not float and isinstance(value, float)):
-                raise ModelFileError(f"{path}: attribute {name} has the wrong type.")
-            setattr(estimator, name, kind(value))
+            setattr(estimator, name, _scalar(attributes[name], kind, name, path))
     if attributes.get("n_features_in_", d) != d:
         raise ModelFileError(f"{path}: n_features_in_ does not match means_.")
     estimator.lower_bounds_ = _lower_bounds(attributes.get("lower_bounds_", []), path)
@@ -320,6 +317,20 @@ def _load(file, path):
         estimator._stream = RunningStatistics(*(arrays[f"stream.{name}"]
                                                 for name in _STREAM_ARRAYS))
     return estimator
+
+
+def _scalar(value, kind, name, path):
+    """A saved scalar attribute as ``kind`` (bool, int or float: infinities
+    allowed, NaN not), or ModelFileError."""
+    allowed = {bool: (bool,), int: (int,), float: (int, float)}[kind]
+    if type(value) in allowed:
+        try:
+            converted = kind(value)
+        except OverflowError:  # an integer beyond float range
+            converted = None
+        if converted is not None and converted == converted:  # not NaN
+            return converted
+    raise ModelFileError(f"{path}: attribute {name} has the wrong type or value.")
 
 
 def _lower_bounds(value, path):
