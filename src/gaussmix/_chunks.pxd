@@ -147,6 +147,42 @@ cdef extern from *:
         for (Py_ssize_t i = 0; i < n; i++) s += r[i] * (x[i] - cx) * (y[i] - cy);
         return s;
     }
+    /* FULL_LOOPS, d == 2: q = offset - 0.5 |(x - mu) U|^2 in one pass over
+       the transposed chunk, U = [[u00, u01], [0, u11]]. */
+    static void gaussmix_log_prob_full2(const double *x0, const double *x1, Py_ssize_t n,
+                                        double m0, double m1, double u00, double u01,
+                                        double u11, double offset, double *q) {
+        #pragma omp simd
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double t0 = x0[i] - m0, t1 = x1[i] - m1;
+            double y0 = t0 * u00, y1 = t0 * u01 + t1 * u11;
+            q[i] = offset - 0.5 * (y0 * y0 + y1 * y1);
+        }
+    }
+    /* FULL_LOOPS, d == 2: one component's N, S and lower(W) in one pass:
+       acc += [sum r, sum r t0, sum r t1, sum r t0^2, sum r t1 t0, sum r t1^2],
+       t = x - c. */
+    static void gaussmix_accumulate2(const double *r, const double *x0, const double *x1,
+                                     double c0, double c1, Py_ssize_t n, double *acc) {
+        double n0 = 0.0, s0 = 0.0, s1 = 0.0, w00 = 0.0, w10 = 0.0, w11 = 0.0;
+        #pragma omp simd reduction(+:n0,s0,s1,w00,w10,w11)
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double t0 = x0[i] - c0, t1 = x1[i] - c1;
+            double rt0 = r[i] * t0, rt1 = r[i] * t1;
+            n0 += r[i];
+            s0 += rt0;
+            s1 += rt1;
+            w00 += rt0 * t0;
+            w10 += rt1 * t0;
+            w11 += rt1 * t1;
+        }
+        acc[0] += n0;
+        acc[1] += s0;
+        acc[2] += s1;
+        acc[3] += w00;
+        acc[4] += w10;
+        acc[5] += w11;
+    }
     /* sum of squares, accumulated in double */
     static double gaussmix_sumsq_d(const double *x, Py_ssize_t n) {
         double s = 0.0;
@@ -168,6 +204,13 @@ cdef extern from *:
                                     Py_ssize_t n, double *s1, double *s2) noexcept nogil
     double cross "gaussmix_cross"(const double *r, const double *x, double cx,
                                   const double *y, double cy, Py_ssize_t n) noexcept nogil
+    void log_prob_full2 "gaussmix_log_prob_full2"(const double *x0, const double *x1,
+                                                  Py_ssize_t n, double m0, double m1,
+                                                  double u00, double u01, double u11,
+                                                  double offset, double *q) noexcept nogil
+    void accumulate2 "gaussmix_accumulate2"(const double *r, const double *x0,
+                                            const double *x1, double c0, double c1,
+                                            Py_ssize_t n, double *acc) noexcept nogil
     double sumsq_d "gaussmix_sumsq_d"(const double *x, Py_ssize_t n) noexcept nogil
     double sumsq_f "gaussmix_sumsq_f"(const float *x, Py_ssize_t n) noexcept nogil
 
@@ -372,6 +415,12 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
                 continue
             for i in range(n_rows):
                 row[i] = offsets[c] - 0.5 * s.resp[i * k + c]
+    elif mode == FULL_LOOPS and d == 2:
+        transpose_chunk(X, n_rows, d, s.xt)
+        for c in range(k):
+            log_prob_full2(s.xt, s.xt + CHUNK_ROWS, n_rows, shift[2 * c], shift[2 * c + 1],
+                           prec[4 * c], prec[4 * c + 1], prec[4 * c + 3], offsets[c],
+                           s.lp + c * CHUNK_ROWS)
     elif mode == FULL_LOOPS:
         transpose_chunk(X, n_rows, d, s.xt)
         for c in range(k):
@@ -475,6 +524,21 @@ cdef inline void accumulate_transposed(const double *xt, Py_ssize_t n_rows, Py_s
                                   xt + b * CHUNK_ROWS, shift[b], n_rows)
 
 
+cdef inline void accumulate_full2(const double *xt, Py_ssize_t n_rows, const double *r,
+                                  const floating *shift,
+                                  double *N, double *S, double *W) noexcept nogil:
+    """accumulate_transposed for d == 2, all sums in one pass."""
+    cdef double acc[6]
+    acc[:] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    accumulate2(r, xt, xt + CHUNK_ROWS, shift[0], shift[1], n_rows, acc)
+    N[0] += acc[0]
+    S[0] += acc[1]
+    S[1] += acc[2]
+    W[0] += acc[3]
+    W[2] += acc[4]
+    W[3] += acc[5]
+
+
 cdef inline void accumulate_blas(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
                                  const double *r, const floating *shift,
                                  floating *work, floating *scatter,
@@ -573,6 +637,9 @@ cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize
         if mode == DIAG_LOOPS:
             accumulate_transposed(s.xt, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
                                   True, N + c, S + c * d, W + c * d)
+        elif mode == FULL_LOOPS and d == 2:
+            accumulate_full2(s.xt, n_rows, s.lp + c * CHUNK_ROWS, shift + 2 * c,
+                             N + c, S + 2 * c, W + 4 * c)
         elif mode == FULL_LOOPS:
             accumulate_transposed(s.xt, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
                                   False, N + c, S + c * d, W + c * d * d)
