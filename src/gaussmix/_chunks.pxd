@@ -50,36 +50,40 @@ cdef extern from *:
     """
     #include <stdint.h>
     #include <string.h>
-    static void gaussmix_exp_inplace(double *x, Py_ssize_t n) {
+    /* x[i] := exp(x[i] - shift[i]); total[i] := x[i] (first) or += x[i]:
+       one pass per component of normalize(). */
+    static void gaussmix_exp_shifted_sum(double *restrict x, const double *restrict shift,
+                                         double *restrict total, Py_ssize_t n, int first) {
         const double magic = 6755399441055744.0;  /* 1.5 * 2^52: rounds to integer */
+        if (first)
+            for (Py_ssize_t i = 0; i < n; i++) total[i] = 0.0;
+        #pragma omp simd
         for (Py_ssize_t i = 0; i < n; i++) {
-            double v = x[i];
+            double v = x[i] - shift[i];
             double keep = v > -708.0 ? 1.0 : 0.0;
             v = v > -708.0 ? v : -708.0;
             double t = v * 1.4426950408889634 + magic;
             double kf = t - magic;
             double r = v - kf * 6.93147180369123816490e-01;
             r = r - kf * 1.90821492927058770002e-10;
-            double p = 1.0 / 6227020800.0;
-            p = p * r + 1.0 / 479001600.0;
-            p = p * r + 1.0 / 39916800.0;
-            p = p * r + 1.0 / 3628800.0;
-            p = p * r + 1.0 / 362880.0;
-            p = p * r + 1.0 / 40320.0;
-            p = p * r + 1.0 / 5040.0;
-            p = p * r + 1.0 / 720.0;
-            p = p * r + 1.0 / 120.0;
-            p = p * r + 1.0 / 24.0;
-            p = p * r + 1.0 / 6.0;
-            p = p * r + 0.5;
-            p = p * r + 1.0;
-            p = p * r + 1.0;
+            /* sum r^j / j!, j <= 13, in Estrin's scheme: a chain of 4 products
+               instead of Horner's 13, so consecutive rows overlap */
+            double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+            double a0 = 1.0 + r, a1 = 0.5 + r * (1.0 / 6.0);
+            double a2 = 1.0 / 24.0 + r * (1.0 / 120.0), a3 = 1.0 / 720.0 + r * (1.0 / 5040.0);
+            double a4 = 1.0 / 40320.0 + r * (1.0 / 362880.0);
+            double a5 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0);
+            double a6 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
+            double b0 = a0 + r2 * a1, b1 = a2 + r2 * a3, b2 = a4 + r2 * a5;
+            double p = (b0 + r4 * b1) + r8 * (b2 + r4 * a6);
             uint64_t bits;
             memcpy(&bits, &t, sizeof bits);    /* low bits of t hold k */
             bits = (bits + 1023u) << 52;
             double scale;
             memcpy(&scale, &bits, sizeof scale);
-            x[i] = p * scale * keep;
+            double e = p * scale * keep;
+            x[i] = e;
+            total[i] += e;
         }
     }
 
@@ -197,7 +201,9 @@ cdef extern from *:
         return s;
     }
     """
-    void exp_inplace "gaussmix_exp_inplace"(double *x, Py_ssize_t n) noexcept nogil
+    void exp_shifted_sum "gaussmix_exp_shifted_sum"(double *x, const double *shift,
+                                                    double *total, Py_ssize_t n,
+                                                    int first) noexcept nogil
     void log_inplace "gaussmix_log_inplace"(double *x, Py_ssize_t n) noexcept nogil
     double row_sum "gaussmix_sum"(const double *r, Py_ssize_t n) noexcept nogil
     void moments "gaussmix_moments"(const double *r, const double *x, double c,
@@ -460,16 +466,7 @@ cdef inline void normalize(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
         if log_norm[i] == -INFINITY:
             log_norm[i] = 0.0
     for c in range(k):
-        row = lp + c * CHUNK_ROWS
-        for i in range(n_rows):
-            row[i] = row[i] - log_norm[i]
-        exp_inplace(row, n_rows)
-    for i in range(n_rows):
-        total[i] = lp[i]
-    for c in range(1, k):
-        row = lp + c * CHUNK_ROWS
-        for i in range(n_rows):
-            total[i] += row[i]
+        exp_shifted_sum(lp + c * CHUNK_ROWS, log_norm, total, n_rows, c == 0)
     for i in range(n_rows):      # total is in [1, k]: its largest term is exp(0)
         log_total[i] = total[i] if total[i] > 0.0 else 1.0
     log_inplace(log_total, n_rows)
