@@ -279,6 +279,11 @@ cdef inline ScratchSizes scratch_sizes(Py_ssize_t d, Py_ssize_t k, int mode,
 cdef inline void transpose_chunk(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
                                  double *xt) noexcept nogil:
     cdef Py_ssize_t i, j
+    if d == 2:                # fixed stride: the compiler vectorises it
+        for i in range(n_rows):
+            xt[i] = X[2 * i]
+            xt[CHUNK_ROWS + i] = X[2 * i + 1]
+        return
     for i in range(n_rows):
         for j in range(d):
             xt[j * CHUNK_ROWS + i] = X[i * d + j]
