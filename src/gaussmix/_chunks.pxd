@@ -539,9 +539,7 @@ cdef inline double log_prob_to_resp(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
         shifted_exp(lp, n_rows, k, log_norm, row_total)
         total = sum_log_totals(row_total, n_rows)
         scale_rows(lp, n_rows, k, row_total)
-        for i in range(n_rows):
-            total += log_norm[i]
-        return total
+        return total + row_sum(log_norm, n_rows)
     normalize(lp, n_rows, k, log_norm)
     for i in range(n_rows):
         w = sample_weight[i]
