@@ -50,36 +50,40 @@ cdef extern from *:
     """
     #include <stdint.h>
     #include <string.h>
-    static void gaussmix_exp_inplace(double *x, Py_ssize_t n) {
+    /* x[i] := exp(x[i] - shift[i]); total[i] := x[i] (first) or += x[i]:
+       one pass per component of normalize(). */
+    static void gaussmix_exp_shifted_sum(double *restrict x, const double *restrict shift,
+                                         double *restrict total, Py_ssize_t n, int first) {
         const double magic = 6755399441055744.0;  /* 1.5 * 2^52: rounds to integer */
+        if (first)
+            for (Py_ssize_t i = 0; i < n; i++) total[i] = 0.0;
+        #pragma omp simd
         for (Py_ssize_t i = 0; i < n; i++) {
-            double v = x[i];
+            double v = x[i] - shift[i];
             double keep = v > -708.0 ? 1.0 : 0.0;
             v = v > -708.0 ? v : -708.0;
             double t = v * 1.4426950408889634 + magic;
             double kf = t - magic;
             double r = v - kf * 6.93147180369123816490e-01;
             r = r - kf * 1.90821492927058770002e-10;
-            double p = 1.0 / 6227020800.0;
-            p = p * r + 1.0 / 479001600.0;
-            p = p * r + 1.0 / 39916800.0;
-            p = p * r + 1.0 / 3628800.0;
-            p = p * r + 1.0 / 362880.0;
-            p = p * r + 1.0 / 40320.0;
-            p = p * r + 1.0 / 5040.0;
-            p = p * r + 1.0 / 720.0;
-            p = p * r + 1.0 / 120.0;
-            p = p * r + 1.0 / 24.0;
-            p = p * r + 1.0 / 6.0;
-            p = p * r + 0.5;
-            p = p * r + 1.0;
-            p = p * r + 1.0;
+            /* sum r^j / j!, j <= 13, in Estrin's scheme: a chain of 4 products
+               instead of Horner's 13, so consecutive rows overlap */
+            double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+            double a0 = 1.0 + r, a1 = 0.5 + r * (1.0 / 6.0);
+            double a2 = 1.0 / 24.0 + r * (1.0 / 120.0), a3 = 1.0 / 720.0 + r * (1.0 / 5040.0);
+            double a4 = 1.0 / 40320.0 + r * (1.0 / 362880.0);
+            double a5 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0);
+            double a6 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
+            double b0 = a0 + r2 * a1, b1 = a2 + r2 * a3, b2 = a4 + r2 * a5;
+            double p = (b0 + r4 * b1) + r8 * (b2 + r4 * a6);
             uint64_t bits;
             memcpy(&bits, &t, sizeof bits);    /* low bits of t hold k */
             bits = (bits + 1023u) << 52;
             double scale;
             memcpy(&scale, &bits, sizeof scale);
-            x[i] = p * scale * keep;
+            double e = p * scale * keep;
+            x[i] = e;
+            total[i] += e;
         }
     }
 
@@ -117,6 +121,28 @@ cdef extern from *:
                    + (2.0 * s + (2.0 * p + e * 1.90821492927058770002e-10));
         }
     }
+    /* sum_i log(total[i]) for total[i] in [1, k] or 0 (then -inf), as the
+       logs of 16 products of at most n / 16 totals each: one log per 8 rows
+       of a chunk instead of one per row. Sets total[i] := 1 / total[i] where
+       total[i] > 0. */
+    static double gaussmix_sum_log_totals(double *restrict total, Py_ssize_t n) {
+        double prod[16], s = 0.0;
+        int zero = 0;
+        Py_ssize_t base = 0;
+        for (int j = 0; j < 16; j++) prod[j] = 1.0;
+        for (; base + 16 <= n; base += 16)
+            for (int j = 0; j < 16; j++) prod[j] *= total[base + j];
+        for (Py_ssize_t i = base; i < n; i++) prod[i - base] *= total[i];
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double t = total[i];
+            zero |= !(t > 0.0);
+            total[i] = t > 0.0 ? 1.0 / t : t;
+        }
+        if (zero) return -INFINITY;
+        gaussmix_log_inplace(prod, 16);
+        for (int j = 0; j < 16; j++) s += prod[j];
+        return s;
+    }
     /* Reductions over the rows of a chunk. The simd pragma lets the compiler
        reassociate the sums (vectorise them); the order is fixed per build, so
        results stay reproducible. */
@@ -147,6 +173,42 @@ cdef extern from *:
         for (Py_ssize_t i = 0; i < n; i++) s += r[i] * (x[i] - cx) * (y[i] - cy);
         return s;
     }
+    /* FULL_LOOPS, d == 2: q = offset - 0.5 |(x - mu) U|^2 in one pass over
+       the transposed chunk, U = [[u00, u01], [0, u11]]. */
+    static void gaussmix_log_prob_full2(const double *x0, const double *x1, Py_ssize_t n,
+                                        double m0, double m1, double u00, double u01,
+                                        double u11, double offset, double *q) {
+        #pragma omp simd
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double t0 = x0[i] - m0, t1 = x1[i] - m1;
+            double y0 = t0 * u00, y1 = t0 * u01 + t1 * u11;
+            q[i] = offset - 0.5 * (y0 * y0 + y1 * y1);
+        }
+    }
+    /* FULL_LOOPS, d == 2: one component's N, S and lower(W) in one pass:
+       acc += [sum r, sum r t0, sum r t1, sum r t0^2, sum r t1 t0, sum r t1^2],
+       t = x - c. */
+    static void gaussmix_accumulate2(const double *r, const double *x0, const double *x1,
+                                     double c0, double c1, Py_ssize_t n, double *acc) {
+        double n0 = 0.0, s0 = 0.0, s1 = 0.0, w00 = 0.0, w10 = 0.0, w11 = 0.0;
+        #pragma omp simd reduction(+:n0,s0,s1,w00,w10,w11)
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double t0 = x0[i] - c0, t1 = x1[i] - c1;
+            double rt0 = r[i] * t0, rt1 = r[i] * t1;
+            n0 += r[i];
+            s0 += rt0;
+            s1 += rt1;
+            w00 += rt0 * t0;
+            w10 += rt1 * t0;
+            w11 += rt1 * t1;
+        }
+        acc[0] += n0;
+        acc[1] += s0;
+        acc[2] += s1;
+        acc[3] += w00;
+        acc[4] += w10;
+        acc[5] += w11;
+    }
     /* sum of squares, accumulated in double */
     static double gaussmix_sumsq_d(const double *x, Py_ssize_t n) {
         double s = 0.0;
@@ -161,13 +223,23 @@ cdef extern from *:
         return s;
     }
     """
-    void exp_inplace "gaussmix_exp_inplace"(double *x, Py_ssize_t n) noexcept nogil
+    void exp_shifted_sum "gaussmix_exp_shifted_sum"(double *x, const double *shift,
+                                                    double *total, Py_ssize_t n,
+                                                    int first) noexcept nogil
     void log_inplace "gaussmix_log_inplace"(double *x, Py_ssize_t n) noexcept nogil
+    double sum_log_totals "gaussmix_sum_log_totals"(double *total, Py_ssize_t n) noexcept nogil
     double row_sum "gaussmix_sum"(const double *r, Py_ssize_t n) noexcept nogil
     void moments "gaussmix_moments"(const double *r, const double *x, double c,
                                     Py_ssize_t n, double *s1, double *s2) noexcept nogil
     double cross "gaussmix_cross"(const double *r, const double *x, double cx,
                                   const double *y, double cy, Py_ssize_t n) noexcept nogil
+    void log_prob_full2 "gaussmix_log_prob_full2"(const double *x0, const double *x1,
+                                                  Py_ssize_t n, double m0, double m1,
+                                                  double u00, double u01, double u11,
+                                                  double offset, double *q) noexcept nogil
+    void accumulate2 "gaussmix_accumulate2"(const double *r, const double *x0,
+                                            const double *x1, double c0, double c1,
+                                            Py_ssize_t n, double *acc) noexcept nogil
     double sumsq_d "gaussmix_sumsq_d"(const double *x, Py_ssize_t n) noexcept nogil
     double sumsq_f "gaussmix_sumsq_f"(const float *x, Py_ssize_t n) noexcept nogil
 
@@ -230,6 +302,11 @@ cdef inline ScratchSizes scratch_sizes(Py_ssize_t d, Py_ssize_t k, int mode,
 cdef inline void transpose_chunk(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
                                  double *xt) noexcept nogil:
     cdef Py_ssize_t i, j
+    if d == 2:                # fixed stride: the compiler vectorises it
+        for i in range(n_rows):
+            xt[i] = X[2 * i]
+            xt[CHUNK_ROWS + i] = X[2 * i + 1]
+        return
     for i in range(n_rows):
         for j in range(d):
             xt[j * CHUNK_ROWS + i] = X[i * d + j]
@@ -372,6 +449,12 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
                 continue
             for i in range(n_rows):
                 row[i] = offsets[c] - 0.5 * s.resp[i * k + c]
+    elif mode == FULL_LOOPS and d == 2:
+        transpose_chunk(X, n_rows, d, s.xt)
+        for c in range(k):
+            log_prob_full2(s.xt, s.xt + CHUNK_ROWS, n_rows, shift[2 * c], shift[2 * c + 1],
+                           prec[4 * c], prec[4 * c + 1], prec[4 * c + 3], offsets[c],
+                           s.lp + c * CHUNK_ROWS)
     elif mode == FULL_LOOPS:
         transpose_chunk(X, n_rows, d, s.xt)
         for c in range(k):
@@ -388,6 +471,38 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
                                <floating *> s.work, s.lp + c * CHUNK_ROWS)
 
 
+cdef inline void shifted_exp(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
+                             double *row_max,       # OUT [n_rows]
+                             double *total) noexcept nogil:  # OUT [n_rows]
+    """lp[c, i] := exp(lp[c, i] - row_max[i]), row_max[i] = max_c lp[c, i]
+    (0 for a row that is -inf everywhere), total[i] = sum_c lp[c, i], in [1, k] or 0."""
+    cdef Py_ssize_t i, c
+    cdef double v
+    cdef double *row
+    for i in range(n_rows):
+        row_max[i] = lp[i]
+    for c in range(1, k):
+        row = lp + c * CHUNK_ROWS
+        for i in range(n_rows):
+            v = row[i]
+            row_max[i] = v if v > row_max[i] else row_max[i]
+    for i in range(n_rows):
+        if row_max[i] == -INFINITY:
+            row_max[i] = 0.0
+    for c in range(k):
+        exp_shifted_sum(lp + c * CHUNK_ROWS, row_max, total, n_rows, c == 0)
+
+
+cdef inline void scale_rows(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
+                            const double *factor) noexcept nogil:
+    cdef Py_ssize_t i, c
+    cdef double *row
+    for c in range(k):
+        row = lp + c * CHUNK_ROWS
+        for i in range(n_rows):
+            row[i] *= factor[i]
+
+
 cdef inline void normalize(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
                            double *log_norm) noexcept nogil:      # OUT [n_rows]
     """lp[c, i] := exp(lp[c, i] - log_norm[i]), log_norm[i] = logsumexp_c lp[c, i].
@@ -397,30 +512,8 @@ cdef inline void normalize(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
     A row that is -inf everywhere gets probabilities 0 and log_norm -inf."""
     cdef double total[CHUNK_ROWS]
     cdef double log_total[CHUNK_ROWS]
-    cdef Py_ssize_t i, c
-    cdef double v
-    cdef double *row
-    for i in range(n_rows):
-        log_norm[i] = lp[i]
-    for c in range(1, k):
-        row = lp + c * CHUNK_ROWS
-        for i in range(n_rows):
-            v = row[i]
-            log_norm[i] = v if v > log_norm[i] else log_norm[i]
-    for i in range(n_rows):
-        if log_norm[i] == -INFINITY:
-            log_norm[i] = 0.0
-    for c in range(k):
-        row = lp + c * CHUNK_ROWS
-        for i in range(n_rows):
-            row[i] = row[i] - log_norm[i]
-        exp_inplace(row, n_rows)
-    for i in range(n_rows):
-        total[i] = lp[i]
-    for c in range(1, k):
-        row = lp + c * CHUNK_ROWS
-        for i in range(n_rows):
-            total[i] += row[i]
+    cdef Py_ssize_t i
+    shifted_exp(lp, n_rows, k, log_norm, total)
     for i in range(n_rows):      # total is in [1, k]: its largest term is exp(0)
         log_total[i] = total[i] if total[i] > 0.0 else 1.0
     log_inplace(log_total, n_rows)
@@ -430,10 +523,7 @@ cdef inline void normalize(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
             total[i] = 1.0 / total[i]
         else:
             log_norm[i] = -INFINITY
-    for c in range(k):
-        row = lp + c * CHUNK_ROWS
-        for i in range(n_rows):
-            row[i] *= total[i]
+    scale_rows(lp, n_rows, k, total)
 
 
 cdef inline double log_prob_to_resp(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
@@ -444,11 +534,13 @@ cdef inline double log_prob_to_resp(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
     sample_weight is NULL for unit weights."""
     cdef Py_ssize_t i, c
     cdef double w, total = 0.0
+    cdef double row_total[CHUNK_ROWS]
+    if sample_weight == NULL:       # only the sum of the log-normalisers is needed
+        shifted_exp(lp, n_rows, k, log_norm, row_total)
+        total = sum_log_totals(row_total, n_rows)
+        scale_rows(lp, n_rows, k, row_total)
+        return total + row_sum(log_norm, n_rows)
     normalize(lp, n_rows, k, log_norm)
-    if sample_weight == NULL:
-        for i in range(n_rows):
-            total += log_norm[i]
-        return total
     for i in range(n_rows):
         w = sample_weight[i]
         if w != 0.0:                  # a zero-weight row adds nothing, even at -inf
@@ -473,6 +565,21 @@ cdef inline void accumulate_transposed(const double *xt, Py_ssize_t n_rows, Py_s
         for b in range(a):
             W[a * d + b] += cross(r, xt + a * CHUNK_ROWS, shift[a],
                                   xt + b * CHUNK_ROWS, shift[b], n_rows)
+
+
+cdef inline void accumulate_full2(const double *xt, Py_ssize_t n_rows, const double *r,
+                                  const floating *shift,
+                                  double *N, double *S, double *W) noexcept nogil:
+    """accumulate_transposed for d == 2, all sums in one pass."""
+    cdef double acc[6]
+    acc[:] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    accumulate2(r, xt, xt + CHUNK_ROWS, shift[0], shift[1], n_rows, acc)
+    N[0] += acc[0]
+    S[0] += acc[1]
+    S[1] += acc[2]
+    W[0] += acc[3]
+    W[2] += acc[4]
+    W[3] += acc[5]
 
 
 cdef inline void accumulate_blas(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
@@ -573,6 +680,9 @@ cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize
         if mode == DIAG_LOOPS:
             accumulate_transposed(s.xt, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
                                   True, N + c, S + c * d, W + c * d)
+        elif mode == FULL_LOOPS and d == 2:
+            accumulate_full2(s.xt, n_rows, s.lp + c * CHUNK_ROWS, shift + 2 * c,
+                             N + c, S + 2 * c, W + 4 * c)
         elif mode == FULL_LOOPS:
             accumulate_transposed(s.xt, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
                                   False, N + c, S + c * d, W + c * d * d)
