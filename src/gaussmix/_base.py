@@ -329,7 +329,7 @@ class BaseMixture(metaclass=ABCMeta):
         random_state = check_random_state(self.random_state)
         best_lower_bound, best = -np.inf, None
         for init in range(self.n_init if do_init else 1):
-            self._print_verbose(1, f"Initialization {init}")
+            self._print_verbose(f"Initialization {init}")
             start = last_print = perf_counter()
             if do_init:
                 params = self._initialize(*data.initialisation_data(random_state),
@@ -349,17 +349,16 @@ class BaseMixture(metaclass=ABCMeta):
                 change = lower_bound - previous
                 if self.verbose and n_iter % self.verbose_interval == 0:
                     now = perf_counter()  # the time lapse is since the last line, as in sklearn
-                    timing = f"\t time lapse {now - last_print:.5f}s\t ll change {change:.5f}"
-                    print(f"  Iteration {n_iter}" + (timing if self.verbose >= 2 else ""))
+                    self._print_verbose(f"  Iteration {n_iter}", f"\t time lapse "
+                                        f"{now - last_print:.5f}s\t ll change {change:.5f}")
                     last_print = now
                 if abs(change) < self.tol:
                     converged = True
                     break
             if self.verbose:
-                timing = (f" time lapse {perf_counter() - start:.5f}s\t lower bound "
-                          f"{lower_bound:.5f}.")
-                print(f"Initialization {'converged' if converged else 'did not converge'}."
-                      + (timing if self.verbose >= 2 else ""))
+                self._print_verbose(
+                    f"Initialization {'converged' if converged else 'did not converge'}.",
+                    f" time lapse {perf_counter() - start:.5f}s\t lower bound {lower_bound:.5f}.")
             if self.max_iter == 0 or lower_bound > best_lower_bound or best is None:
                 best_lower_bound = lower_bound if self.max_iter else -np.inf
                 best = (params, n_iter, lower_bounds, best_lower_bound, converged)
@@ -431,9 +430,10 @@ class BaseMixture(metaclass=ABCMeta):
         X = parse_text_array(X)
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
-    def _print_verbose(self, level, message):
-        if self.verbose >= level:
-            print(message)
+    def _print_verbose(self, message, timing=""):
+        """Print ``message`` when verbose, followed by ``timing`` at verbose >= 2."""
+        if self.verbose:
+            print(message + (timing if self.verbose >= 2 else ""))
 
     def _set_parameters(self, params, feature_names_in=False):
         """Set the fitted attributes from ``params``; a fresh model
