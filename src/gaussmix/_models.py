@@ -103,9 +103,9 @@ def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
         reach = np.einsum("kd,kde,ke->k", np.abs(m), P_abs, np.abs(m))
         log_det = np.log(np.diagonal(U, axis1=1, axis2=2)).sum(axis=1)
     far = ~(reach <= COMMON_CENTER_LIMIT)
-    mode = kernel_mode(covariance_type, k, d, common_shift=not far.any())
-    if far.any() and far.mean() <= MAX_FAR_SHARE and not layout.diagonal:
-        mode = kernel_mode(covariance_type, k, d, common_shift=True)
+    # A few far full/tied components run on their own inside the common-centre pass.
+    around_center = not far.any() or (far.mean() <= MAX_FAR_SHARE and not layout.diagonal)
+    mode = kernel_mode(covariance_type, k, d, common_shift=around_center)
     offsets = log_weights + log_det - 0.5 * d * np.log(2 * np.pi)
     common_shift = np.ascontiguousarray(np.broadcast_to(center, (k, d)))
     empty = np.empty((0, 0))
