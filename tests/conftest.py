@@ -238,7 +238,7 @@ def e_step_statistics(X, sample_weight, params, covariance_type, n_threads):
     (``_em.Parameters``), as ``GaussianMixture``'s fit makes it."""
     from gaussmix import _em, _models
 
-    kp = _models.kernel_parameters(params.weights, params.means, params.precisions_cholesky,
+    kp = _models.kernel_parameters(np.log(params.weights), params.means, params.precisions_cholesky,
                                    covariance_type, X.dtype)
     return _em.pass_statistics(X, sample_weight, kp, n_threads)
 

@@ -145,7 +145,7 @@ def test_diagonal_kernel_parameters_match_the_matrix_path(covariance_type):
     means = rng.standard_normal((k, d))
     shape = model(covariance_type).layout.shape(k, d)
     scales = rng.uniform(0.5, 2.0, size=shape)
-    kp = _models.kernel_parameters(weights, means, scales, covariance_type, np.float64)
+    kp = _models.kernel_parameters(np.log(weights), means, scales, covariance_type, np.float64)
     center, coef, offsets, _ = hand_diagonal_kernel_parameters(weights, means, scales, d)
     assert kp.mode == _models.DIAG_GEMM
     assert_allclose(kp.shift, np.broadcast_to(center, (k, d)), rtol=1e-14)
@@ -153,7 +153,7 @@ def test_diagonal_kernel_parameters_match_the_matrix_path(covariance_type):
     assert_allclose(kp.offsets, offsets, rtol=1e-13)
     # far from the common centre: per-component mode, factors are the scales
     far_means = means * np.array([[1.0], [1.0], [1e6]])
-    kp = _models.kernel_parameters(weights, far_means, scales, covariance_type, np.float64)
+    kp = _models.kernel_parameters(np.log(weights), far_means, scales, covariance_type, np.float64)
     assert kp.mode == _models.DIAG_LOOPS
     assert_allclose(kp.prec, np.broadcast_to(scales.T, (d, k)).T)
     assert_allclose(kp.shift, far_means)
@@ -176,7 +176,7 @@ def test_diagonal_kernel_parameters_stay_linear_in_d(covariance_type):
     rng = np.random.default_rng(0)
     means = rng.standard_normal((k, d))
     scales = np.ones(model(covariance_type).layout.shape(k, d))
-    peak = peak_bytes(lambda: _models.kernel_parameters(np.array([0.5, 0.5]), means, scales,
+    peak = peak_bytes(lambda: _models.kernel_parameters(np.log(np.array([0.5, 0.5])), means, scales,
                                                          covariance_type, np.float64))
     assert peak < 10 * 2**20
 

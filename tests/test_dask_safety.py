@@ -66,7 +66,7 @@ def test_passes_with_equal_parameters_get_fresh_task_keys(X):
     # derived from the inputs were then resubmitted just after the client had
     # released them, and the scheduler could forget a result before its gather.
     local = GaussianMixture(3, random_state=0).fit(X)
-    kernel_params, _ = local._fitted_kernel_parameters(X.dtype)
+    kernel_params, *_ = local._fitted_kernel_parameters(X.dtype)
     data = gm_dask.DaskData(da.from_array(X, chunks=(2_500, 4)), None, GaussianMixture(3))
     graphs = []
     with dask.config.set(scheduler="synchronous"), \

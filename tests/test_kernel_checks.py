@@ -24,7 +24,7 @@ def kernel_args(request):
     d = 8  # full: the one-GEMM mode; diag: DIAG_GEMM
     X = make_blobs(600, np.eye(3, d) * 6, [1.0, 1.0, 1.0], seed=0)
     gm = GaussianMixture(3, covariance_type=request.param, random_state=0).fit(X)
-    kp = _models.kernel_parameters(gm.weights_, gm.means_, gm.precisions_cholesky_,
+    kp = _models.kernel_parameters(np.log(gm.weights_), gm.means_, gm.precisions_cholesky_,
                                    gm.covariance_type, X.dtype)
     full = kp.mode not in _models.DIAGONAL_MODES
     k, threads, n = 3, 2, X.shape[0]

@@ -137,7 +137,7 @@ def test_accumulators_do_not_grow_with_threads():
     k, d, threads = 32, 512, 16
     params = full_parameters(rng, k, d)
     X = rng.standard_normal((300, d))
-    kp = _models.kernel_parameters(params.weights, params.means, params.precisions_cholesky,
+    kp = _models.kernel_parameters(np.log(params.weights), params.means, params.precisions_cholesky,
                                    "full", X.dtype)
     one_copy = 8 * k * (1 + d + d * d)
     tracemalloc.start()

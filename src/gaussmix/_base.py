@@ -10,23 +10,29 @@ subclass supplies what differs per estimator through the abstract hooks:
 
 - ``_check_own_parameters()``: its constructor parameters beyond the shared ones;
 - ``_check_initial_parameters(n_features, dtype)``: the parameters that depend
-  on the data (user-given starts, priors);
+  on the data's shape (user-given starts, priors);
+- ``_begin_fit(data)``: settings a fit derives from its data (priors);
+  by default none;
 - ``_initialize(X, sample_weight, total_weight, random_state, n_threads)``:
   the starting parameters of one run;
-- ``_kernel_parameters(params, dtype)``: the per-component constants of the
-  compiled pass (``_models.KernelParameters``);
-- ``_m_step(stats, dtype, previous)``: new parameters from ``_em.Statistics``;
-- ``_lower_bound(stats, log_likelihood, total_weight, params)``: the quantity
-  whose convergence ends a run (and chooses among ``n_init`` runs);
+- ``_log_weights(params)``: each component's additive log-constant in the
+  E-step (log pi_k for EM); with the means and precision Cholesky factors it
+  makes the per-component constants of the compiled pass;
+- ``_m_step(stats, dtype, previous, unit)``: new parameters from
+  ``_em.Statistics`` (``unit`` times them is in the units of the caller's
+  sample weights: what a Bayesian update adds to its priors);
+- ``_lower_bound(stats, log_likelihood, total_weight, params, previous, unit)``:
+  the quantity whose convergence ends a run (and chooses among ``n_init`` runs);
+- ``_stream_mass(samples_seen)``: the sample weight ``partial_fit``'s
+  running statistics stand for (1 by default);
 - ``_store_parameters(params)`` / ``_fitted_parameters(dtype)``: params to
   fitted attributes and back;
 - ``_kernel_inputs()``: the fitted attributes (and parameters) that the
   fitted kernel constants derive from: while they keep their values, the
-  constants are reused from call to call (``_fitted_kernel_parameters``);
-- ``_n_parameters()``: free parameters, for BIC/AIC.
+  constants are reused from call to call (``_fitted_kernel_parameters``).
 
-``params`` is whatever object the subclass's hooks exchange (``_em.Parameters``
-for maximum likelihood). The fitted attributes every subclass sets are
+``params`` is whatever object the subclass's hooks exchange: an
+``_em.Parameters`` (maximum likelihood) or a subclass of it. The fitted attributes every subclass sets are
 ``weights_``, ``means_``, ``covariances_`` and ``precisions_cholesky_`` in the
 layout of its ``covariance_type``; prediction and sampling read those.
 """
@@ -134,23 +140,34 @@ class BaseMixture(metaclass=ABCMeta):
     def _check_initial_parameters(self, n_features, dtype):
         """Check the parameters that depend on X's ``n_features`` and ``dtype``."""
 
+    def _begin_fit(self, data):
+        """Derive what a fit needs from its ``data`` before the first start
+        (``_em.InMemoryData`` or ``_dask.DaskData``); nothing by default."""
+
     @abstractmethod
     def _initialize(self, X, sample_weight, total_weight, random_state, n_threads):
         """Parameters to start one run from, in X's dtype."""
 
     @abstractmethod
-    def _kernel_parameters(self, params, dtype):
-        """Per-component constants of the compiled pass (``_models.KernelParameters``)."""
+    def _log_weights(self, params):
+        """Each component's additive log-constant of the E-step, shape (k,)."""
 
     @abstractmethod
-    def _m_step(self, stats, dtype, previous):
+    def _m_step(self, stats, dtype, previous, unit):
         """New parameters in ``dtype`` from reduced ``_em.Statistics``
-        (``previous``: the parameters the statistics were gathered under)."""
+        (``previous``: the parameters they were gathered under; ``unit``: the
+        sample weight of one unit of their weights)."""
 
     @abstractmethod
-    def _lower_bound(self, stats, log_likelihood, total_weight, params):
+    def _lower_bound(self, stats, log_likelihood, total_weight, params, previous, unit):
         """The bound of one iteration: ``stats`` and ``log_likelihood``
-        (sum_i w_i log p(x_i)) from the pass, ``params`` from its M-step."""
+        (sum_i w_i log p(x_i)) from the pass over data of ``total_weight``
+        under ``previous``, ``params`` from its M-step, ``unit`` as for ``_m_step``."""
+
+    def _stream_mass(self, samples_seen):
+        """Sample weight the running statistics of ``partial_fit`` stand for,
+        given the weight of every batch so far."""
+        return 1.0
 
     @abstractmethod
     def _store_parameters(self, params):
@@ -165,9 +182,11 @@ class BaseMixture(metaclass=ABCMeta):
         """Tuple of the values ``_kernel_parameters(_fitted_parameters(dtype))``
         and ``far_rows_limit`` derive from (arrays and scalars)."""
 
-    @abstractmethod
-    def _n_parameters(self):
-        """Number of free parameters of the fitted model."""
+    def _kernel_parameters(self, params, dtype):
+        """Per-component constants of the compiled pass (``_models.KernelParameters``)."""
+        return _models.kernel_parameters(self._log_weights(params), params.means,
+                                         params.precisions_cholesky, self.covariance_type,
+                                         dtype)
 
     def _running_statistics(self, params):
         """Running statistics that reproduce ``params`` (``partial_fit`` after
@@ -290,7 +309,7 @@ class BaseMixture(metaclass=ABCMeta):
         return InMemoryData(X, sample_weight), names
 
     def _training_data(self, X, sample_weight, reset):
-        """Validated X, sample weights and feature names; with ``reset``, X
+        """Validated X, sample weights (as given) and feature names; with ``reset``, X
         starts a new model, else it must match the fitted one."""
         names_source = X
         X = as_float_array(X, min_samples=2 if reset else 1)
@@ -304,12 +323,6 @@ class BaseMixture(metaclass=ABCMeta):
             self._check_n_features(X)
             X = np.ascontiguousarray(X, dtype=self.means_.dtype)
         sample_weight = check_sample_weight(sample_weight, n_samples, X.dtype)
-        if sample_weight is not None:
-            # Mean weight 1 leaves every estimate unchanged (weights act only
-            # relative to each other) but keeps tiny or huge weights clear of
-            # the M-step's absolute 10 eps guard on N_k and of overflow.
-            scaled = sample_weight / sample_weight.max()  # a sum of huge weights overflows
-            sample_weight = (scaled / scaled.mean(dtype=np.float64)).astype(X.dtype)
         if reset and self.n_components > 1 and all_rows_equal(X):
             raise ValueError(f"All rows of X are equal: {self.n_components} components "
                              "cannot be told apart. Use n_components=1 or check the data.")
@@ -326,6 +339,7 @@ class BaseMixture(metaclass=ABCMeta):
         (params, n_iter, lower_bounds, lower_bound, converged) of the best start.
         """
         do_init = not (self.warm_start and hasattr(self, "converged_"))
+        self._begin_fit(data)
         random_state = check_random_state(self.random_state)
         best_lower_bound, best = -np.inf, None
         for init in range(self.n_init if do_init else 1):
@@ -339,14 +353,15 @@ class BaseMixture(metaclass=ABCMeta):
                 params, lower_bound = self._fitted_parameters(data.dtype), self.lower_bound_
             lower_bounds, converged, n_iter = [], False, 0
             for n_iter in range(1, self.max_iter + 1):
-                previous = lower_bound
+                last_bound = lower_bound
                 stats, log_likelihood = data.statistics(
                     self._kernel_parameters(params, data.dtype), n_threads)
-                params = self._m_step(stats, data.dtype, params)
+                previous, params = params, self._m_step(stats, data.dtype, params,
+                                                        data.weight_unit)
                 lower_bound = self._lower_bound(stats, log_likelihood, data.total_weight,
-                                                params)
+                                                params, previous, data.weight_unit)
                 lower_bounds.append(lower_bound)
-                change = lower_bound - previous
+                change = lower_bound - last_bound
                 if self.verbose and n_iter % self.verbose_interval == 0:
                     now = perf_counter()  # the time lapse is since the last line, as in sklearn
                     self._print_verbose(f"  Iteration {n_iter}", f"\t time lapse "
@@ -413,12 +428,15 @@ class BaseMixture(metaclass=ABCMeta):
             if running is not None:
                 step = (self.learning_offset + steps) ** -self.learning_decay
                 batch = running.blend(batch, step)
-            new_params = self._m_step(batch.statistics(), data.dtype, params)
+            seen = (0.0 if first else getattr(self, "n_samples_seen_", 0.0)) + (
+                data.total_weight * data.weight_unit)
+            mass = self._stream_mass(seen)
+            new_params = self._m_step(batch.statistics(), data.dtype, params, mass)
         self._set_parameters(new_params, names if first else False)
-        self._stream = batch
+        self._stream, self.n_samples_seen_ = batch, seen
         self.n_steps_ = self.n_iter_ = steps + 1
         self.lower_bound_ = self._lower_bound(stats, log_likelihood, data.total_weight,
-                                              new_params)
+                                              new_params, params, mass / data.total_weight)
         self.lower_bounds_ = ([] if first else list(getattr(self, "lower_bounds_", [])))
         self.lower_bounds_.append(self.lower_bound_)
         self.converged_ = False
@@ -461,8 +479,9 @@ class BaseMixture(metaclass=ABCMeta):
                              f"is expecting {d} features as input.")
 
     def _fitted_kernel_parameters(self, dtype):
-        """Kernel constants of the fitted model in ``dtype`` and the magnitude
-        below which no row is too far for them (``far_rows_limit``).
+        """Kernel constants of the fitted model in ``dtype``, the magnitude
+        below which no row is too far for them (``far_rows_limit``) and the
+        components' log-weights (for the rows that are).
 
         Every E-step of a fitted model gets them here. They are kept between
         calls while ``_kernel_inputs()`` keep their values: a refit, an
@@ -477,8 +496,10 @@ class BaseMixture(metaclass=ABCMeta):
         # Snapshot first: an edit while the constants are built then shows
         # as a change at the next call instead of hiding in the cache.
         snapshot = tuple(map(_snapshot, inputs))
-        constants = (self._kernel_parameters(self._fitted_parameters(dtype), dtype),
-                     far_rows_limit(self.means_, self.precisions_cholesky_, dtype))
+        params = self._fitted_parameters(dtype)
+        constants = (self._kernel_parameters(params, dtype),
+                     far_rows_limit(self.means_, self.precisions_cholesky_, dtype),
+                     self._log_weights(params))
         caches[dtype] = _KernelCache(snapshot, constants)
         return constants
 
@@ -499,7 +520,7 @@ class BaseMixture(metaclass=ABCMeta):
         k = self.means_.shape[0]
         dtype = np.result_type(X.dtype, self.means_.dtype)
         n = X.shape[0]
-        kp, limit = self._fitted_kernel_parameters(dtype)
+        kp, limit, log_weights = self._fitted_kernel_parameters(dtype)
         out_norm = np.empty(n if log_norm else 0, dtype=dtype)
         out_labels = np.empty(n if labels else 0, dtype=np.intp)
         out_proba = np.empty((n, k) if proba else (0, k), dtype=dtype)
@@ -520,7 +541,7 @@ class BaseMixture(metaclass=ABCMeta):
                 estep.e_step(block, kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
                              norm, block_labels, block_proba, threads)
                 if norm.size and not np.isfinite(norm.min()):
-                    redo_far_rows(block, norm, block_labels, block_proba, self.weights_,
+                    redo_far_rows(block, norm, block_labels, block_proba, log_weights,
                                   self.means_, self.precisions_cholesky_, self.covariance_type)
         return out_norm, out_labels, out_proba
 
@@ -561,15 +582,6 @@ class BaseMixture(metaclass=ABCMeta):
         """Posterior probability of each component, shape (n_samples, n_components)
         (lazy for a Dask array)."""
         return self._per_row(X, "proba")
-
-    def bic(self, X):
-        """Bayesian information criterion on X (lower is better)."""
-        n = np.shape(X)[0]
-        return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
-
-    def aic(self, X):
-        """Akaike information criterion on X (lower is better)."""
-        return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture.

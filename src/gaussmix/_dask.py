@@ -110,11 +110,11 @@ def weighted_mean(values, sample_weight, X):
 
 
 def _rescaled(weights, largest, dtype):
-    """Weights scaled to maximum 1, then mean 1, persisted: as the local fit
-    scales them (``BaseMixture._training_data``), for the same reasons."""
+    """Weights scaled to maximum 1, then mean 1, persisted, and the original
+    weight of one unit: as ``_em.rescaled_weights`` scales them in memory."""
     scaled = weights / largest
     mean = float(scaled.sum(dtype=np.float64).compute()) / weights.shape[0]
-    return (scaled / mean).astype(dtype).persist()
+    return (scaled / mean).astype(dtype).persist(), largest * mean
 
 
 class DaskData:
@@ -140,7 +140,9 @@ class DaskData:
                              "(drop or impute missing values first).")
         if weights is not None:
             _check_weights(*results[1:])
-            weights = _rescaled(weights, results[3], X.dtype)
+            weights, self.weight_unit = _rescaled(weights, results[3], X.dtype)
+        else:
+            self.weight_unit = 1.0
         self.X, self.weights, self.dtype = X, weights, X.dtype
         self.total_weight = float(X.shape[0] if weights is None
                                   else weights.sum(dtype=np.float64).compute())
@@ -165,6 +167,25 @@ class DaskData:
             for block, weight in zip(blocks, weights)]
         N, S, W, log_likelihood = _tree_sum(parts).compute()
         return Statistics(N, S, W, kernel_params.shift, W.ndim == 3), log_likelihood
+
+    def moments(self):
+        """Weighted mean (d,) and covariance (d, d) of X, float64, with the
+        unbiased divisor (``_em.InMemoryData.moments``): one pass for the mean,
+        one for the scatter, each a tree sum of per-block results."""
+        import dask
+
+        X = self.X.astype(np.float64)
+        w = None if self.weights is None else self.weights.astype(np.float64)
+        if w is None:
+            total, weighted_sum = dask.compute(X.shape[0], X.sum(axis=0))
+        else:
+            total, weighted_sum = dask.compute(w.sum(), (X * w[:, None]).sum(axis=0))
+        mean = weighted_sum / total
+        centred = X - mean
+        weighted = centred if w is None else centred * w[:, None]
+        scatter = (weighted.T @ centred).compute()
+        unit = self.weight_unit
+        return mean, scatter * unit / (float(total) * unit - 1.0)
 
     def initialisation_data(self, random_state):
         """A random sample of at most ``SAMPLE_ROWS`` rows, gathered to the client."""

@@ -107,16 +107,64 @@ def pass_statistics(X, sample_weight, kernel_params, n_threads):
     return stats.reduced(), float(loglik.sum())
 
 
+def rescaled_weights(sample_weight, dtype):
+    """Checked sample weights scaled to mean 1, and the scale (the original
+    weight of one unit, float64).
+
+    Weights act only relative to each other in maximum likelihood, and mean 1
+    keeps tiny or huge weights clear of the M-step's absolute 10 eps guard on
+    N_k and of overflow; a Bayesian update multiplies its statistics by the
+    unit again, as its priors weigh against the weights' true sum.
+    """
+    largest = float(sample_weight.max())  # a sum of huge weights overflows
+    scaled = sample_weight / largest
+    mean = float(scaled.mean(dtype=np.float64))
+    return (scaled / mean).astype(dtype), largest * mean
+
+
 class InMemoryData:
     """Validated X (in memory or memory-mapped) and its weights, as EM sees them.
 
-    ``_dask.DaskData`` offers the same three members for a Dask array.
+    ``_dask.DaskData`` offers the same members for a Dask array.
+
+    Attributes
+    ----------
+    X, sample_weight, dtype
+        ``sample_weight`` rescaled to mean 1 (``rescaled_weights``), or None.
+    total_weight : float
+        Sum of the rescaled weights (the number of rows when unweighted).
+    weight_unit : float
+        Original sample weight of one rescaled unit (1 when unweighted).
     """
 
     def __init__(self, X, sample_weight):
+        self.weight_unit = 1.0
+        if sample_weight is not None:
+            sample_weight, self.weight_unit = rescaled_weights(sample_weight, X.dtype)
         self.X, self.sample_weight, self.dtype = X, sample_weight, X.dtype
         self.total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
         self._weights_arg = np.empty(0, X.dtype) if sample_weight is None else sample_weight
+
+    def moments(self):
+        """Weighted mean (d,) and covariance (d, d) of X, float64, the
+        covariance with the unbiased divisor (sum of original weights - 1),
+        computed block by block (no copy of X)."""
+        d = self.X.shape[1]
+        weights = self.sample_weight
+        total, mean = 0.0, np.zeros(d)
+        for start, stop in row_ranges(self.X, BLOCK_ROWS):
+            block = self.X[start:stop].astype(np.float64)
+            w = np.ones(stop - start) if weights is None else weights[start:stop].astype(
+                np.float64)
+            total += w.sum()
+            mean += w @ block
+        mean /= total
+        scatter = np.zeros((d, d))
+        for start, stop in row_ranges(self.X, BLOCK_ROWS):
+            centred = self.X[start:stop].astype(np.float64) - mean
+            weighted = centred if weights is None else centred * weights[start:stop, None]
+            scatter += weighted.T @ centred
+        return mean, scatter * self.weight_unit / (total * self.weight_unit - 1.0)
 
     def statistics(self, kernel_params, n_threads):
         """One E-step + accumulation pass under ``kernel_params``:

@@ -21,7 +21,7 @@ def far_rows_limit(means, prec_chol, dtype):
     return reach - np.abs(means).max()
 
 
-def far_rows(X, weights, means, prec_chol, covariance_type):
+def far_rows(X, log_weights, means, prec_chol, covariance_type):
     """log p(x) and p(k | x) (float64) of rows too far for the kernels.
 
     The squared Mahalanobis distances D_k = |z_k|^2, z_k = (x - mu_k) U_k,
@@ -38,8 +38,9 @@ def far_rows(X, weights, means, prec_chol, covariance_type):
     Parameters
     ----------
     X : ndarray of shape (n_rows, n_features)
-    weights, means, prec_chol : ndarrays
-        The fitted parameters; ``covariance_type`` says their layout.
+    log_weights, means, prec_chol : ndarrays
+        The fitted parameters (``log_weights`` as ``_models.kernel_parameters``
+        takes them); ``covariance_type`` says their layout.
 
     Returns
     -------
@@ -51,8 +52,7 @@ def far_rows(X, weights, means, prec_chol, covariance_type):
     U = np.asarray(prec_chol, dtype=np.float64)
     k, d = means.shape
     U = _covariance.model(covariance_type).layout.per_component(U, k, d)
-    with np.errstate(divide="ignore"):
-        offsets = np.log(np.asarray(weights, dtype=np.float64))
+    offsets = np.array(log_weights, dtype=np.float64)
     diagonal = U if U.ndim == 2 else np.diagonal(U, axis1=1, axis2=2)
     offsets += np.log(diagonal).sum(axis=1) - 0.5 * d * np.log(2 * np.pi)
 
@@ -85,7 +85,7 @@ def far_rows(X, weights, means, prec_chol, covariance_type):
     return log_norm, proba
 
 
-def redo_far_rows(X, out_norm, out_labels, out_proba, weights, means, prec_chol,
+def redo_far_rows(X, out_norm, out_labels, out_proba, log_weights, means, prec_chol,
                   covariance_type):
     """Overwrite the outputs of the rows of X whose ``out_norm`` is not finite.
 
@@ -97,7 +97,7 @@ def redo_far_rows(X, out_norm, out_labels, out_proba, weights, means, prec_chol,
     step = max(1, FAR_CHUNK // (k * d))
     for i in range(0, far.size, step):
         rows = far[i:i + step]
-        norm, proba = far_rows(X[rows], weights, means, prec_chol, covariance_type)
+        norm, proba = far_rows(X[rows], log_weights, means, prec_chol, covariance_type)
         proba = proba.astype(out_norm.dtype)
         with np.errstate(over="ignore"):  # float32: log p(x) below its range is -inf
             out_norm[rows] = norm

@@ -1,7 +1,9 @@
 """GaussianMixture: scikit-learn's estimator API over the compiled EM core."""
+import math
+
 import numpy as np
 
-from . import _covariance, _models
+from . import _covariance
 from ._base import BaseMixture, check_choice
 from ._em import Parameters, parameters_from_statistics
 from ._initialization import initial_parameters
@@ -122,17 +124,17 @@ class GaussianMixture(BaseMixture):
         return initial_parameters(X, sample_weight, total_weight, self, random_state,
                                   n_threads)
 
-    def _kernel_parameters(self, params, dtype):
-        return _models.kernel_parameters(params.weights, params.means,
-                                         params.precisions_cholesky, self.covariance_type,
-                                         dtype)
+    def _log_weights(self, params):
+        with np.errstate(divide="ignore"):
+            return np.log(np.asarray(params.weights, dtype=np.float64))
 
-    def _m_step(self, stats, dtype, previous):
-        # the previous covariances warm-start the iterative mclust models
+    def _m_step(self, stats, dtype, previous, unit):
+        # Maximum likelihood does not depend on the unit of the weights; the
+        # previous covariances warm-start the iterative mclust models.
         return parameters_from_statistics(stats, self.covariance_type, self.reg_covar, dtype,
                                           previous.covariances)
 
-    def _lower_bound(self, stats, log_likelihood, total_weight, params):
+    def _lower_bound(self, stats, log_likelihood, total_weight, params, previous, unit):
         return log_likelihood / total_weight  # the mean log-likelihood
 
     def _store_parameters(self, params):
@@ -149,5 +151,15 @@ class GaussianMixture(BaseMixture):
         return (self.covariance_type, self.weights_, self.means_, self.precisions_cholesky_)
 
     def _n_parameters(self):
+        """Free parameters of the fitted model, as mclust counts them."""
         k, d = self.means_.shape
         return _covariance.model(self.covariance_type).n_parameters(k, d)
+
+    def bic(self, X):
+        """Bayesian information criterion on X (lower is better)."""
+        n = np.shape(X)[0]
+        return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion on X (lower is better)."""
+        return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()

@@ -73,11 +73,15 @@ def flops_per_row(mode, n_components, n_features):
     return n_components * (per_component + _PER_COMPONENT_OVERHEAD)
 
 
-def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
+def kernel_parameters(log_weights, means, prec_chol, covariance_type, dtype):
     """Mixture parameters in the layout of their kernel mode (see _chunks.pxd).
 
-    FULL_GEMM and DIAG_GEMM work around one centre g = sum_k weight_k mu_k
-    (every row of ``shift``), which keeps their expansions accurate when the
+    ``log_weights`` (k,) is each component's additive log-constant besides its
+    Gaussian normaliser: log pi_k for maximum likelihood, the expected log
+    weight and precision terms for variational Bayes.
+
+    FULL_GEMM and DIAG_GEMM work around one centre g = sum_k pi_k mu_k with
+    pi = softmax(log_weights) (every row of ``shift``), which keeps their expansions accurate when the
     data sit far from the origin; the other modes around the means, and so
     does any pass where g is too far from a component (COMMON_CENTER_LIMIT).
     Diagonal layouts stay O(k d): their factors are the (k, d) scales.
@@ -86,9 +90,8 @@ def kernel_parameters(weights, means, prec_chol, covariance_type, dtype):
     k, d = means.shape
     means64 = np.asarray(means, dtype=np.float64)
     prec_chol = np.asarray(prec_chol, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        log_weights = np.log(np.asarray(weights, dtype=np.float64))
-    w = np.asarray(weights, dtype=np.float64)
+    log_weights = np.asarray(log_weights, dtype=np.float64)
+    w = np.exp(log_weights - log_weights.max())
     center = (w @ means64 / w.sum()).astype(dtype)
     m = means64 - center.astype(np.float64)
     U = layout.per_component(prec_chol, k, d)     # (k, d) scales or (k, d, d) factors
