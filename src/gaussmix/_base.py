@@ -11,8 +11,8 @@ subclass supplies what differs per estimator through the abstract hooks:
 - ``_check_own_parameters()``: its constructor parameters beyond the shared ones;
 - ``_check_initial_parameters(n_features, dtype)``: the parameters that depend
   on the data's shape (user-given starts, priors);
-- ``_begin_fit(data)``: settings a fit derives from its data (priors);
-  by default none;
+- ``_begin_fit(data, mass)``: settings a fit derives from its data (priors)
+  and the sample weight its statistics stand for; by default none;
 - ``_initialize(X, sample_weight, total_weight, random_state, n_threads)``:
   the starting parameters of one run;
 - ``_log_weights(params)``: each component's additive log-constant in the
@@ -140,9 +140,10 @@ class BaseMixture(metaclass=ABCMeta):
     def _check_initial_parameters(self, n_features, dtype):
         """Check the parameters that depend on X's ``n_features`` and ``dtype``."""
 
-    def _begin_fit(self, data):
-        """Derive what a fit needs from its ``data`` before the first start
-        (``_em.InMemoryData`` or ``_dask.DaskData``); nothing by default."""
+    def _begin_fit(self, data, mass):
+        """Derive what a fit needs from its ``data`` (``_em.InMemoryData`` or
+        ``_dask.DaskData``) before the first start; ``mass``: the sample
+        weight (caller's units) the fit's statistics stand for. Nothing by default."""
 
     @abstractmethod
     def _initialize(self, X, sample_weight, total_weight, random_state, n_threads):
@@ -339,7 +340,7 @@ class BaseMixture(metaclass=ABCMeta):
         (params, n_iter, lower_bounds, lower_bound, converged) of the best start.
         """
         do_init = not (self.warm_start and hasattr(self, "converged_"))
-        self._begin_fit(data)
+        self._begin_fit(data, data.total_weight * data.weight_unit)
         random_state = check_random_state(self.random_state)
         best_lower_bound, best = -np.inf, None
         for init in range(self.n_init if do_init else 1):
@@ -408,7 +409,11 @@ class BaseMixture(metaclass=ABCMeta):
         data, names = self._fit_data(X, sample_weight, reset=first, batch=True)
         n_threads = effective_n_threads(self.n_threads)
         with single_threaded_blas():
+            seen = (0.0 if first else getattr(self, "n_samples_seen_", 0.0)) + (
+                data.total_weight * data.weight_unit)
+            mass = self._stream_mass(seen)
             if first:
+                self._begin_fit(data, mass)
                 params = self._initialize(*data.initialisation_data(None),
                                           check_random_state(self.random_state), n_threads)
                 running, steps = None, 0
@@ -428,9 +433,6 @@ class BaseMixture(metaclass=ABCMeta):
             if running is not None:
                 step = (self.learning_offset + steps) ** -self.learning_decay
                 batch = running.blend(batch, step)
-            seen = (0.0 if first else getattr(self, "n_samples_seen_", 0.0)) + (
-                data.total_weight * data.weight_unit)
-            mass = self._stream_mass(seen)
             new_params = self._m_step(batch.statistics(), data.dtype, params, mass)
         self._set_parameters(new_params, names if first else False)
         self._stream, self.n_samples_seen_ = batch, seen

@@ -94,22 +94,34 @@ def _unassigned_second_moment(X, sample_weight, chosen_rows):
     return second_moment - chosen.T @ chosen
 
 
+def initial_estimates(X, sample_weight, estimator, random_state, n_threads):
+    """Mass, means and regularised covariances (float64) of the initial
+    responsibilities chosen by the estimator's ``init_params`` (scikit-learn's
+    ``_estimate_gaussian_parameters``): N_k + 10 eps, the weighted means, and
+    the scatters about them over N_k plus ``reg_covar``."""
+    k, cov_type = estimator.n_components, estimator.covariance_type
+    entry = _covariance.model(cov_type)
+    stats = initial_statistics(X, sample_weight, k, estimator.init_params, cov_type,
+                               random_state, n_threads)
+    _, means, covariances = entry.m_step(
+        stats.N, stats.S, stats.W, stats.shift.astype(np.float64), estimator.reg_covar)
+    nk = stats.N + 10 * np.finfo(np.float64).eps
+    if entry.layout is _covariance.TIED and estimator.init_params in ("random_from_data",
+                                                                      "k-means++"):
+        covariances += _unassigned_second_moment(X, sample_weight, stats.shift) / nk.sum()
+    return nk, means, covariances
+
+
 def initial_parameters(X, sample_weight, total_weight, estimator, random_state, n_threads):
     """Parameters to start EM from, in X's dtype (scikit-learn's ``_initialize``)."""
     est = estimator
-    k, cov_type = est.n_components, est.covariance_type
-    entry = _covariance.model(cov_type)
+    entry = _covariance.model(est.covariance_type)
     given = (est.weights_init, est.means_init, est.precisions_init)
     if any(p is None for p in given):
-        stats = initial_statistics(X, sample_weight, k, est.init_params, cov_type,
-                                   random_state, n_threads)
-        weights, means, covariances = entry.m_step(
-            stats.N, stats.S, stats.W, stats.shift.astype(np.float64), est.reg_covar)
-        nk = stats.N + 10 * np.finfo(np.float64).eps
+        nk, means, covariances = initial_estimates(X, sample_weight, est, random_state,
+                                                   n_threads)
         # Like scikit-learn: N_k / n, not renormalised (matters only for index inits).
         weights = nk / total_weight
-        if entry.layout is _covariance.TIED and est.init_params in ("random_from_data", "k-means++"):
-            covariances += _unassigned_second_moment(X, sample_weight, stats.shift) / nk.sum()
     if est.weights_init is not None:
         weights = np.asarray(est.weights_init, dtype=np.float64)
     if est.means_init is not None:
