@@ -556,3 +556,20 @@ def test_negative_sample_weight_raises():
     with pytest.raises(ValueError, match="sample_weight"):
         BayesianGaussianMixture(n_components=2).fit(small_data(),
                                                      sample_weight=-np.ones(40))
+
+
+@pytest.mark.parametrize("total_weight", [0.5, 1.0])
+def test_total_weight_too_small_for_the_default_covariance_prior(total_weight):
+    """The default covariance_prior is the unbiased covariance, divided by the
+    total weight less one: with a total weight <= 1 there is none, and the
+    error must say so (not blame the components' covariances), without a
+    RuntimeWarning on the way. A given covariance_prior fits the same data."""
+    X = small_data()
+    w = np.full(len(X), total_weight / len(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match="sample_weight|covariance_prior"):
+            BayesianGaussianMixture(n_components=2, random_state=0).fit(X, sample_weight=w)
+    gm = BayesianGaussianMixture(n_components=2, covariance_prior=np.eye(3),
+                                 random_state=0).fit(X, sample_weight=w)
+    assert np.all(np.isfinite(gm.covariances_))

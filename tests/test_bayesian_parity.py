@@ -14,6 +14,7 @@ offset data itself.
 """
 
 import functools
+import re
 import warnings
 
 import numpy as np
@@ -108,7 +109,9 @@ def assert_same_posterior(gm, ref, shift=0.0, rtol=PARAM_RTOL):
     assert bool(gm.converged_) == bool(ref.converged_)
     assert gm.n_features_in_ == ref.n_features_in_
 
-    assert_allclose(gm.mean_prior_, ref.mean_prior_ + shift, rtol=1e-14)
+    # the data's mean, to rounding at the data's magnitude
+    magnitude = np.abs(ref.mean_prior_).max() + shift
+    assert_allclose(gm.mean_prior_ - shift, ref.mean_prior_, rtol=0, atol=1e-14 * magnitude)
     assert_close_scaled(np.asarray(gm.covariance_prior_), np.asarray(ref.covariance_prior_),
                         rtol=1e-10, err_msg="covariance_prior_")
     for name in ("weight_concentration_prior_", "mean_precision_prior_",
@@ -372,3 +375,63 @@ def test_gallery_concentration_prior_parity(prior_type, concentration):
     gm = fit_quiet(BayesianGaussianMixture(**kw), X)
     ref = fit_quiet(SkBayesianGaussianMixture(**kw), X)
     assert_same_posterior(gm, ref)
+
+
+# ------------------------------------------------------- small and odd data sets
+
+ODD_DATA = {
+    "one_feature": (np.random.default_rng(1).normal(size=(60, 1)), 3),
+    "as_many_components_as_rows": (np.random.default_rng(2).normal(size=(4, 2)), 4),
+    "duplicated_rows": (np.repeat(np.random.default_rng(3).normal(size=(5, 2)), 6, axis=0), 4),
+}
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("data", list(ODD_DATA))
+def test_odd_data_parity(data, covariance_type):
+    X, k = ODD_DATA[data]
+    for prior_type in PRIOR_TYPES:
+        kw = dict(n_components=k, covariance_type=covariance_type, init_params="random_from_data",
+                  weight_concentration_prior_type=prior_type, random_state=0)
+        gm = fit_quiet(BayesianGaussianMixture(**kw), X)
+        ref = fit_quiet(SkBayesianGaussianMixture(**kw), X)
+        assert_same_posterior(gm, ref)
+
+
+# ------------------------------------------------------------------ verbose
+
+
+class SteppingClock:
+    """The n-th reading is 1 + 2 + ... + n seconds."""
+
+    def __init__(self):
+        self.readings = 0
+        self.now = 0.0
+
+    def __call__(self):
+        self.readings += 1
+        self.now += self.readings
+        return self.now
+
+
+def _progress_lines(estimator_class, clock_module, clock_name, monkeypatch, capsys, **params):
+    monkeypatch.setattr(clock_module, clock_name, SteppingClock())
+    fit_quiet(estimator_class(n_components=2, random_state=0, init_params="random", tol=0,
+                              **params), DATASETS["faithful"][0]())
+    monkeypatch.undo()
+    # the bounds differ in their last digits
+    return [re.sub(r"(ll change|lower bound) -?\d+\.\d+", r"\1 #", line)
+            for line in capsys.readouterr().out.splitlines()]
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_progress_lines_are_scikit_learns(monkeypatch, capsys, verbose):
+    import gaussmix._base
+    import sklearn.mixture._base
+
+    params = dict(verbose=verbose, verbose_interval=2, max_iter=5, n_init=2)
+    ours = _progress_lines(BayesianGaussianMixture, gaussmix._base, "perf_counter",
+                           monkeypatch, capsys, **params)
+    theirs = _progress_lines(SkBayesianGaussianMixture, sklearn.mixture._base, "time",
+                             monkeypatch, capsys, **params)
+    assert ours and ours == theirs
