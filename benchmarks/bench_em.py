@@ -22,6 +22,11 @@ covariance_type) in float64 and float32:
 * peak resident memory of one fit, per library, in a fresh subprocess,
   reported as MiB above the RSS once data and initial parameters exist.
 
+``--estimator bayesian`` times BayesianGaussianMixture (gaussmix against
+scikit-learn; daal4py has none) the same way. It takes no *_init, so both
+start from init_params='random_from_data' with one seed (the same rows); the
+reported value is the evidence lower bound per sample.
+
 All libraries run with their default threading (all cores). Environment
 variables that change BLAS behaviour (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE,
 *_NUM_THREADS, ...) are reported in the header, never changed.
@@ -31,6 +36,7 @@ Usage:
     python benchmarks/bench_em.py --quick              # smoke run, n / 20
     python benchmarks/bench_em.py --cases full --dtypes float64 --repeats 5
     python benchmarks/bench_em.py --cases round,separated,anisotropic,correlated
+    python benchmarks/bench_em.py --estimator bayesian --cases 1,3 --reg-covar 1e-6
     python benchmarks/bench_em.py --json results.json
 Run with --help for all options. Works without daal4py (its columns are
 skipped) and without a built gaussmix (sklearn/daal4py only).
@@ -255,6 +261,21 @@ class SklearnLike:
         return est
 
 
+class BayesianLike(SklearnLike):
+    """gaussmix and scikit-learn's BayesianGaussianMixture: no *_init, so the
+    same rows start both (init_params='random_from_data', one seed)."""
+
+    def _estimator(self, case, init, max_iter):
+        return self.cls(n_components=case.k, covariance_type=case.cov, tol=0.0,
+                        reg_covar=self.reg_covar, max_iter=max_iter, n_init=1,
+                        init_params="random_from_data", random_state=0, **self.extra)
+
+    def result(self, est, case):
+        return FitResult(est.weights_, est.means_,
+                         to_full_covariances(est.covariances_, case.cov, case.k, case.d),
+                         float(np.ravel(est.lower_bound_)[0]) / case.n, int(est.n_iter_))
+
+
 class Daal4py:
     """daal4py.em_gmm: full and diagonal covariance; fptype follows X's dtype.
     accuracyThreshold=0 and maxIterations=N make it run exactly N iterations.
@@ -298,18 +319,23 @@ class Daal4py:
                          int(np.asarray(res.nIterations).ravel()[0]))
 
 
-def load_libraries(names, reg_covar, gaussmix_threads=None):
+def load_libraries(names, reg_covar, gaussmix_threads=None, estimator="gmm"):
     """Import what is available. Returns ({name: runner}, {name: reason skipped})."""
     runners, skipped = {}, {}
+    bayesian = estimator == "bayesian"
+    runner, class_name = ((BayesianLike, "BayesianGaussianMixture") if bayesian
+                          else (SklearnLike, "GaussianMixture"))
     for name in names:
         try:
             if name == "gaussmix":
                 import gaussmix
                 extra = {} if gaussmix_threads is None else {"n_threads": gaussmix_threads}
-                runners[name] = SklearnLike(name, gaussmix.GaussianMixture, reg_covar, extra)
+                runners[name] = runner(name, getattr(gaussmix, class_name), reg_covar, extra)
             elif name == "sklearn":
-                from sklearn.mixture import GaussianMixture
-                runners[name] = SklearnLike(name, GaussianMixture, reg_covar)
+                import sklearn.mixture
+                runners[name] = runner(name, getattr(sklearn.mixture, class_name), reg_covar)
+            elif bayesian:
+                skipped[name] = "no variational mixture"
             elif name == "daal4py":
                 import daal4py
                 runners[name] = Daal4py(daal4py, reg_covar)
@@ -507,7 +533,8 @@ def memory_child(args):
     tiny fit (thread pools, BLAS buffers), then measure one fit's peak RSS."""
     case = Case(args.n, args.d, args.k, args.cov, args.data)
     dtype = DTYPES[args.dtype]
-    runners, skipped = load_libraries([args.lib], args.reg_covar, args.gaussmix_threads)
+    runners, skipped = load_libraries([args.lib], args.reg_covar, args.gaussmix_threads,
+                                      args.estimator)
     if args.lib not in runners:
         print("MEMORY_RESULT " + json.dumps({"error": skipped.get(args.lib)}))
         return
@@ -553,7 +580,7 @@ def measure_memory(lib, case, dtype_name, args):
            "--n", str(case.n), "--d", str(case.d), "--k", str(case.k), "--cov", case.cov,
            "--data", case.data,
            "--dtype", dtype_name, "--memory-iter", str(args.memory_iter),
-           "--reg-covar", repr(args.reg_covar)]
+           "--reg-covar", repr(args.reg_covar), "--estimator", args.estimator]
     if args.gaussmix_threads is not None:
         cmd += ["--gaussmix-threads", str(args.gaussmix_threads)]
     try:
@@ -740,11 +767,12 @@ def select_cases(spec):
 def run(args):
     cases = select_cases(args.cases)
     dtypes = [d.strip() for d in args.dtypes.split(",")]
-    runners, skipped = load_libraries(args.libs.split(","), args.reg_covar, args.gaussmix_threads)
+    runners, skipped = load_libraries(args.libs.split(","), args.reg_covar,
+                                      args.gaussmix_threads, args.estimator)
     report = {
         "machine": machine_info(), "versions": library_versions(),
         "threadpools": threadpool_summary(), "skipped": skipped,
-        "config": {"repeats": args.repeats, "iters": args.iters, "quick": args.quick,
+        "config": {"estimator": args.estimator, "repeats": args.repeats, "iters": args.iters, "quick": args.quick,
                    "reg_covar": args.reg_covar, "gaussmix_threads": args.gaussmix_threads,
                    "memory_iter": args.memory_iter},
         "gemm": gemm_rates(),
@@ -826,6 +854,8 @@ def parse_args(argv=None):
                    help="comma-separated case indices or substrings of case names, e.g. 'full' or '0,3'")
     p.add_argument("--dtypes", default="float64,float32")
     p.add_argument("--libs", default=",".join(LIBS))
+    p.add_argument("--estimator", choices=("gmm", "bayesian"), default="gmm",
+                   help="GaussianMixture (default) or BayesianGaussianMixture")
     p.add_argument("--reg-covar", type=float, default=0.0,
                    help="reg_covar for gaussmix/sklearn (default 0, so all libraries run "
                         "the same iteration; daal4py regularizationFactor gets the same value)")

@@ -15,6 +15,8 @@ from ._threading import team_size
 # Rows handed to the compiled core per call when responsibilities are made in
 # Python (initialisation), bounding that temporary to BLOCK_ROWS x k.
 BLOCK_ROWS = 1 << 14
+# Bytes of the float64 copies of X that ``InMemoryData.moments`` makes per block.
+MOMENT_BLOCK_BYTES = 1 << 20
 
 
 @dataclass
@@ -151,8 +153,9 @@ class InMemoryData:
         computed block by block (no copy of X)."""
         d = self.X.shape[1]
         weights = self.sample_weight
+        rows = max(1, MOMENT_BLOCK_BYTES // (8 * d))
         total, mean = 0.0, np.zeros(d)
-        for start, stop in row_ranges(self.X, BLOCK_ROWS):
+        for start, stop in row_ranges(self.X, rows):
             block = self.X[start:stop].astype(np.float64)
             w = np.ones(stop - start) if weights is None else weights[start:stop].astype(
                 np.float64)
@@ -160,7 +163,7 @@ class InMemoryData:
             mean += w @ block
         mean /= total
         scatter = np.zeros((d, d))
-        for start, stop in row_ranges(self.X, BLOCK_ROWS):
+        for start, stop in row_ranges(self.X, rows):
             centred = self.X[start:stop].astype(np.float64) - mean
             weighted = centred if weights is None else centred * weights[start:stop, None]
             scatter += weighted.T @ centred
