@@ -13,6 +13,7 @@ and which gaussmix reproduces: there the reference is scikit-learn on the
 offset data itself.
 """
 
+import copy
 import functools
 import re
 import warnings
@@ -435,3 +436,39 @@ def test_progress_lines_are_scikit_learns(monkeypatch, capsys, verbose):
     theirs = _progress_lines(SkBayesianGaussianMixture, sklearn.mixture._base, "time",
                              monkeypatch, capsys, **params)
     assert ours and ours == theirs
+
+
+# ------------------------------------------------ predictions follow the attributes
+
+
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_predictions_follow_assigned_and_edited_attributes(covariance_type, prior_type):
+    """A model given scikit-learn's fitted attributes predicts as scikit-learn;
+    an attribute edited in place afterwards is seen too."""
+    X, _, _, k = _data("blobs5d")
+    kw = dict(n_components=k, covariance_type=covariance_type,
+              weight_concentration_prior_type=prior_type)
+    ref = fit_quiet(SkBayesianGaussianMixture(init_params="random", random_state=1, **kw), X)
+    gm = fit_quiet(BayesianGaussianMixture(max_iter=3, random_state=0, **kw), X)
+    gm.predict(X)  # the kernels' constants are now those of gm's own fit
+    for name in POSTERIOR_ARRAYS + ("weight_concentration_",):
+        setattr(gm, name, copy.deepcopy(getattr(ref, name)))
+    assert_allclose(gm.predict_proba(X), ref.predict_proba(X), rtol=PRED_RTOL, atol=PROBA_ATOL)
+
+    def scale_in_place(model, name):
+        value = getattr(model, name)
+        if name == "weight_concentration_" and prior_type == "dirichlet_process":
+            value = value[1]
+        if np.ndim(value):
+            value *= 1.5
+        else:  # tied's degrees_of_freedom_ is a float
+            setattr(model, name, value * 1.5)
+
+    for name in ("weight_concentration_", "mean_precision_", "degrees_of_freedom_", "means_",
+                 "precisions_cholesky_"):  # one at a time
+        for model in (gm, ref):
+            scale_in_place(model, name)
+        score = ref.score_samples(X)
+        assert_allclose(gm.score_samples(X), score, rtol=PRED_RTOL,
+                        atol=PRED_RTOL * np.abs(score).max(), err_msg=name)
