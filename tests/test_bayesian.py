@@ -450,6 +450,9 @@ def test_sample_shapes_and_frequencies(covariance_type):
                       / np.sqrt(len(rows)))
     X_1, y_1 = gm.sample()
     assert X_1.shape == (1, 2) and y_1.shape == (1,)
+    first, again = gm.sample(50), gm.sample(50)  # random_state=0: the same draw
+    assert_array_equal(first[0], again[0])
+    assert_array_equal(first[1], again[1])
     with pytest.raises(ValueError):
         gm.sample(0)
 
@@ -464,7 +467,9 @@ def test_clone_get_and_set_params():
     twin.set_params(covariance_type="diag", covariance_prior=[1.0, 2.0])
     assert twin.covariance_type == "diag"
     X, _, _ = labelled_blobs(n_samples=100, seed=13)
-    assert clone(twin).fit(X).covariances_.shape == (3, 2)
+    fresh = clone(twin)
+    assert fresh.fit(X) is fresh and fresh.covariances_.shape == (3, 2)
+    assert isinstance(fresh.score(X), float)
     assert "BayesianGaussianMixture(" in repr(twin)
 
 
