@@ -230,8 +230,8 @@ def test_posterior_counts_add_up_to_the_sample_weight(covariance_type, prior_typ
     for weight in (None, np.full(len(X), 2.5)):
         total = len(X) if weight is None else weight.sum()
         gm = fit_quiet(BayesianGaussianMixture(
-            n_components=k, covariance_type=covariance_type, weight_concentration_prior_type=prior_type,
-            random_state=0), X, sample_weight=weight)
+            n_components=k, covariance_type=covariance_type,
+            weight_concentration_prior_type=prior_type, random_state=0), X, sample_weight=weight)
         nk = gm.mean_precision_ - gm.mean_precision_prior_
         assert_allclose(nk.sum(), total, rtol=1e-12)
         if covariance_type == "tied":
@@ -255,8 +255,9 @@ def test_posterior_counts_add_up_to_the_sample_weight(covariance_type, prior_typ
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_lower_bound_never_decreases(covariance_type, prior_type):
     X, _, _ = labelled_blobs(n_samples=200, seed=3)
-    kw = dict(n_components=6, covariance_type=covariance_type, weight_concentration_prior_type=prior_type,
-              random_state=0, init_params="random", tol=1e-6, max_iter=1000)
+    kw = dict(n_components=6, covariance_type=covariance_type,
+              weight_concentration_prior_type=prior_type, random_state=0, init_params="random",
+              tol=1e-6, max_iter=1000)
     gm = fit_quiet(BayesianGaussianMixture(**kw), X)
     bounds = np.asarray(gm.lower_bounds_)
     assert gm.converged_ and len(bounds) == gm.n_iter_
@@ -286,8 +287,8 @@ def test_covariance_types_agree_on_the_same_responsibilities(prior_type):
         gm = BayesianGaussianMixture(n_components=4, covariance_type=covariance_type,
                                      weight_concentration_prior_type=prior_type, max_iter=0,
                                      init_params="random", random_state=0).fit(X)
-        nu = np.asarray(gm.degrees_of_freedom_)
-        return gm.covariances_ * (nu if nu.ndim == 0 else nu.reshape((-1,) + (1,) * (gm.covariances_.ndim - 1)))
+        nu = np.asarray(gm.degrees_of_freedom_)  # (k,), or a float for tied
+        return gm.covariances_ * nu.reshape(nu.shape + (1,) * (gm.covariances_.ndim - nu.ndim))
 
     full = scale("full")
     assert_allclose(scale("tied"), full.mean(axis=0), rtol=1e-10)
@@ -527,8 +528,9 @@ def test_integer_weights_equal_repeated_rows_from_the_same_start(covariance_type
     X, _, _ = labelled_blobs(n_samples=120, seed=17)
     w = np.random.default_rng(0).integers(0, 4, size=len(X))
     start = fit_quiet(BayesianGaussianMixture(
-        n_components=4, covariance_type=covariance_type, weight_concentration_prior_type=prior_type,
-        init_params="random", random_state=0, max_iter=2, tol=1e-7, warm_start=True), X)
+        n_components=4, covariance_type=covariance_type,
+        weight_concentration_prior_type=prior_type, init_params="random", random_state=0,
+        max_iter=2, tol=1e-7, warm_start=True), X)
     weighted = fit_quiet(copy.deepcopy(start).set_params(max_iter=200), X, sample_weight=w)
     repeated = fit_quiet(copy.deepcopy(start).set_params(max_iter=200), np.repeat(X, w, axis=0))
     assert weighted.n_iter_ > 2

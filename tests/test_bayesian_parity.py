@@ -268,8 +268,9 @@ def test_float32_close_to_float64(covariance_type, prior_type):
     array's largest), 1e-4 on the bound. scikit-learn's float32 fits are no
     reference (they compute in float64)."""
     X, _, _, k = _data("blobs5d")
-    kw = dict(n_components=k, covariance_type=covariance_type, weight_concentration_prior_type=prior_type,
-              init_params="random_from_data", random_state=0, tol=1e-6, max_iter=1000)
+    kw = dict(n_components=k, covariance_type=covariance_type,
+              weight_concentration_prior_type=prior_type, init_params="random_from_data",
+              random_state=0, tol=1e-6, max_iter=1000)
     gm64 = fit_quiet(BayesianGaussianMixture(**kw), X)
     X32 = X.astype(np.float32)
     gm32 = fit_quiet(BayesianGaussianMixture(**kw), X32)
