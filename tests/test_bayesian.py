@@ -54,9 +54,9 @@ def small_data(n_samples=40, n_features=3, seed=0):
     return np.random.default_rng(seed).normal(size=(n_samples, n_features)) * [1.0, 2.0, 0.5]
 
 
-def assert_same_state(a, b, rtol, attributes=POSTERIOR_ARRAYS):
+def assert_same_state(a, b, rtol):
     """Two BayesianGaussianMixtures have the same posterior."""
-    for name in attributes:
+    for name in POSTERIOR_ARRAYS:
         assert_close_scaled(getattr(a, name), getattr(b, name), rtol=rtol, err_msg=name)
     for part, (x, y) in enumerate(zip(np.atleast_2d(a.weight_concentration_),
                                       np.atleast_2d(b.weight_concentration_))):
