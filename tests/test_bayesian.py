@@ -99,6 +99,13 @@ def test_given_priors_are_used_as_given(covariance_type):
     assert gm.get_params()["covariance_prior"] is covariance_prior  # not copied or changed
 
 
+def test_refit_takes_the_default_priors_from_the_new_data():
+    X, other = small_data(seed=1), small_data(n_samples=60, seed=2) + 3.0
+    gm = BayesianGaussianMixture(n_components=2, random_state=0).fit(X).fit(other)
+    assert_allclose(gm.mean_prior_, other.mean(axis=0), rtol=1e-13)
+    assert_allclose(gm.covariance_prior_, np.cov(other.T), rtol=1e-12)
+
+
 def test_weighted_prior_defaults_are_those_of_repeated_rows():
     X = small_data()
     w = np.random.default_rng(1).integers(0, 4, size=len(X))

@@ -471,3 +471,21 @@ def test_predictions_follow_assigned_and_edited_attributes(covariance_type, prio
         score = ref.score_samples(X)
         assert_allclose(gm.score_samples(X), score, rtol=PRED_RTOL,
                         atol=PRED_RTOL * np.abs(score).max(), err_msg=name)
+
+
+@pytest.mark.parametrize("priors", [
+    dict(mean_prior=[1, 2]),
+    dict(covariance_prior=[[2, 0], [0, 1]]),
+    dict(covariance_type="diag", covariance_prior=[1, 2]),
+    dict(covariance_type="spherical", covariance_prior=np.float32(2.0)),
+    dict(covariance_type="spherical", covariance_prior=np.array(2.0)),
+    dict(weight_concentration_prior=1, degrees_of_freedom_prior=3),
+    dict(mean_precision_prior=np.float32(0.5)),
+], ids=lambda priors: "-".join(f"{k}={type(v).__name__}" for k, v in priors.items()))
+def test_priors_of_other_types_parity(priors):
+    """Lists, ints, numpy scalars and 0-d arrays: taken as scikit-learn takes them."""
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    kw = dict(n_components=2, init_params="random", random_state=0, **priors)
+    gm = fit_quiet(BayesianGaussianMixture(**kw), X)
+    ref = fit_quiet(SkBayesianGaussianMixture(**kw), X)
+    assert_same_posterior(gm, ref)
