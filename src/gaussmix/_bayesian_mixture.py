@@ -7,6 +7,7 @@ from . import _covariance, _variational
 from ._base import BaseMixture, check_choice
 from ._exceptions import InvalidParameterError
 from ._initialization import initial_estimates
+from ._streaming import RunningStatistics
 from ._validation import check_array_param
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -177,6 +178,13 @@ default='dirichlet_process'
     def _stream_mass(self, samples_seen):
         return samples_seen if self.total_samples is None else float(self.total_samples)
 
+    def _running_statistics(self, params):
+        """The statistics per unit of weight whose M-step, scaled by the
+        weight they stand for (their counts' sum: the fit's total weight,
+        ``n_samples_seen_``), gives back the posterior ``params``."""
+        return _posterior_statistics(params, self._fit_priors, self.covariance_type,
+                                     self.reg_covar)
+
     def _store_parameters(self, params):
         priors = self._fit_priors
         self.weights_ = params.weights
@@ -202,6 +210,52 @@ default='dirichlet_process'
         return (self.covariance_type, self.weight_concentration_prior_type,
                 self.weight_concentration_, self.mean_precision_, self.degrees_of_freedom_,
                 self.means_, self.precisions_cholesky_)
+
+
+def _posterior_statistics(params, priors, covariance_type, reg_covar):
+    """``_variational.posterior`` inverted: ``RunningStatistics`` of the
+    counts N_k = beta_k - beta_0, the means x_k and the scatters about them.
+
+    From beta_k m_k = beta_0 m_0 + N_k x_k: x_k = m_0 + beta_k / N_k (m_k - m_0);
+    from Psi_k = Psi_0 + N_k S_k + beta_0 N_k / beta_k (x_k - m_0)(x_k - m_0)^T,
+    Psi_k = nu_k ``covariances``, the scatter S_k (less ``reg_covar``; tied:
+    the sums over k divided by k, spherical: the features' mean). Counts
+    within rounding of zero are zero: those components keep their posterior
+    means and a zero scatter.
+    """
+    p = priors
+    k, d = params.means.shape
+    eps = np.finfo(np.float64).eps
+    beta = np.asarray(params.mean_precision, dtype=np.float64)
+    nk = beta - p.mean_precision            # N_k + 10 eps, as the posterior took it
+    counts = nk - 10 * eps
+    present = counts > 64 * eps * beta
+    ratio = np.divide(beta, nk, out=np.zeros(k), where=present)
+    m = np.asarray(params.means, dtype=np.float64)
+    diff = ratio[:, None] * (m - p.mean)   # x_k - m_0
+    means = np.where(present[:, None], p.mean + diff, m)
+    shrink = nk * p.mean_precision / beta
+    nu = np.asarray(params.degrees_of_freedom, dtype=np.float64)
+    cov = np.asarray(params.covariances, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if covariance_type == "full":
+            sk = (nu[:, None, None] * cov - p.covariance
+                  - shrink[:, None, None] * diff[:, :, None] * diff[:, None, :]) / nk[:, None, None]
+        elif covariance_type == "tied":
+            pooled = (k * (nu * cov - p.covariance) - (shrink * diff.T) @ diff) / nk.sum()
+            sk = np.repeat(pooled[None], k, axis=0)
+        elif covariance_type == "diag":
+            sk = (nu[:, None] * cov - p.covariance - shrink[:, None] * diff ** 2) / nk[:, None]
+        else:
+            sk = (nu * cov - p.covariance - shrink * (diff ** 2).mean(axis=1)) / nk
+            sk = np.repeat(sk[:, None], d, axis=1)
+    if sk.ndim == 3:
+        sk[:, np.arange(d), np.arange(d)] -= reg_covar
+    else:
+        sk -= reg_covar
+    sk[~present] = 0.0
+    counts = np.where(present, counts, 0.0)
+    return RunningStatistics(counts / counts.sum(), means, sk)
 
 
 def _check_positive_or_none(estimator, name):

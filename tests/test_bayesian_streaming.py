@@ -1,0 +1,241 @@
+"""BayesianGaussianMixture.partial_fit as stochastic variational inference.
+
+References: a natural-gradient step written by hand in numpy on the
+posterior's natural parameters (Hoffman, Blei, Wang & Paisley 2013), the
+full-data evidence lower bound of a posterior written by hand (expected
+log-likelihood with optimal responsibilities minus the prior KL terms), and
+the batch fit.
+"""
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy.special import betaln, digamma, gammaln, logsumexp
+
+from gaussmix import BayesianGaussianMixture
+from gaussmix._exceptions import InvalidParameterError
+
+from conftest import COVARIANCE_TYPES, make_blobs
+
+PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+POSTERIOR = ("weight_concentration_", "mean_precision_", "means_", "covariances_",
+             "degrees_of_freedom_", "weights_", "precisions_cholesky_")
+
+
+def three_blobs(n, d, seed):
+    """Three separated clusters in d >= 2 dimensions, uneven sizes."""
+    centers = np.zeros((3, d))
+    centers[1, 0] = centers[2, 1] = 6.0
+    return make_blobs(n, centers, [1.0, 1.5, 0.8], seed=seed)
+
+
+def quiet_fit(model, X, **kwargs):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*converge.*")
+        return model.fit(X, **kwargs)
+
+
+def as_tuple(concentration):
+    return tuple(concentration) if isinstance(concentration, tuple) else (concentration,)
+
+
+# ------------------------------------------------------- the model by hand
+
+
+def precision_matrices(model):
+    """inv(covariances_) = nu_k E[W_k] as (k, d, d), whatever the covariance type."""
+    k, d = model.means_.shape
+    cov = np.asarray(model.covariances_, dtype=np.float64)
+    if model.covariance_type == "full":
+        return np.linalg.inv(cov)
+    if model.covariance_type == "tied":
+        return np.repeat(np.linalg.inv(cov)[None], k, axis=0)
+    if model.covariance_type == "diag":
+        return (1.0 / cov)[:, :, None] * np.eye(d)
+    return (1.0 / cov)[:, None, None] * np.eye(d)
+
+
+def expected_log_weights(model):
+    if model.weight_concentration_prior_type == "dirichlet_process":
+        a, b = model.weight_concentration_
+        total = digamma(a + b)
+        later = np.concatenate([[0.0], np.cumsum(digamma(b) - total)[:-1]])
+        return digamma(a) - total + later
+    alpha = model.weight_concentration_
+    return digamma(alpha) - digamma(alpha.sum())
+
+
+def log_rho(model, X):
+    """log rho_ik = E[log pi_k] + E[log N(x_i | mu_k, Lambda_k)] (Bishop 10.46),
+    in scikit-learn's convention for every covariance type."""
+    k, d = model.means_.shape
+    P = precision_matrices(model)
+    nu = np.broadcast_to(np.asarray(model.degrees_of_freedom_, dtype=np.float64), (k,))
+    e_log_det = (d * np.log(2.0) + digamma(0.5 * (nu[:, None] - np.arange(d))).sum(axis=1)
+                 + np.linalg.slogdet(P)[1] - d * np.log(nu))
+    diff = X[:, None, :] - model.means_[None]
+    mahalanobis = np.einsum("nki,kij,nkj->nk", diff, P, diff)
+    return (expected_log_weights(model) + 0.5 * e_log_det - 0.5 * d * np.log(2 * np.pi)
+            - 0.5 * (d / model.mean_precision_ + mahalanobis))
+
+
+def natural_parameters(model):
+    """The posterior's natural parameters, each linear in (N_k, sum x, sum x x^T):
+    the weights' concentrations, beta_k, beta_k m_k, Psi_k + beta_k m_k m_k^T
+    (tied: Psi + mean_k beta_k m_k m_k^T; diag: the diagonals; spherical: the
+    diagonals' mean) and nu_k."""
+    k, d = model.means_.shape
+    beta, m = model.mean_precision_, np.asarray(model.means_, dtype=np.float64)
+    nu = np.asarray(model.degrees_of_freedom_, dtype=np.float64)
+    psi = np.asarray(model.covariances_, dtype=np.float64) * (
+        nu if model.covariance_type == "tied" else nu.reshape((k,) + (1,) * (
+            model.covariances_.ndim - 1)))
+    outer = beta[:, None, None] * m[:, :, None] * m[:, None, :]
+    second = {"full": lambda: psi + outer, "tied": lambda: psi + outer.mean(axis=0),
+              "diag": lambda: psi + beta[:, None] * m ** 2,
+              "spherical": lambda: psi + beta * (m ** 2).mean(axis=1)}[model.covariance_type]()
+    return (*as_tuple(model.weight_concentration_), beta, beta[:, None] * m, second, nu)
+
+
+def batch_target(model, X, total):
+    """prior + (total / |batch|) x the batch's expected statistics, as natural
+    parameters (the point SVI steps toward), under the model's current posterior."""
+    n, d = X.shape
+    k = model.means_.shape[0]
+    log_p = log_rho(model, X)
+    resp = np.exp(log_p - logsumexp(log_p, axis=1, keepdims=True)) * (total / n)
+    N, sx = resp.sum(axis=0), resp.T @ X
+    beta0, m0, nu0 = (model.mean_precision_prior_, model.mean_prior_,
+                      model.degrees_of_freedom_prior_)
+    psi0, reg = model.covariance_prior_, model.reg_covar
+    sxx = np.einsum("nk,ni,nj->kij", resp, X, X)
+    prior_outer = beta0 * np.outer(m0, m0)
+    second = {"full": lambda: psi0 + prior_outer + sxx + reg * N[:, None, None] * np.eye(d),
+              "tied": lambda: (psi0 + prior_outer + sxx.sum(axis=0) / k
+                               + reg * N.sum() / k * np.eye(d)),
+              "diag": lambda: (psi0 + beta0 * m0 ** 2
+                               + np.diagonal(sxx, axis1=1, axis2=2) + reg * N[:, None]),
+              "spherical": lambda: (psi0 + beta0 * (m0 ** 2).mean()
+                                    + np.diagonal(sxx, axis1=1, axis2=2).mean(axis=1)
+                                    + reg * N)}[model.covariance_type]()
+    nu = nu0 + (N.sum() / k if model.covariance_type == "tied" else N)
+    gamma = model.weight_concentration_prior_
+    if model.weight_concentration_prior_type == "dirichlet_process":
+        later = np.concatenate([np.cumsum(N[::-1])[-2::-1], [0.0]])
+        weights = (1.0 + N, gamma + later)
+    else:
+        weights = (gamma + N,)
+    return (*weights, beta0 + N, beta0 * m0 + sx, second, nu)
+
+
+def svi_step(model, X, total, step):
+    """lambda <- (1 - step) lambda + step (prior + total/|batch| x batch statistics)."""
+    return [(1.0 - step) * old + step * new
+            for old, new in zip(natural_parameters(model), batch_target(model, X, total))]
+
+
+# ------------------------------------------------- partial_fit is SVI's step
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+@pytest.mark.parametrize("start", ["partial_fit", "fit"])
+def test_partial_fit_is_the_natural_gradient_step(covariance_type, prior_type, start):
+    """With total_samples = n, a partial_fit step equals SVI's step on the
+    natural parameters: the running statistics' blend is that step, whether
+    the stream began with partial_fit or continues a fit."""
+    X = three_blobs(3_000, 3, seed=1)
+    batches = np.array_split(X, 6)
+    model = BayesianGaussianMixture(
+        n_components=4, covariance_type=covariance_type,
+        weight_concentration_prior_type=prior_type, total_samples=X.shape[0],
+        learning_decay=0.7, learning_offset=2.0, reg_covar=1e-3, random_state=0)
+    if start == "fit":
+        quiet_fit(model.set_params(max_iter=5), X)
+    else:
+        model.partial_fit(batches[0]).partial_fit(batches[1])
+    for batch in batches[2:4]:
+        steps = getattr(model, "n_steps_", 1)
+        expected = svi_step(model, batch, X.shape[0], (2.0 + steps) ** -0.7)
+        model.partial_fit(batch)
+        for got, want in zip(natural_parameters(model), expected):
+            assert_allclose(got, want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
+
+
+# --------------------------------------------- partial_fit continues a fit
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_running_statistics_reproduce_the_fitted_posterior(covariance_type, prior_type,
+                                                            weighted):
+    """The statistics a fit hands to partial_fit give back its posterior
+    through one M-step on the weight the fit stood for (with k = 8 on three
+    clusters, the Dirichlet process leaves components nearly empty)."""
+    X = three_blobs(1_500, 3, seed=2)
+    weights = np.random.default_rng(0).uniform(0.1, 3.0, X.shape[0]) if weighted else None
+    model = quiet_fit(BayesianGaussianMixture(
+        n_components=8, covariance_type=covariance_type,
+        weight_concentration_prior_type=prior_type, weight_concentration_prior=1e-3,
+        random_state=0), X, sample_weight=weights)
+    assert model.n_samples_seen_ == pytest.approx(X.shape[0] if weights is None
+                                                  else weights.sum(), rel=1e-12)
+    params = model._fitted_parameters(np.float64)
+    running = model._running_statistics(params)
+    assert running.mass.sum() == pytest.approx(1.0, rel=1e-14)
+    again = model._m_step(running.statistics(), np.float64, params, model.n_samples_seen_)
+    for name, attribute in [("weight_concentration", "weight_concentration_"),
+                            ("mean_precision", "mean_precision_"), ("means", "means_"),
+                            ("covariances", "covariances_"),
+                            ("degrees_of_freedom", "degrees_of_freedom_"),
+                            ("weights", "weights_")]:
+        for got, want in zip(as_tuple(getattr(again, name)),
+                             as_tuple(getattr(model, attribute))):
+            assert_allclose(got, want, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_converged_fit_is_a_fixed_point_of_a_full_data_step(covariance_type):
+    """With total_samples = n, one partial_fit on all of X leaves a converged
+    fit where it was (it moves by the fit's own last change)."""
+    X = three_blobs(2_000, 3, seed=3)
+    model = BayesianGaussianMixture(n_components=4, covariance_type=covariance_type,
+                                    tol=1e-9, max_iter=2_000, total_samples=X.shape[0],
+                                    random_state=0).fit(X)
+    before = {name: np.copy(getattr(model, name)) for name in POSTERIOR[1:]}
+    model.partial_fit(X)
+    for name, value in before.items():
+        assert_allclose(getattr(model, name), value, rtol=1e-6,
+                        atol=1e-6 * np.abs(value).max(), err_msg=name)
+    assert model.n_samples_seen_ == 2 * X.shape[0] and model.n_steps_ == 2
+
+
+def test_without_total_samples_the_stream_counts_every_batch():
+    """total_samples=None: the posterior stands for all the weight taken in,
+    the fit's included (n_samples_seen_), and counts it in its concentrations."""
+    X = three_blobs(2_000, 3, seed=4)
+    weights = np.random.default_rng(1).uniform(0.5, 2.0, X.shape[0])
+    model = quiet_fit(BayesianGaussianMixture(n_components=3, weight_concentration_prior_type=
+                                              "dirichlet_distribution", random_state=0),
+                      X[:1_000], sample_weight=weights[:1_000])
+    for part in np.array_split(np.arange(1_000, 2_000), 4):
+        model.partial_fit(X[part], sample_weight=weights[part])
+    assert model.n_samples_seen_ == pytest.approx(weights.sum(), rel=1e-12)
+    counts = model.weight_concentration_ - model.weight_concentration_prior_
+    assert counts.sum() == pytest.approx(weights.sum(), rel=1e-9)
+    assert model.n_steps_ == 5
+
+
+def test_fit_resets_the_stream():
+    """A fit after partial_fit steps starts the count afresh: the next step
+    is the second, over the fit's weight plus the batch's."""
+    X = three_blobs(1_000, 2, seed=5)
+    model = BayesianGaussianMixture(n_components=3, random_state=0)
+    for batch in np.array_split(X, 5):
+        model.partial_fit(batch)
+    quiet_fit(model, X[:600])
+    assert model.n_samples_seen_ == 600 and not hasattr(model, "n_steps_")
+    model.partial_fit(X[600:700])
+    assert model.n_samples_seen_ == 700 and model.n_steps_ == 2
