@@ -239,3 +239,113 @@ def test_fit_resets_the_stream():
     assert model.n_samples_seen_ == 600 and not hasattr(model, "n_steps_")
     model.partial_fit(X[600:700])
     assert model.n_samples_seen_ == 700 and model.n_steps_ == 2
+
+
+# ------------------------------------------------------- the bound by hand
+
+
+def log_wishart_normaliser(psi, nu):
+    """log B(W, nu) of the Wishart density, W = inv(psi) (Bishop B.79)."""
+    d = psi.shape[-1]
+    return (0.5 * nu * np.linalg.slogdet(psi)[1] - 0.5 * nu * d * np.log(2.0)
+            - 0.25 * d * (d - 1) * np.log(np.pi)
+            - gammaln(0.5 * (np.asarray(nu)[..., None] - np.arange(d))).sum(axis=-1))
+
+
+def prior_kl(model):
+    """KL(q(weights, means, precisions) || prior) of a full-covariance model."""
+    k, d = model.means_.shape
+    beta, nu = model.mean_precision_, model.degrees_of_freedom_
+    beta0, m0, nu0 = (model.mean_precision_prior_, model.mean_prior_,
+                      model.degrees_of_freedom_prior_)
+    psi0 = model.covariance_prior_
+    psi = model.covariances_ * nu[:, None, None]
+    W = np.linalg.inv(psi)
+    e_log_det = (digamma(0.5 * (nu[:, None] - np.arange(d))).sum(axis=1) + d * np.log(2.0)
+                 - np.linalg.slogdet(psi)[1])
+    diff = model.means_ - m0
+    gauss = 0.5 * (d * beta0 / beta - d + d * np.log(beta / beta0)
+                   + beta0 * nu * np.einsum("ki,kij,kj->k", diff, W, diff))
+    wishart = (log_wishart_normaliser(psi, nu) - log_wishart_normaliser(psi0, nu0)
+               + 0.5 * (nu - nu0) * e_log_det - 0.5 * nu * d
+               + 0.5 * nu * np.einsum("ij,kji->k", psi0, W))
+    gamma = model.weight_concentration_prior_
+    if model.weight_concentration_prior_type == "dirichlet_process":
+        a, b = model.weight_concentration_
+        weights = (betaln(1.0, gamma) - betaln(a, b) + (a - 1) * digamma(a)
+                   + (b - gamma) * digamma(b) + (1 + gamma - a - b) * digamma(a + b)).sum()
+    else:
+        alpha = model.weight_concentration_
+        weights = (gammaln(alpha.sum()) - gammaln(alpha).sum() - gammaln(k * gamma)
+                   + k * gammaln(gamma) + (alpha - gamma) @ (digamma(alpha)
+                                                             - digamma(alpha.sum())))
+    return float(weights + gauss.sum() + wishart.sum())
+
+
+def full_data_bound(model, X):
+    """The evidence lower bound of the model's posterior q(theta) on X with
+    the responsibilities that maximise it (one E-step over X):
+    sum_i log sum_k rho_ik - KL(q(theta) || p(theta)), less the constant that
+    lower_bound_ leaves out (it depends only on n, d and the prior), so that
+    it is on lower_bound_'s scale: for a converged fit the two agree."""
+    n, d = X.shape
+    k = model.means_.shape[0]
+    gamma, nu0 = model.weight_concentration_prior_, model.degrees_of_freedom_prior_
+    weight_constant = (-betaln(1.0, gamma) if model.weight_concentration_prior_type
+                       == "dirichlet_process" else (gammaln(k * gamma) - k * gammaln(gamma)) / k)
+    constant = -0.5 * n * d * np.log(2 * np.pi) + k * (
+        0.5 * d * np.log(model.mean_precision_prior_)
+        + 0.5 * nu0 * np.linalg.slogdet(model.covariance_prior_)[1]
+        - 0.5 * nu0 * d * np.log(2.0) - gammaln(0.5 * (nu0 - np.arange(d))).sum()
+        + weight_constant)
+    expected = logsumexp(log_rho(model, X), axis=1).sum()
+    return float(expected - prior_kl(model) - constant)
+
+
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+def test_full_data_bound_is_lower_bound_at_convergence(prior_type):
+    """The hand-written bound of a converged fit's posterior equals its
+    lower_bound_ (with reg_covar = 0: reg_covar inflates the posterior's
+    scatter beyond the conjugate update, which lower_bound_, like
+    scikit-learn's, does not account for)."""
+    X = three_blobs(3_000, 3, seed=2)
+    model = BayesianGaussianMixture(n_components=5, weight_concentration_prior_type=prior_type,
+                                    reg_covar=0.0, tol=1e-10, max_iter=5_000,
+                                    random_state=0).fit(X)
+    assert full_data_bound(model, X) == pytest.approx(model.lower_bound_, rel=1e-11)
+
+
+@pytest.mark.parametrize("seed", [0, 8])
+def test_svi_reaches_the_batch_bound_within_the_stated_gap(seed):
+    """Five passes of 500-row shuffled batches over 20,000 x 2 three-cluster
+    data (k = 5, Dirichlet process, total_samples = n, default step sizes)
+    bring the full-data bound of the SVI posterior within 0.04 nats per
+    sample of the converged batch fit's lower_bound_.
+
+    The SVI model's bound is its posterior's with the responsibilities that
+    maximise it over all of X (``full_data_bound``: one E-step, no M-step),
+    the batch fit's is its own at convergence, and both share the batch
+    fit's prior. (A warm-started one-iteration fit would report the bound
+    after a batch M-step from the SVI posterior: better than SVI's own.)
+
+    Measured over seeds 0-9: worst gap 0.030 (seed 8), median 0.008 nats per
+    sample; the batch fit after 5 iterations: worst 0.046, median 0.010. What
+    is left is mostly the two surplus components, which the batch fit takes
+    100-1,700 iterations to empty.
+    """
+    X = three_blobs(20_000, 2, seed=seed)
+    n = X.shape[0]
+    kwargs = dict(n_components=5, reg_covar=0.0, random_state=seed)
+    batch = BayesianGaussianMixture(max_iter=5_000, **kwargs).fit(X)
+    svi = BayesianGaussianMixture(total_samples=n, mean_prior=batch.mean_prior_,
+                                  covariance_prior=batch.covariance_prior_, **kwargs)
+    rng = np.random.default_rng(seed)
+    for _ in range(5):
+        for rows in np.array_split(rng.permutation(n), n // 500):
+            svi.partial_fit(X[rows])
+            if svi.n_steps_ == 1:
+                after_one_batch = full_data_bound(svi, X)
+    gap = (batch.lower_bound_ - full_data_bound(svi, X)) / n
+    assert gap < 0.04
+    assert full_data_bound(svi, X) > after_one_batch
+    assert svi.n_steps_ == 200 and svi.n_samples_seen_ == 5 * n
