@@ -349,3 +349,35 @@ def test_svi_reaches_the_batch_bound_within_the_stated_gap(seed):
     assert gap < 0.04
     assert full_data_bound(svi, X) > after_one_batch
     assert svi.n_steps_ == 200 and svi.n_samples_seen_ == 5 * n
+
+
+# ------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize("total_samples", [0, -5, 0.0, np.inf, np.nan, True, "100", [100]])
+def test_total_samples_must_be_positive(total_samples):
+    model = BayesianGaussianMixture(n_components=2, total_samples=total_samples)
+    with pytest.raises(InvalidParameterError, match="total_samples"):
+        model.partial_fit(three_blobs(100, 2, seed=0))
+    assert not hasattr(model, "means_")
+
+
+def test_partial_fit_rejects_bad_batches_without_changing_the_posterior():
+    X = three_blobs(600, 3, seed=0)
+    model = BayesianGaussianMixture(n_components=5, total_samples=1_000, random_state=0)
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        model.partial_fit(X[:4])
+    assert not hasattr(model, "means_")
+    model.partial_fit(X[:300])
+    before = {name: np.copy(getattr(model, name)) for name in POSTERIOR[1:]}
+    stream = model._stream
+    for batch, weights, message in [(X[:, :2], None, "features"),
+                                    (X[:10], np.zeros(10), "sample_weight"),
+                                    (X[:5] * 1e300, None, "density")]:
+        with pytest.raises(ValueError, match=message), np.errstate(all="ignore"):
+            model.partial_fit(batch, sample_weight=weights)
+    for name, value in before.items():
+        assert_allclose(getattr(model, name), value, rtol=0, atol=0, err_msg=name)
+    assert model._stream is stream and model.n_steps_ == 1 and model.n_samples_seen_ == 300
+    model.partial_fit(X[300:301])  # later batches may be smaller than n_components
+    assert model.n_steps_ == 2 and model.n_samples_seen_ == 301
