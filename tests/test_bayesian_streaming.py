@@ -16,7 +16,7 @@ from scipy.special import betaln, digamma, gammaln, logsumexp
 from gaussmix import BayesianGaussianMixture
 from gaussmix._exceptions import InvalidParameterError
 
-from conftest import COVARIANCE_TYPES, make_blobs
+from conftest import COVARIANCE_TYPES, assert_sane_model, make_blobs
 
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
 POSTERIOR = ("weight_concentration_", "mean_precision_", "means_", "covariances_",
@@ -194,6 +194,21 @@ def test_running_statistics_reproduce_the_fitted_posterior(covariance_type, prio
         for got, want in zip(as_tuple(getattr(again, name)),
                              as_tuple(getattr(model, attribute))):
             assert_allclose(got, want, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("priors", [
+    dict(mean_precision_prior=1e20),
+    dict(mean_precision_prior=1e20, weight_concentration_prior_type="dirichlet_distribution"),
+    dict(weight_concentration_prior=1e20,
+         weight_concentration_prior_type="dirichlet_distribution")])
+def test_partial_fit_continues_a_fit_whose_prior_swamps_a_count(priors):
+    """A prior so strong that beta_k (or the weights' concentration) rounds
+    to it holds no count: the counts come from the other one."""
+    X = three_blobs(1_000, 3, seed=6)
+    model = quiet_fit(BayesianGaussianMixture(n_components=3, random_state=0, **priors), X)
+    model.partial_fit(X[:100])
+    assert_sane_model(model, X)
+    assert model.n_samples_seen_ == 1_100
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
