@@ -13,7 +13,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.special import betaln, digamma, gammaln, logsumexp
 
-from gaussmix import BayesianGaussianMixture
+from gaussmix import BayesianGaussianMixture, GaussianMixture
 from gaussmix._exceptions import InvalidParameterError
 
 from conftest import COVARIANCE_TYPES, assert_sane_model, make_blobs
@@ -243,11 +243,13 @@ def test_without_total_samples_the_stream_counts_every_batch():
     assert model.n_steps_ == 5
 
 
-def test_fit_resets_the_stream():
+@pytest.mark.parametrize("estimator", [BayesianGaussianMixture, GaussianMixture])
+def test_fit_resets_the_stream(estimator):
     """A fit after partial_fit steps starts the count afresh: the next step
-    is the second, over the fit's weight plus the batch's."""
+    is the second, over the fit's weight plus the batch's (one mechanism for
+    every estimator of the base)."""
     X = three_blobs(1_000, 2, seed=5)
-    model = BayesianGaussianMixture(n_components=3, random_state=0)
+    model = estimator(n_components=3, random_state=0)
     for batch in np.array_split(X, 5):
         model.partial_fit(batch)
     quiet_fit(model, X[:600])
