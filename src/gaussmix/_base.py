@@ -290,6 +290,9 @@ class BaseMixture(metaclass=ABCMeta):
         self._set_parameters(params, names)
         self.n_iter_, self.lower_bounds_, self.lower_bound_ = n_iter, lower_bounds, lower_bound
         self.converged_, self._stream = converged, None
+        # partial_fit continues from the fit as from one step standing for X's weight
+        self.n_samples_seen_ = data.total_weight * data.weight_unit
+        self.__dict__.pop("n_steps_", None)
         if not converged and self.max_iter > 0:
             warnings.warn("Best performing initialization did not converge. Try different "
                           "init parameters, or increase max_iter, tol, or check for "
