@@ -241,7 +241,8 @@ def save(estimator, file):
     names = getattr(estimator, "feature_names_in_", None)
     attributes["feature_names_in_"] = None if names is None else [str(n) for n in names]
     header = {
-        "format": estimator._saved_format, "format_version": FORMAT_VERSION, "gaussmix_version": __version__,
+        "format": estimator._saved_format, "format_version": FORMAT_VERSION,
+        "gaussmix_version": __version__,
         "params": params, "attributes": attributes,
         "arrays": {name: {"dtype": str(a.dtype), "shape": list(a.shape)}
                    for name, a in arrays.items()},
