@@ -254,6 +254,11 @@ FORGERIES = [
     ("full", set_param("degrees_of_freedom_prior", 0.5),
      "invalid parameters.*degrees_of_freedom_prior"),
     ("full", set_param("random_state", "seed"), "invalid parameters.*random_state"),
+    ("full", set_param("mean_prior", {"a": 1}), "invalid parameters.*mean_prior"),
+    ("full", set_param("covariance_prior", [[1.0, 2.0], [2.0, 1.0]]),
+     "invalid parameters.*covariance_prior"),
+    ("full", set_attribute("n_steps_", 0), "n_steps_"),
+    ("full", set_attribute("n_steps_", -1), "n_steps_"),
     ("full", set_attribute("n_samples_seen_", 0), "n_samples_seen_"),
     ("full", set_attribute("n_samples_seen_", 1e400), "n_samples_seen_"),
 ]

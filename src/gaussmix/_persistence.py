@@ -415,7 +415,7 @@ def _load(file, path):
         raise ModelFileError(f"{path}: stream.mass is negative.")
     try:
         estimator._check_initial_parameters(d, weights.dtype)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise ModelFileError(f"{path}: invalid parameters ({exc}).") from exc
 
     for name, kind in _SCALAR_ATTRIBUTES.items():
@@ -423,8 +423,11 @@ def _load(file, path):
             setattr(estimator, name, _scalar(attributes[name], kind, name, path))
     if attributes.get("n_features_in_", d) != d:
         raise ModelFileError(f"{path}: n_features_in_ does not match means_.")
-    if not 0 < getattr(estimator, "n_samples_seen_", 1.0) < np.inf:
-        raise ModelFileError(f"{path}: attribute n_samples_seen_ has the wrong type or value.")
+    # what partial_fit's step size and the Bayesian prior's weight are computed from
+    in_range = {"n_steps_": lambda n: n >= 1, "n_samples_seen_": lambda n: 0 < n < np.inf}
+    for name, valid in in_range.items():
+        if hasattr(estimator, name) and not valid(getattr(estimator, name)):
+            raise ModelFileError(f"{path}: attribute {name} has the wrong type or value.")
     estimator.lower_bounds_ = _lower_bounds(attributes.get("lower_bounds_", []), path)
     names = attributes.get("feature_names_in_")
     if names is not None:
@@ -439,9 +442,13 @@ def _load(file, path):
         if problem is not None:
             raise ModelFileError(f"{path}: {name} {problem}.")
         setattr(estimator, name, form.value(array))
+    with np.errstate(over="ignore"):
+        precisions = layout.precisions_from_cholesky(arrays["precisions_cholesky_"])
+    if not np.isfinite(precisions).all():  # a fit never stores such factors
+        raise ModelFileError(f"{path}: the precisions overflow {precisions.dtype}.")
     for name in _FITTED_ARRAYS:
         setattr(estimator, name, arrays[name])
-    estimator.precisions_ = layout.precisions_from_cholesky(estimator.precisions_cholesky_)
+    estimator.precisions_ = precisions
     estimator._stream = None
     if all(f"stream.{name}" in arrays for name in _STREAM_ARRAYS):
         estimator._stream = RunningStatistics(*(arrays[f"stream.{name}"]
