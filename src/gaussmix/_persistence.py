@@ -374,9 +374,36 @@ def _load(file, path):
     params, attributes = header.get("params"), header.get("attributes")
     if not isinstance(params, dict) or not isinstance(attributes, dict):
         raise ModelFileError(f"{path}: malformed header.")
-    cls = estimator_class(header["format"])
-    state = cls._saved_state
-    for name in state.array_params:
+    estimator = _unfitted_estimator(estimator_class(header["format"]), params, arrays, path)
+    layout, d = _check_mixture_arrays(estimator, arrays, path)
+    _set_scalar_attributes(estimator, attributes, d, path)
+    state = estimator._saved_state
+    for name, form in state.attributes(estimator, estimator.n_components, d).items():
+        array = arrays.get(name)
+        problem = ("is missing" if array is None else "is not float64"
+                   if array.dtype != np.float64 else form.problem(array))
+        if problem is not None:
+            raise ModelFileError(f"{path}: {name} {problem}.")
+        setattr(estimator, name, form.value(array))
+    with np.errstate(over="ignore"):
+        precisions = layout.precisions_from_cholesky(arrays["precisions_cholesky_"])
+    if not np.isfinite(precisions).all():  # a fit never stores such factors
+        raise ModelFileError(f"{path}: the precisions overflow {precisions.dtype}.")
+    for name in _FITTED_ARRAYS:
+        setattr(estimator, name, arrays[name])
+    estimator.precisions_ = precisions
+    estimator._stream = None
+    if all(f"stream.{name}" in arrays for name in _STREAM_ARRAYS):
+        estimator._stream = RunningStatistics(*(arrays[f"stream.{name}"]
+                                                for name in _STREAM_ARRAYS))
+    for name, value in state.private_state(estimator).items():
+        setattr(estimator, name, value)
+    return estimator
+
+
+def _unfitted_estimator(cls, params, arrays, path):
+    """A ``cls`` with the saved constructor parameters, checked."""
+    for name in cls._saved_state.array_params:
         if params.get(name) == "<array>":
             params[name] = arrays.get(f"param.{name}")
     if not (params.get("random_state") is None or type(params["random_state"]) is int):
@@ -387,7 +414,12 @@ def _load(file, path):
         estimator._check_parameters()
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"{path}: invalid parameters ({exc}).") from exc
+    return estimator
 
+
+def _check_mixture_arrays(estimator, arrays, path):
+    """Check the arrays every mixture saves (and the parameters a fit on their
+    number of features would check); return their layout and that number."""
     missing = [name for name in _FITTED_ARRAYS if name not in arrays]
     if missing:
         raise ModelFileError(f"{path}: missing fitted arrays {missing}.")
@@ -417,11 +449,15 @@ def _load(file, path):
         estimator._check_initial_parameters(d, weights.dtype)
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"{path}: invalid parameters ({exc}).") from exc
+    return layout, d
 
+
+def _set_scalar_attributes(estimator, attributes, n_features, path):
+    """Set the header's attributes: scalars, ``lower_bounds_`` and feature names."""
     for name, kind in _SCALAR_ATTRIBUTES.items():
         if name in attributes:
             setattr(estimator, name, _scalar(attributes[name], kind, name, path))
-    if attributes.get("n_features_in_", d) != d:
+    if attributes.get("n_features_in_", n_features) != n_features:
         raise ModelFileError(f"{path}: n_features_in_ does not match means_.")
     # what partial_fit's step size and the Bayesian prior's weight are computed from
     in_range = {"n_steps_": lambda n: n >= 1, "n_samples_seen_": lambda n: 0 < n < np.inf}
@@ -431,31 +467,10 @@ def _load(file, path):
     estimator.lower_bounds_ = _lower_bounds(attributes.get("lower_bounds_", []), path)
     names = attributes.get("feature_names_in_")
     if names is not None:
-        if not (isinstance(names, list) and len(names) == d
+        if not (isinstance(names, list) and len(names) == n_features
                 and all(isinstance(n, str) for n in names)):
             raise ModelFileError(f"{path}: feature_names_in_ is malformed.")
         estimator.feature_names_in_ = np.asarray(names, dtype=object)
-    for name, form in state.attributes(estimator, k, d).items():
-        array = arrays.get(name)
-        problem = ("is missing" if array is None else "is not float64"
-                   if array.dtype != np.float64 else form.problem(array))
-        if problem is not None:
-            raise ModelFileError(f"{path}: {name} {problem}.")
-        setattr(estimator, name, form.value(array))
-    with np.errstate(over="ignore"):
-        precisions = layout.precisions_from_cholesky(arrays["precisions_cholesky_"])
-    if not np.isfinite(precisions).all():  # a fit never stores such factors
-        raise ModelFileError(f"{path}: the precisions overflow {precisions.dtype}.")
-    for name in _FITTED_ARRAYS:
-        setattr(estimator, name, arrays[name])
-    estimator.precisions_ = precisions
-    estimator._stream = None
-    if all(f"stream.{name}" in arrays for name in _STREAM_ARRAYS):
-        estimator._stream = RunningStatistics(*(arrays[f"stream.{name}"]
-                                                for name in _STREAM_ARRAYS))
-    for name, value in state.private_state(estimator).items():
-        setattr(estimator, name, value)
-    return estimator
 
 
 def _scalar(value, kind, name, path):
