@@ -103,11 +103,15 @@ class BaseMixture(metaclass=ABCMeta):
     """Base class of the mixture estimators (see the module docstring).
 
     Parameters shared by every mixture are documented on ``GaussianMixture``.
-    A subclass that sets ``_saved_format`` is registered for ``load``.
+    A subclass that sets ``_saved_format`` is registered for ``load``; its
+    ``_saved_state`` (``_persistence.SavedState``) says what it saves beyond
+    the fitted state every mixture has.
     """
 
     _estimator_type = "DensityEstimator"
     _saved_format = None
+    # What its files hold beyond every mixture's fitted state (see _persistence).
+    _saved_state = _persistence.SavedState()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

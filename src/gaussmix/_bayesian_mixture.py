@@ -7,10 +7,41 @@ from . import _covariance, _variational
 from ._base import BaseMixture, check_choice
 from ._exceptions import InvalidParameterError
 from ._initialization import initial_estimates
+from ._persistence import AttributeForm, SavedState
 from ._streaming import RunningStatistics
 from ._validation import check_array_param
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def _saved_attributes(bgmm, k, d):
+    """The posterior and the priors, as saved (``_persistence.SavedState``)."""
+    form, dof_bound = AttributeForm, {"above": d - 1.0}
+    one_covariance = {"full": (d, d), "tied": (d, d), "diag": (d,)}.get(bgmm.covariance_type)
+    return {
+        "weight_concentration_": (
+            form(tuple, (2, k), above=0.0)
+            if bgmm.weight_concentration_prior_type == "dirichlet_process"
+            else form(np.ndarray, (k,), above=0.0)),
+        "mean_precision_": form(np.ndarray, (k,), above=0.0),
+        "degrees_of_freedom_": (form(np.float64, (), **dof_bound)
+                                if bgmm.covariance_type == "tied"
+                                else form(np.ndarray, (k,), **dof_bound)),
+        "weight_concentration_prior_": form(float, (), above=0.0),
+        "mean_precision_prior_": form(float, (), above=0.0),
+        "mean_prior_": form(np.ndarray, (d,)),
+        "degrees_of_freedom_prior_": form(float, (), **dof_bound),
+        "covariance_prior_": (form(float, (), above=0.0) if one_covariance is None
+                              else form(np.ndarray, one_covariance, definite=True)),
+    }
+
+
+def _saved_priors(bgmm):
+    """The priors a loaded model's ``partial_fit`` continues with."""
+    return {"_fit_priors": _variational.Priors(
+        bgmm.weight_concentration_prior_type, bgmm.weight_concentration_prior_,
+        bgmm.mean_precision_prior_, bgmm.mean_prior_, bgmm.degrees_of_freedom_prior_,
+        bgmm.covariance_prior_)}
 
 
 class BayesianGaussianMixture(BaseMixture):
@@ -87,6 +118,8 @@ default='dirichlet_process'
     """
 
     _saved_format = "gaussmix.BayesianGaussianMixture"
+    _saved_state = SavedState(array_params=("mean_prior", "covariance_prior"),
+                              attributes=_saved_attributes, private_state=_saved_priors)
 
     def __init__(self, *, n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans",
