@@ -25,6 +25,9 @@ subclass supplies what differs per estimator through the abstract hooks:
   the quantity whose convergence ends a run (and chooses among ``n_init`` runs);
 - ``_stream_mass(samples_seen)``: the sample weight ``partial_fit``'s
   running statistics stand for (1 by default);
+- ``_running_statistics(params)``: the running statistics whose M-step gives
+  back fitted ``params`` (``partial_fit`` after ``fit``; by default the
+  maximum-likelihood M-step inverted);
 - ``_store_parameters(params)`` / ``_fitted_parameters(dtype)``: params to
   fitted attributes and back;
 - ``_kernel_inputs()``: the fitted attributes (and parameters) that the
@@ -32,12 +35,13 @@ subclass supplies what differs per estimator through the abstract hooks:
   constants are reused from call to call (``_fitted_kernel_parameters``).
 
 ``params`` is whatever object the subclass's hooks exchange: an
-``_em.Parameters`` (maximum likelihood) or a subclass of it. The fitted attributes every subclass sets are
+``_em.Parameters`` (maximum likelihood) or a subclass of it. What ``save``
+writes beyond the common attributes is the class's ``_saved_state``
+(``_persistence.SavedState``). The fitted attributes every subclass sets are
 ``weights_``, ``means_``, ``covariances_`` and ``precisions_cholesky_`` in the
 layout of its ``covariance_type``; prediction and sampling read those.
 """
 import inspect
-import math
 import numbers
 import warnings
 import weakref
