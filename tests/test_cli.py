@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -311,6 +312,120 @@ def test_score_prints_score_samples(cli, data_dir, X):
     assert json.loads(result.stdout) == {"log_density": gm.score_samples(X).tolist()}
 
 
+# ---------------------------------------------------------------------- bayesian
+def bayesian(X, **params):
+    params.setdefault("random_state", 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gaussmix.ConvergenceWarning)  # as the CLI's fit may
+        return gaussmix.BayesianGaussianMixture(**params).fit(X)
+
+
+def expected_effective(model):
+    """The components with an expected count of at least one sample."""
+    return [j for j in range(model.n_components)
+            if model.mean_precision_[j] - model.mean_precision_prior_ >= 1]
+
+
+@pytest.mark.parametrize("prior_type, covariance_type", [
+    ("dirichlet_process", "full"), ("dirichlet_distribution", "diag"),
+])
+def test_bayesian_fit_json_matches_in_process_fit(cli, data_dir, X, prior_type,
+                                                  covariance_type):
+    result = cli("fit", "header.csv", "--bayesian", "--n-components", "6",
+                 "--covariance-type", covariance_type, "--weight-concentration-prior-type",
+                 prior_type, "--weight-concentration-prior", "0.01", "--seed", "3",
+                 "--json", "--output", "b.npz")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    expected = bayesian(X, n_components=6, covariance_type=covariance_type,
+                        weight_concentration_prior_type=prior_type,
+                        weight_concentration_prior=0.01, random_state=3)
+    assert report["estimator"] == "BayesianGaussianMixture"
+    for name in ("weights_", "means_", "covariances_"):
+        assert_allclose(report[name], getattr(expected, name), rtol=1e-10)
+    assert report["lower_bound_"] == pytest.approx(expected.lower_bound_, rel=1e-10)
+    assert report["n_iter_"] == expected.n_iter_
+    assert report["weight_concentration_prior_type"] == prior_type
+    assert report["weight_concentration_prior_"] == 0.01
+    assert report["effective_components"] == expected_effective(expected)
+    assert len(report["effective_components"]) < 6  # the prior switched some off
+    assert "bic" not in report and "aic" not in report
+    saved = gaussmix.load(data_dir / "b.npz")
+    assert type(saved) is gaussmix.BayesianGaussianMixture
+    assert saved.get_params() == expected.get_params()
+    assert list(saved.feature_names_in_) == list(FEATURES)
+    del saved.feature_names_in_  # X has no names
+    assert_array_equal(saved.predict_proba(X), expected.predict_proba(X))
+
+
+def test_bayesian_fit_defaults_to_scikit_learn_s_priors(cli, X):
+    report = json.loads(cli("fit", "data.npy", "--bayesian", "--n-components", "3",
+                            "--json").stdout)
+    expected = bayesian(X, n_components=3)
+    assert report["weight_concentration_prior_type"] == "dirichlet_process"
+    assert report["weight_concentration_prior_"] == pytest.approx(1 / 3)
+    assert_allclose(report["means_"], expected.means_, rtol=1e-10)
+
+
+def test_bayesian_text_report_lists_the_effective_components(cli, X):
+    result = cli("fit", "header.csv", "--bayesian", "--n-components", "6",
+                 "--weight-concentration-prior", "0.01")
+    assert result.returncode == 0 and result.stderr == ""
+    expected = bayesian(X, n_components=6, weight_concentration_prior=0.01)
+    effective = expected_effective(expected)
+    out = result.stdout
+    assert "BayesianGaussianMixture(n_components=6, covariance_type='full', " in out
+    assert f"lower_bound_     : {expected.lower_bound_:.6f}  (evidence lower bound" in out
+    assert "components used  : 2 of 6  (expected count >= 1 sample)" in out
+    assert "BIC" not in out and "AIC" not in out
+    counts = np.bincount(expected.predict(X), minlength=6)
+    for j in range(6):
+        line = f"Component {j}: weight = {expected.weights_[j]:.4f}  ({counts[j]} points"
+        assert (line in out) == (j in effective)
+    assert "(4 components with an expected count below one sample not shown)" in out
+
+
+def test_predict_and_score_with_a_saved_bayesian_model(cli, data_dir, X):
+    model = bayesian(X, n_components=4, covariance_type="tied")
+    model.save(data_dir / "b.npz")
+    labels = cli("predict", "b.npz", "header.csv")
+    assert_array_equal(read_numbers(labels), model.predict(X))
+    proba = json.loads(cli("predict", "b.npz", "data.npy", "--proba", "--json").stdout)
+    assert proba == {"proba": model.predict_proba(X).tolist()}
+    assert_array_equal(read_numbers(cli("score", "b.npz", "plain.csv")),
+                       model.score_samples(X))
+
+
+@pytest.mark.parametrize("estimator", ["GaussianMixture", "BayesianGaussianMixture"])
+def test_info_reports_a_saved_model(cli, data_dir, X, estimator):
+    if estimator == "GaussianMixture":
+        model = fitted(X, n_components=3, covariance_type="diag")
+    else:
+        model = bayesian(X, n_components=5, weight_concentration_prior=0.01)
+    model.feature_names_in_ = np.array(FEATURES, dtype=object)
+    model.save(data_dir / "m.npz")
+    result = cli("info", "m.npz")
+    assert result.returncode == 0 and result.stderr == ""
+    out = result.stdout
+    assert out.startswith("m.npz: a model of 2 features\n  - eruptions\n  - waiting\n")
+    assert f"{estimator}(n_components={model.n_components}, " in out
+    assert f"n_iter_          : {model.n_iter_}" in out
+    assert "BIC" not in out and "points assigned" not in out  # no data, no counts
+    shown = (expected_effective(model) if estimator == "BayesianGaussianMixture"
+             else range(3))
+    for j in range(model.n_components):
+        assert (f"Component {j}: weight = {model.weights_[j]:.4f}\n" in out) == (j in shown)
+
+    report = json.loads(cli("info", "m.npz", "--json").stdout)
+    assert report["model"] == "m.npz" and report["estimator"] == estimator
+    assert report["feature_names"] == list(FEATURES)
+    assert report["lower_bound_"] == model.lower_bound_
+    assert report["means_"] == model.means_.tolist()
+    assert "n_samples" not in report and "counts" not in report and "bic" not in report
+    if estimator == "BayesianGaussianMixture":
+        assert report["effective_components"] == expected_effective(model)
+
+
 # ------------------------------------------------------------------------ errors
 ERROR_CASES = [
     ["fit", "missing.csv", "--n-components", "2"],
@@ -332,6 +447,7 @@ ERROR_CASES = [
     ["predict", "m.npz", "three.csv"],
     ["predict", "header.csv", "header.csv"],
     ["predict", "missing.npz", "header.csv"],
+    ["info", "header.csv"],
 ]
 # Errors of the data options, each with the words that must name the problem.
 OPTION_ERRORS = [
@@ -356,6 +472,21 @@ OPTION_ERRORS = [
      "huge_row.csv: the first data row is not valid CSV (field larger than field limit"),
     (["fit", "header.csv", "--n-components", "2", "--progress", "--quiet"],
      "argument --quiet: not allowed with argument --progress"),
+    (["fit", "header.csv", "--select", "1..3", "--bayesian"],
+     "--bayesian takes --n-components (an upper bound"),
+    (["fit", "header.csv", "--n-components", "2", "--bayesian", "--covariance-type", "VEV"],
+     "--bayesian fits covariance types full, tied, diag, spherical, not 'VEV'"),
+    (["fit", "header.csv", "--n-components", "2", "--weight-concentration-prior", "0.1"],
+     "--weight-concentration-prior needs --bayesian"),
+    (["fit", "header.csv", "--n-components", "2",
+      "--weight-concentration-prior-type", "dirichlet_distribution"],
+     "--weight-concentration-prior-type needs --bayesian"),
+    (["fit", "header.csv", "--n-components", "2", "--bayesian",
+      "--weight-concentration-prior", "0"],
+     "argument --weight-concentration-prior: must be a positive number, got '0'"),
+    (["fit", "header.csv", "--n-components", "2", "--bayesian",
+      "--weight-concentration-prior-type", "stick"],
+     "argument --weight-concentration-prior-type: invalid choice: 'stick'"),
 ]
 ERROR_CASES += [args for args, _ in OPTION_ERRORS]
 

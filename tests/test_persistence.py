@@ -79,6 +79,7 @@ def test_streaming_state_survives_save_and_load(faithful_X, tmp_path):
         resumed.partial_fit(batch)
     resumed.save(tmp_path / "stream.npz")
     resumed = gaussmix.load(tmp_path / "stream.npz")
+    assert resumed.n_samples_seen_ == uninterrupted.n_samples_seen_ == 137  # 3 of 6 batches
     for batch in batches[3:]:
         uninterrupted.partial_fit(batch)
         resumed.partial_fit(batch)
@@ -267,6 +268,27 @@ def test_rehashed_file_with_malformed_scalar_attribute_is_refused(fitted, tmp_pa
     fitted.save(path)
     rewrite(path, edit)
     with pytest.raises(ModelFileError, match=f"attribute {name} has the wrong type or value"):
+        gaussmix.load(path)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("means_init", np.zeros((2, 3)), "means_init"),   # 3 features, for a model of 2
+    ("weights_init", np.array([0.5, 0.7]), "weights_init"),
+    ("precisions_init", -np.ones((2, 2, 2)), "positive-definite"),
+])
+def test_rehashed_file_with_an_initial_parameter_a_fit_refuses_is_refused(
+        faithful_X, tmp_path, name, value, message):
+    def edit(arrays):
+        header = header_of(arrays)
+        header["params"][name] = "<array>"
+        arrays[f"param.{name}"] = value
+        header["arrays"][f"param.{name}"] = {"dtype": "float64", "shape": list(value.shape)}
+        _rehash(arrays, header)
+
+    path = tmp_path / "m.npz"
+    GaussianMixture(2, random_state=0).fit(faithful_X).save(path)
+    rewrite(path, edit)
+    with pytest.raises(ModelFileError, match=f"invalid parameters.*{message}"):
         gaussmix.load(path)
 
 

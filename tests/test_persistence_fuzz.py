@@ -1,7 +1,9 @@
 """Damaged model files: every single-bit flip, every truncation and appended
 bytes give ModelFileError or the saved model itself, in ``load`` and the CLI."""
 import io
+import json
 import pickle
+import warnings
 import zipfile
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 import gaussmix
-from gaussmix import GaussianMixture, ModelFileError
+from gaussmix import BayesianGaussianMixture, GaussianMixture, ModelFileError
 
 from conftest import assert_fitted_params_identical
 from test_cli import assert_one_line_error, run
@@ -22,15 +24,24 @@ def X():
     return X
 
 
-@pytest.fixture(scope="module")
-def saved(X):
-    """The bytes of a small saved model (2 components, 2 features, about 2.3 kB)
+ESTIMATORS = {
+    "mixture": lambda: GaussianMixture(2, covariance_type="diag", random_state=0, n_threads=1),
+    "bayesian": lambda: BayesianGaussianMixture(n_components=2, covariance_type="diag",
+                                                random_state=0, n_threads=1),
+}
+
+
+@pytest.fixture(scope="module", params=list(ESTIMATORS))
+def saved(X, request):
+    """The bytes of a small saved model of each format (2 components, 2
+    features, about 2.3 kB for GaussianMixture, 5.3 kB for the Bayesian one)
     and the pickle of its load, after checking that load against the model."""
-    gm = GaussianMixture(2, covariance_type="diag", random_state=0, n_threads=1).fit(X)
+    gm = ESTIMATORS[request.param]().fit(X)
     buffer = io.BytesIO()
     gm.save(buffer)
     loaded = gaussmix.load(io.BytesIO(buffer.getvalue()))
     loaded_state = pickle.dumps(loaded)  # before predict_proba adds any cache
+    assert type(loaded) is type(gm)
     assert_fitted_params_identical(loaded, gm)
     assert loaded.get_params() == gm.get_params()
     assert_array_equal(loaded.predict_proba(X), gm.predict_proba(X))
@@ -51,7 +62,8 @@ def load_outcome(data, loaded_state):
 
 @pytest.mark.slow
 def test_every_single_bit_flip_is_refused_or_harmless(saved):
-    # ~19,000 loads (all 8 bits of every byte); the harmless flips hit bytes
+    # ~19,000 loads for GaussianMixture, ~42,000 for BayesianGaussianMixture
+    # (all 8 bits of every byte); the harmless flips hit bytes
     # zipfile does not check (timestamps, the local headers' copies of sizes).
     data, loaded_state = saved
     outcomes = {"refused": 0, "same": 0}
@@ -125,3 +137,80 @@ def test_cli_predict_with_a_damaged_model_is_a_one_line_error(tmp_path, saved, X
     assert_one_line_error(result)
     assert "m.npz" in result.stderr
     assert result.stdout == ""
+
+
+# Values a forger might put in the header's params and attributes.
+ODD_VALUES = ["x", None, True, 0, -1, 2.5, 1e400, 10 ** 30, [1], {"a": 1},
+              [[1.0, 0.0], [0.0, 1.0]], "<array>"]
+
+
+def _odd_arrays(array):
+    """Arrays of other signs, scales, shapes and dtypes than ``array``."""
+    return [-array, 0 * array, 1e300 * array, array[..., :1] if array.ndim else array[None],
+            array.astype(np.float32), np.float64(3.0), array.reshape(-1),
+            np.stack([array, array])]
+
+
+def _rehashed_file(arrays, header):
+    """An archive of ``arrays`` under ``header``, with the digest recomputed."""
+    from gaussmix._persistence import _digest
+
+    arrays = {name: a for name, a in arrays.items() if name != "header"}
+    header["arrays"] = {name: {"dtype": str(a.dtype), "shape": list(a.shape)}
+                        for name, a in arrays.items()}
+    header["sha256"] = _digest(header, arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
+    buffer.seek(0)
+    return buffer
+
+
+def _forgeries(data):
+    """Rehashed variants of the model file ``data``: every header value and every
+    array replaced by odd ones, and every array left out."""
+    with np.load(io.BytesIO(data)) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    header = json.loads(arrays["header"].tobytes())
+    for section in ("params", "attributes"):
+        for key in header[section]:
+            for value in ODD_VALUES:
+                forged = json.loads(json.dumps(header))
+                forged[section][key] = value
+                yield _rehashed_file(arrays, forged)
+    for name in set(arrays) - {"header"}:
+        for value in _odd_arrays(arrays[name]):
+            yield _rehashed_file({**arrays, name: np.asarray(value)},
+                                 json.loads(json.dumps(header)))
+        yield _rehashed_file({k: v for k, v in arrays.items() if k != name},
+                             json.loads(json.dumps(header)))
+
+
+@pytest.mark.parametrize("estimator", list(ESTIMATORS))
+def test_forged_files_are_refused_or_usable(X, estimator):
+    # A forger who recomputes the digest gets ModelFileError from load (no
+    # other exception, no warning), or a model whose methods fail with
+    # ValueError at worst.
+    model = ESTIMATORS[estimator]()
+    model.partial_fit(X[:20])
+    model.partial_fit(X[20:])  # running statistics and step counts in the file
+    buffer = io.BytesIO()
+    model.save(buffer)
+    outcomes = {"refused": 0, "loaded": 0}
+    for forged in _forgeries(buffer.getvalue()):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                loaded = gaussmix.load(forged)
+        except ModelFileError:
+            outcomes["refused"] += 1
+            continue
+        outcomes["loaded"] += 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for use in (lambda: loaded.predict(X), lambda: loaded.score_samples(X),
+                        lambda: loaded.sample(3), lambda: loaded.partial_fit(X[:10])):
+                try:
+                    use()
+                except ValueError:
+                    pass
+    assert outcomes["refused"] > outcomes["loaded"] > 0

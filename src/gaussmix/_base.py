@@ -25,6 +25,9 @@ subclass supplies what differs per estimator through the abstract hooks:
   the quantity whose convergence ends a run (and chooses among ``n_init`` runs);
 - ``_stream_mass(samples_seen)``: the sample weight ``partial_fit``'s
   running statistics stand for (1 by default);
+- ``_running_statistics(params)``: the running statistics whose M-step gives
+  back fitted ``params`` (``partial_fit`` after ``fit``; by default the
+  maximum-likelihood M-step inverted);
 - ``_store_parameters(params)`` / ``_fitted_parameters(dtype)``: params to
   fitted attributes and back;
 - ``_kernel_inputs()``: the fitted attributes (and parameters) that the
@@ -32,12 +35,13 @@ subclass supplies what differs per estimator through the abstract hooks:
   constants are reused from call to call (``_fitted_kernel_parameters``).
 
 ``params`` is whatever object the subclass's hooks exchange: an
-``_em.Parameters`` (maximum likelihood) or a subclass of it. The fitted attributes every subclass sets are
+``_em.Parameters`` (maximum likelihood) or a subclass of it. What ``save``
+writes beyond the common attributes is the class's ``_saved_state``
+(``_persistence.SavedState``). The fitted attributes every subclass sets are
 ``weights_``, ``means_``, ``covariances_`` and ``precisions_cholesky_`` in the
 layout of its ``covariance_type``; prediction and sampling read those.
 """
 import inspect
-import math
 import numbers
 import warnings
 import weakref
@@ -103,11 +107,15 @@ class BaseMixture(metaclass=ABCMeta):
     """Base class of the mixture estimators (see the module docstring).
 
     Parameters shared by every mixture are documented on ``GaussianMixture``.
-    A subclass that sets ``_saved_format`` is registered for ``load``.
+    A subclass that sets ``_saved_format`` is registered for ``load``; its
+    ``_saved_state`` (``_persistence.SavedState``) says what it saves beyond
+    the fitted state every mixture has.
     """
 
     _estimator_type = "DensityEstimator"
     _saved_format = None
+    # What its files hold beyond every mixture's fitted state (see _persistence).
+    _saved_state = _persistence.SavedState()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -290,6 +298,9 @@ class BaseMixture(metaclass=ABCMeta):
         self._set_parameters(params, names)
         self.n_iter_, self.lower_bounds_, self.lower_bound_ = n_iter, lower_bounds, lower_bound
         self.converged_, self._stream = converged, None
+        # partial_fit continues from the fit as from one step standing for X's weight
+        self.n_samples_seen_ = data.total_weight * data.weight_unit
+        self.__dict__.pop("n_steps_", None)
         if not converged and self.max_iter > 0:
             warnings.warn("Best performing initialization did not converge. Try different "
                           "init parameters, or increase max_iter, tol, or check for "

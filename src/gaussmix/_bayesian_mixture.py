@@ -7,9 +7,40 @@ from . import _covariance, _variational
 from ._base import BaseMixture, check_choice
 from ._exceptions import InvalidParameterError
 from ._initialization import initial_estimates
+from ._persistence import AttributeForm, SavedState
 from ._validation import check_array_param
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def _saved_attributes(bgmm, k, d):
+    """The posterior and the priors, as saved (``_persistence.SavedState``)."""
+    form, dof_bound = AttributeForm, {"above": d - 1.0}
+    one_covariance = {"full": (d, d), "tied": (d, d), "diag": (d,)}.get(bgmm.covariance_type)
+    return {
+        "weight_concentration_": (
+            form(tuple, (2, k), above=0.0)
+            if bgmm.weight_concentration_prior_type == "dirichlet_process"
+            else form(np.ndarray, (k,), above=0.0)),
+        "mean_precision_": form(np.ndarray, (k,), above=0.0),
+        "degrees_of_freedom_": (form(np.float64, (), **dof_bound)
+                                if bgmm.covariance_type == "tied"
+                                else form(np.ndarray, (k,), **dof_bound)),
+        "weight_concentration_prior_": form(float, (), above=0.0),
+        "mean_precision_prior_": form(float, (), above=0.0),
+        "mean_prior_": form(np.ndarray, (d,)),
+        "degrees_of_freedom_prior_": form(float, (), **dof_bound),
+        "covariance_prior_": (form(float, (), above=0.0) if one_covariance is None
+                              else form(np.ndarray, one_covariance, definite=True)),
+    }
+
+
+def _saved_priors(bgmm):
+    """The priors a loaded model's ``partial_fit`` continues with."""
+    return {"_fit_priors": _variational.Priors(
+        bgmm.weight_concentration_prior_type, bgmm.weight_concentration_prior_,
+        bgmm.mean_precision_prior_, bgmm.mean_prior_, bgmm.degrees_of_freedom_prior_,
+        bgmm.covariance_prior_)}
 
 
 class BayesianGaussianMixture(BaseMixture):
@@ -51,13 +82,18 @@ default='dirichlet_process'
     random_state, warm_start, verbose, verbose_interval, n_threads
         As for ``GaussianMixture``.
     learning_decay : float in (0.5, 1], default=0.55
-        ``partial_fit`` only: step size ``(learning_offset + t) ** -learning_decay``.
+        ``partial_fit`` only: step size ``(learning_offset + t) ** -learning_decay``
+        (see ``partial_fit``).
     learning_offset : float >= 0, default=1.0
+        ``partial_fit`` only: larger values damp the early steps.
     total_samples : float > 0 or None, default=None
         ``partial_fit`` only: the size (total sample weight) of the data the
-        batches are drawn from, which the posterior weighs against the prior
-        (stochastic variational inference). None: the weight of every batch
-        taken in so far (the posterior of the stream seen).
+        batches are drawn from, which the posterior weighs against the
+        priors: each batch's statistics count ``total_samples / batch
+        weight`` times. State it for stochastic variational inference on a
+        data set of known size. None: the weight of every batch taken in so
+        far, a fit's included (``n_samples_seen_``): the posterior of the
+        stream seen, each batch counted as new data.
 
     Attributes
     ----------
@@ -74,11 +110,15 @@ default='dirichlet_process'
     lower_bound_ : float
         Evidence lower bound of the best initialisation, up to constants
         (scikit-learn's, not per sample).
-    n_steps_, n_samples_seen_
-        After ``partial_fit``: batches and total sample weight taken in.
+    n_steps_ : int
+        After ``partial_fit``: the steps taken (a fit before them counts as one).
+    n_samples_seen_ : float
+        Total sample weight taken in: a fit's, plus every ``partial_fit`` batch's.
     """
 
     _saved_format = "gaussmix.BayesianGaussianMixture"
+    _saved_state = SavedState(array_params=("mean_prior", "covariance_prior"),
+                              attributes=_saved_attributes, private_state=_saved_priors)
 
     def __init__(self, *, n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans",
@@ -100,6 +140,47 @@ default='dirichlet_process'
         self.degrees_of_freedom_prior = degrees_of_freedom_prior
         self.covariance_prior = covariance_prior
         self.total_samples = total_samples
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of stochastic variational inference on a batch.
+
+        Each call runs the variational E-step over the batch under the
+        current posterior and makes the natural-gradient step of Hoffman,
+        Blei, Wang & Paisley (2013): with lambda the posterior's natural
+        parameters and lambda_b the posterior the whole data would give if
+        it looked like the batch (prior + ``total_samples`` / batch weight x
+        the batch's expected statistics),
+        lambda <- (1 - rho_t) lambda + rho_t lambda_b,
+        rho_t = (``learning_offset`` + t) ** -``learning_decay``, t the steps
+        taken before. The natural parameters are linear in the statistics
+        (N_k, sum r x, sum r x x^T), so the step blends running statistics and
+        makes the Bayesian M-step on them, scaled by ``total_samples``.
+        0.5 < ``learning_decay`` <= 1 meets Robbins and Monro's conditions.
+
+        The first call on an unfitted estimator takes its priors' defaults
+        from its batch (pass ``mean_prior`` and ``covariance_prior`` to
+        choose them), initialises from it (``init_params``) and takes step 1.
+        After ``fit``, the fit's posterior is the first step and the stream
+        continues from it. State ``total_samples`` (the data's size) unless
+        the posterior is meant to count every batch as new data (None). Feed
+        shuffled batches, several passes over a finite data set: five passes
+        of 500-row batches over 20,000 x 2 three-cluster data (k = 5,
+        Dirichlet process) come within 0.03 nats per sample of the
+        converged batch fit's bound (worst of ten seeds; the batch fit
+        after five iterations: 0.046).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The batch; the first needs at least ``n_components`` rows.
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        return super().partial_fit(X, y, sample_weight)
 
     # ------------------------------------------------------------- checks
     def _check_own_parameters(self):
@@ -176,6 +257,13 @@ default='dirichlet_process'
 
     def _stream_mass(self, samples_seen):
         return samples_seen if self.total_samples is None else float(self.total_samples)
+
+    def _running_statistics(self, params):
+        """The statistics per unit of weight whose M-step, scaled by the
+        weight they stand for (their counts' sum: the fit's total weight,
+        ``n_samples_seen_``), gives back the posterior ``params``."""
+        return _variational.statistics_of_posterior(params, self._fit_priors, self.covariance_type,
+                                     self.reg_covar)
 
     def _store_parameters(self, params):
         priors = self._fit_priors

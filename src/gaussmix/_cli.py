@@ -5,11 +5,16 @@ Commands
 fit
     Fit a Gaussian mixture to a .csv or .npy file (a fixed number of
     components, or the best number by BIC), report it, save it, plot it.
+    With ``--bayesian``, fit a BayesianGaussianMixture instead: the number
+    of components is an upper bound, and the report gives the effective
+    components (see below) instead of BIC and AIC.
 predict
     Label the rows of a data file (or give their component probabilities)
     with a model saved by ``fit --output``.
 score
     Print the log-density of each row of a data file under a saved model.
+info
+    Report a saved model (parameters, fit diagnostics, components) without data.
 demo
     Fit the Old Faithful data shipped with gaussmix, print the model and
     (when matplotlib is installed) write a density contour plot.
@@ -22,6 +27,12 @@ A model fitted from a CSV file with a header keeps its column names
 (``feature_names_in_``, saved with it); ``predict`` and ``score`` then match
 the columns of a CSV file with a header by name, and take a file without
 names by position.
+
+The effective components of a BayesianGaussianMixture are those whose
+expected count N_k (``mean_precision_ - mean_precision_prior_``, the data's
+share of the posterior) is at least one sample: components the data do not
+use keep N_k near zero, whatever the weight prior gives them. Reports list
+only those; ``predict`` may still name the others.
 """
 import argparse
 import contextlib
@@ -37,8 +48,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import GaussianMixture, load, select_model
-from . import _covariance
+from . import BayesianGaussianMixture, GaussianMixture, load, select_model
+from . import _covariance, _variational
+from ._bayesian_mixture import COVARIANCE_TYPES as BAYESIAN_COVARIANCE_TYPES
 from ._covariance import COVARIANCE_TYPES
 
 PROG = "gaussmix"
@@ -74,6 +86,17 @@ def _non_negative_float(text):
         value = -1.0
     if not 0 <= value < np.inf:
         raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    """argparse type: a finite float > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < np.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
 
 
@@ -171,7 +194,8 @@ def _add_fit_parser(sub):
         "fit",
         help="fit a mixture to a .csv or .npy file",
         description=(
-            "Fit gaussmix.GaussianMixture to DATA and print the fitted model. DATA is "
+            "Fit gaussmix.GaussianMixture (with --bayesian, "
+            "gaussmix.BayesianGaussianMixture) to DATA and print the fitted model. DATA is "
             "a .npy file holding a 2-D numeric array (memory-mapped, not read into "
             "RAM, unless --columns copies the chosen columns) or a .csv file with one "
             "sample per line, its fields separated by commas or by --delimiter, and "
@@ -203,8 +227,25 @@ def _add_fit_parser(sub):
     fit.add_argument("--n-init", metavar="N", type=_positive_int, default=1,
                      help="initialisations, the best is kept (default: 1)")
     fit.add_argument("--tol", metavar="TOL", type=_non_negative_float, default=1e-3,
-                     help="convergence threshold on the mean log-likelihood "
-                          "(default: 0.001)")
+                     help="convergence threshold on the mean log-likelihood (with "
+                          "--bayesian: on the evidence lower bound) (default: 0.001)")
+    bayes = fit.add_argument_group(
+        "variational Bayes",
+        "With --bayesian, --n-components is an upper bound: the prior switches off the "
+        "components the data do not need. The other priors (mean_precision_prior, "
+        "mean_prior, degrees_of_freedom_prior, covariance_prior) keep scikit-learn's "
+        "defaults (from the data); set them from Python.")
+    bayes.add_argument("--bayesian", action="store_true",
+                       help="fit gaussmix.BayesianGaussianMixture (full, tied, diag or "
+                            "spherical; not with --select)")
+    bayes.add_argument("--weight-concentration-prior-type", metavar="TYPE",
+                       choices=_variational.PRIOR_TYPES, default=None,
+                       help="dirichlet_process (stick-breaking, the default) or "
+                            "dirichlet_distribution")
+    bayes.add_argument("--weight-concentration-prior", metavar="GAMMA",
+                       type=_positive_float, default=None,
+                       help="concentration of the weight prior: small values leave fewer "
+                            "components in use (default: 1 / n_components)")
     fit.add_argument("--output", metavar="MODEL",
                      help="save the fitted model to MODEL (.npz; read it back with "
                           "'gaussmix predict' or gaussmix.load)")
@@ -267,6 +308,21 @@ def _add_score_parser(sub):
     score.set_defaults(func=cmd_score)
 
 
+def _add_info_parser(sub):
+    info = sub.add_parser(
+        "info",
+        help="report a saved model",
+        description=(
+            "Print what a model file written by 'gaussmix fit --output' (or save()) "
+            "holds: its estimator and parameters, the fit diagnostics and every "
+            "component (for a Bayesian mixture, the effective ones)."
+        ),
+    )
+    info.add_argument("model", metavar="MODEL", help="model file written by fit --output")
+    info.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    info.set_defaults(func=cmd_info)
+
+
 def build_parser():
     """The argument parser of the ``gaussmix`` command.
 
@@ -283,6 +339,7 @@ def build_parser():
     _add_fit_parser(sub)
     _add_predict_parser(sub)
     _add_score_parser(sub)
+    _add_info_parser(sub)
     _add_demo_parser(sub)
     return parser
 
@@ -523,11 +580,38 @@ class _IterationProgress(io.TextIOBase):
         return len(text)
 
 
+def _check_bayesian_options(args):
+    """ValueError for options that do not go with --bayesian (or need it)."""
+    if not args.bayesian:
+        for option in ("weight_concentration_prior_type", "weight_concentration_prior"):
+            if getattr(args, option) is not None:
+                raise ValueError(f"--{option.replace('_', '-')} needs --bayesian")
+        return
+    if args.select is not None:
+        raise ValueError("--bayesian takes --n-components (an upper bound: the prior "
+                         "switches unused components off), not --select (BIC)")
+    if args.covariance_type not in BAYESIAN_COVARIANCE_TYPES:
+        raise ValueError(f"--bayesian fits covariance types "
+                         f"{', '.join(BAYESIAN_COVARIANCE_TYPES)}, not "
+                         f"{args.covariance_type!r}")
+
+
+def _estimator(n_components, args):
+    """The estimator ``fit`` makes from its options."""
+    shared = dict(n_components=n_components, covariance_type=args.covariance_type,
+                  random_state=args.seed, max_iter=args.max_iter, n_init=args.n_init,
+                  tol=args.tol, n_threads=args.n_threads)
+    if not args.bayesian:
+        return GaussianMixture(**shared)
+    priors = {name: getattr(args, name) for name in ("weight_concentration_prior_type",
+                                                     "weight_concentration_prior")
+              if getattr(args, name) is not None}
+    return BayesianGaussianMixture(**shared, **priors)
+
+
 def _fit(X, n_components, args):
-    """Fit one GaussianMixture with the options of ``fit``."""
-    gm = GaussianMixture(n_components=n_components, covariance_type=args.covariance_type,
-                         random_state=args.seed, max_iter=args.max_iter,
-                         n_init=args.n_init, tol=args.tol, n_threads=args.n_threads)
+    """Fit one mixture with the options of ``fit``."""
+    gm = _estimator(n_components, args)
     if not _show_progress(args):
         return gm.fit(X)
     # The estimator prints its progress with print(): send it to stderr, and
@@ -579,22 +663,60 @@ def _numbers(values, width):
     return [f"{v:>{width}{spec}}" for v in np.ravel(values)]
 
 
+def _is_bayesian(gm):
+    return isinstance(gm, BayesianGaussianMixture)
+
+
+def _effective_components(gm):
+    """Indices of the components a report lists: for a Bayesian mixture, those
+    whose expected count is at least one sample (module docstring); else all."""
+    if not _is_bayesian(gm):
+        return np.arange(gm.n_components)
+    counts = np.asarray(gm.mean_precision_, dtype=np.float64) - gm.mean_precision_prior_
+    return np.flatnonzero(counts >= 1.0)
+
+
+def _estimator_line(gm):
+    """The estimator and the parameters a report shows, as its repr would."""
+    names = ["n_components", "covariance_type"]
+    if _is_bayesian(gm):
+        names += ["weight_concentration_prior_type", "weight_concentration_prior"]
+    shown = ", ".join(f"{name}={getattr(gm, name)!r}" for name in names + ["random_state"])
+    return f"{type(gm).__name__}({shown})"
+
+
+def _diagnostics(gm, X):
+    """The fit diagnostics as (label, value) pairs; BIC and AIC need X."""
+    lines = [("converged_", f"{gm.converged_}"), ("n_iter_", f"{gm.n_iter_}")]
+    if _is_bayesian(gm):
+        lines += [("lower_bound_", f"{gm.lower_bound_:.6f}  (evidence lower bound, up to a "
+                                   "constant)"),
+                  ("components used", f"{len(_effective_components(gm))} of "
+                                      f"{gm.n_components}  (expected count >= 1 sample)")]
+        return lines
+    lines.append(("lower_bound_", f"{gm.lower_bound_:.6f}  (mean log-likelihood per sample)"))
+    if X is not None:
+        lines += [("BIC", f"{gm.bic(X):.3f}  (lower is better)"), ("AIC", f"{gm.aic(X):.3f}")]
+    return lines
+
+
 def _print_report(gm, X, title, feature_names, units=None):
-    """Print a fitted model: data, fit diagnostics, then every component.
+    """Print a fitted model: data, fit diagnostics, then every component (the
+    effective ones of a Bayesian mixture).
 
     Parameters
     ----------
-    gm : GaussianMixture
+    gm : GaussianMixture or BayesianGaussianMixture
         Fitted on X.
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray of shape (n_samples, n_features) or None
+        Without data (a saved model), no BIC, AIC or counts are shown.
     title : str
         First line (describes the data).
     feature_names : sequence of str
     units : sequence of str, optional
         Unit of each feature, shown next to its values.
     """
-    d = X.shape[1]
-    k = gm.n_components
+    d = gm.means_.shape[1]
     units = [""] * d if units is None else list(units)
     suffixes = [f" {unit}" if unit else "" for unit in units]
     name_w = max(len(name) for name in feature_names) + 2
@@ -604,25 +726,20 @@ def _print_report(gm, X, title, feature_names, units=None):
     for name, unit in zip(feature_names, units):
         print(f"  - {name} [{unit}]" if unit else f"  - {name}")
     print()
-    print(
-        f"GaussianMixture(n_components={k}, covariance_type={gm.covariance_type!r}, "
-        f"random_state={gm.random_state!r})"
-    )
-    print(f"  converged_       : {gm.converged_}")
-    print(f"  n_iter_          : {gm.n_iter_}")
-    print(f"  lower_bound_     : {gm.lower_bound_:.6f}  (mean log-likelihood per sample)")
-    print(f"  BIC              : {gm.bic(X):.3f}  (lower is better)")
-    print(f"  AIC              : {gm.aic(X):.3f}")
+    print(_estimator_line(gm))
+    for label, value in _diagnostics(gm, X):
+        print(f"  {label:<17}: {value}")
     print()
 
     covs = _full_covariances(gm)
-    counts = np.bincount(gm.predict(X), minlength=k)
+    counts = None if X is None else np.bincount(gm.predict(X), minlength=gm.n_components)
+    shown = _effective_components(gm)
     # show the components in order of increasing first-feature mean so the
     # report reads naturally (e.g. short eruptions first); the index printed is
     # still the fitted component index used by predict().
-    order = np.argsort(gm.means_[:, 0], kind="stable")
-    for j in order:
-        print(f"Component {j}: weight = {gm.weights_[j]:.4f}  ({counts[j]} points assigned)")
+    for j in shown[np.argsort(gm.means_[shown, 0], kind="stable")]:
+        assigned = "" if counts is None else f"  ({counts[j]} points assigned)"
+        print(f"Component {j}: weight = {gm.weights_[j]:.4f}{assigned}")
         print("  mean:")
         for name, suffix, mu in zip(feature_names, suffixes, _numbers(gm.means_[j], 10)):
             print(f"    {name:<{name_w}}{mu}{suffix}")
@@ -640,14 +757,17 @@ def _print_report(gm, X, title, feature_names, units=None):
         if d == 2:
             print(f"  correlation: {covs[j][0, 1] / (std[0] * std[1]):+.4f}")
         print()
+    hidden = gm.n_components - len(shown)
+    if hidden:
+        print(f"({hidden} components with an expected count below one sample not shown)")
 
 
-def _report_dict(gm, X, data_name, feature_names):
-    """The content of the text report as JSON-ready values (fitted component order)."""
-    return {
-        "data": data_name,
-        "n_samples": int(X.shape[0]),
-        "n_features": int(X.shape[1]),
+def _report_dict(gm, X, feature_names):
+    """The content of the text report as JSON-ready values (fitted component
+    order, every component); X None: a saved model without data."""
+    report = {
+        "estimator": type(gm).__name__,
+        "n_features": int(gm.means_.shape[1]),
         "feature_names": list(feature_names),
         "n_components": int(gm.n_components),
         "covariance_type": gm.covariance_type,
@@ -655,13 +775,19 @@ def _report_dict(gm, X, data_name, feature_names):
         "converged_": bool(gm.converged_),
         "n_iter_": int(gm.n_iter_),
         "lower_bound_": float(gm.lower_bound_),
-        "bic": float(gm.bic(X)),
-        "aic": float(gm.aic(X)),
-        "counts": np.bincount(gm.predict(X), minlength=gm.n_components).tolist(),
-        "weights_": np.asarray(gm.weights_, dtype=np.float64).tolist(),
-        "means_": np.asarray(gm.means_, dtype=np.float64).tolist(),
-        "covariances_": np.asarray(gm.covariances_, dtype=np.float64).tolist(),
     }
+    if _is_bayesian(gm):
+        report.update(weight_concentration_prior_type=gm.weight_concentration_prior_type,
+                      weight_concentration_prior_=float(gm.weight_concentration_prior_),
+                      effective_components=_effective_components(gm).tolist())
+    if X is not None:
+        report["n_samples"] = int(X.shape[0])
+        if not _is_bayesian(gm):
+            report.update(bic=float(gm.bic(X)), aic=float(gm.aic(X)))
+        report["counts"] = np.bincount(gm.predict(X), minlength=gm.n_components).tolist()
+    report.update({name: np.asarray(getattr(gm, name), dtype=np.float64).tolist()
+                   for name in ("weights_", "means_", "covariances_")})
+    return report
 
 
 def _selection_dict(selection):
@@ -715,12 +841,13 @@ def _plot_density(fig, ax, gm, X):
 
 
 def _plot_points(ax, gm, X):
-    """Scatter of the first two features coloured by label, with the means."""
+    """Scatter of the first two features coloured by label (the effective
+    components of a Bayesian mixture), with the means."""
     import matplotlib
 
     labels = gm.predict(X)
     cmap = matplotlib.colormaps["tab10"]
-    for j in range(gm.n_components):
+    for j in _effective_components(gm):
         pts = X[labels == j]
         ax.scatter(pts[:, 0], pts[:, 1], s=14, color=cmap(j % 10), edgecolor="white",
                    linewidth=0.3, label=f"component {j} (w={gm.weights_[j]:.2f})", zorder=3)
@@ -805,6 +932,7 @@ def cmd_fit(args):
     if args.plot and not _matplotlib_available():
         raise ValueError(f"--plot needs matplotlib, which is not installed; "
                          f"{MATPLOTLIB_HINT}")
+    _check_bayesian_options(args)
     X, header = load_data(args.data, args.delimiter, args.columns)
     names = Table(X, header).names
     if args.select is None:
@@ -821,7 +949,7 @@ def cmd_fit(args):
         _write_plot(gm, X, args.data, names, None, args.plot)
 
     if args.json:
-        report = _report_dict(gm, X, args.data, names)
+        report = {"data": args.data, **_report_dict(gm, X, names)}
         if selection is not None:
             report["selection"] = _selection_dict(selection)
         print(json.dumps(report))
@@ -835,6 +963,19 @@ def cmd_fit(args):
         print(f"Model written to {args.output}")
     if args.plot:
         print(f"Plot written to {args.plot}")
+    return 0
+
+
+def cmd_info(args):
+    """``gaussmix info``: report a saved model."""
+    gm = load(args.model)
+    d = gm.means_.shape[1]
+    names = getattr(gm, "feature_names_in_", None)
+    names = [f"x{i}" for i in range(d)] if names is None else [str(n) for n in names]
+    if args.json:
+        print(json.dumps({"model": args.model, **_report_dict(gm, None, names)}))
+    else:
+        _print_report(gm, None, f"{args.model}: a model of {d} features", names)
     return 0
 
 

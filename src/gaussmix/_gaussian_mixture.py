@@ -7,6 +7,7 @@ from . import _covariance
 from ._base import BaseMixture, check_choice
 from ._em import Parameters, parameters_from_statistics
 from ._initialization import initial_parameters
+from ._persistence import SavedState
 from ._validation import check_array_param, check_param_range
 
 
@@ -77,6 +78,7 @@ class GaussianMixture(BaseMixture):
     """
 
     _saved_format = "gaussmix.GaussianMixture"
+    _saved_state = SavedState(array_params=("weights_init", "means_init", "precisions_init"))
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3,
                  reg_covar=1e-6, max_iter=100, n_init=1, init_params="kmeans",

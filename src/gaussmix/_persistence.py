@@ -1,17 +1,29 @@
-"""Pickle-free persistence of a fitted GaussianMixture.
+"""Pickle-free persistence of fitted mixture estimators.
 
 File format (version 1): a NumPy ``.npz`` archive (a zip file) of plain
 numeric arrays, read with ``allow_pickle=False`` so loading never runs code.
 
-- ``header``: UTF-8 JSON as a uint8 array: ``format``
-  ("gaussmix.GaussianMixture"), ``format_version``, ``gaussmix_version``,
-  ``params`` (constructor parameters), ``attributes`` (scalar fitted
-  attributes), ``arrays`` (name -> dtype and shape of every other entry) and
-  ``sha256``, the digest of the header without it followed by every array's
-  bytes in name order.
-- one entry per fitted array (``weights_``, ``means_``, ...), per array-valued
-  parameter (``param.means_init``, ...) and per running statistic of
-  ``partial_fit`` (``stream.mass``, ...).
+- ``header``: UTF-8 JSON as a uint8 array: ``format`` (the estimator class's
+  ``_saved_format``: "gaussmix.GaussianMixture" or
+  "gaussmix.BayesianGaussianMixture"), ``format_version``,
+  ``gaussmix_version``, ``params`` (constructor parameters), ``attributes``
+  (scalar fitted attributes), ``arrays`` (name -> dtype and shape of every
+  other entry) and ``sha256``, the digest of the header without it followed
+  by every array's bytes in name order.
+- one entry per fitted array every mixture has (``weights_``, ``means_``,
+  ``covariances_``, ``precisions_cholesky_``), per running statistic of
+  ``partial_fit`` (``stream.mass``, ...), per array-valued constructor
+  parameter (``param.means_init``, ...; one holding a number or None is kept
+  in ``params``) and per further fitted attribute of the estimator class
+  (``BayesianGaussianMixture``: ``weight_concentration_``,
+  ``mean_precision_``, ``degrees_of_freedom_``, its ``*_prior_`` values...;
+  numbers as 0-d arrays, a pair of arrays stacked).
+
+What a class saves beyond what every mixture has is its ``_saved_state``
+(a ``SavedState``): its array-valued parameters, the form of each further
+attribute (type, shape, bounds) given its parameters, and the private state
+a loaded estimator rebuilds from them. ``load`` checks every value it reads
+against that declaration.
 
 The digest detects truncated or corrupted files and edits that do not
 recompute it; it is not a signature, so only load files from sources you
@@ -37,14 +49,14 @@ import numbers
 import os
 import zipfile
 import zlib
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from . import _covariance
-from ._em import Parameters
 from ._streaming import RunningStatistics
 
-FORMAT = "gaussmix.GaussianMixture"
 # Estimator classes by the format name their files carry: filled as the
 # estimator modules are imported (BaseMixture.__init_subclass__), so this
 # module never imports them.
@@ -59,13 +71,96 @@ def register(cls):
 def estimator_class(saved_format):
     """The registered estimator class for ``saved_format``, or None."""
     return _ESTIMATOR_CLASSES.get(saved_format)
+
+
+@dataclass(frozen=True)
+class AttributeForm:
+    """The form of a fitted attribute an estimator class saves (as float64).
+
+    kind : np.ndarray, tuple, np.float64 or float
+        Its type: an array, a tuple of arrays (saved stacked on a first
+        axis), a numpy or a Python float (saved as a 0-d array).
+    shape : tuple
+        Its shape as saved.
+    above : float or None
+        Every value must exceed it (None: any finite value).
+    definite : bool
+        The values are (d, d) matrices that must be symmetric positive
+        definite, or positive diagonals or variances.
+    """
+
+    kind: type
+    shape: tuple
+    above: float | None = None
+    definite: bool = False
+
+    def problem(self, array):
+        """Why ``array`` (float64, finite) cannot hold the attribute, or None."""
+        if array.shape != self.shape:
+            return f"has shape {array.shape}, expected {self.shape}"
+        if self.above is not None and not np.all(array > self.above):
+            return f"has values not above {self.above}"
+        if self.definite and array.ndim < 2 and not np.all(array > 0):
+            return "is not positive"
+        if self.definite and array.ndim >= 2 and not _symmetric_positive_definite(array):
+            return "is not symmetric positive definite"
+        return None
+
+    def value(self, array):
+        """The attribute from its saved ``array``."""
+        if self.kind is tuple:
+            return tuple(array)
+        if self.kind is float:
+            return float(array)
+        return array[()] if self.kind is np.float64 else array
+
+
+def _symmetric_positive_definite(matrices):
+    if not np.allclose(matrices, np.swapaxes(matrices, -1, -2)):
+        return False
+    try:
+        np.linalg.cholesky(matrices)
+    except np.linalg.LinAlgError:
+        return False
+    return True
+
+
+def _no_attributes(estimator, n_components, n_features):
+    return {}
+
+
+def _no_private_state(estimator):
+    return {}
+
+
+@dataclass(frozen=True)
+class SavedState:
+    """What an estimator class saves beyond what every mixture has (the
+    fitted arrays, the scalar attributes of ``fit`` and ``partial_fit``,
+    feature names and ``partial_fit``'s running statistics).
+
+    array_params : tuple of str
+        Constructor parameters that may hold arrays (saved as entries;
+        numbers and None stay in the header).
+    attributes : callable (estimator, n_components, n_features) -> dict
+        Its further fitted attributes: name -> ``AttributeForm``, given the
+        estimator's parameters.
+    private_state : callable (estimator) -> dict
+        The private attributes a loaded estimator needs, rebuilt from its
+        loaded parameters and attributes.
+    """
+
+    array_params: tuple = ()
+    attributes: Callable = _no_attributes
+    private_state: Callable = _no_private_state
+
+
 FORMAT_VERSION = 1
 
 _FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
-_ARRAY_PARAMS = ("weights_init", "means_init", "precisions_init")
 _STREAM_ARRAYS = ("mass", "means", "scatter")
 _SCALAR_ATTRIBUTES = {"converged_": bool, "n_iter_": int, "lower_bound_": float,
-                      "n_features_in_": int, "n_steps_": int}
+                      "n_features_in_": int, "n_steps_": int, "n_samples_seen_": float}
 _FLOAT_DTYPES = ("float32", "float64")
 # Largest header we parse: bounds the work a hostile file can cause.
 _MAX_HEADER_BYTES = 1 << 20
@@ -95,6 +190,10 @@ def _digest(header, arrays):
     return h.hexdigest()
 
 
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def _json_scalar(value):
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
@@ -110,7 +209,7 @@ def save(estimator, file):
 
     Parameters
     ----------
-    estimator : GaussianMixture
+    estimator : GaussianMixture or BayesianGaussianMixture
         A fitted estimator.
     file : str, os.PathLike or binary file object
         Destination. A path is written as given (no ``.npz`` suffix is
@@ -120,10 +219,13 @@ def save(estimator, file):
     from . import __version__
 
     estimator._check_is_fitted()
+    state = estimator._saved_state
     arrays = {name: np.asarray(getattr(estimator, name)) for name in _FITTED_ARRAYS}
+    for name in state.attributes(estimator, *estimator.means_.shape):
+        arrays[name] = np.asarray(getattr(estimator, name), dtype=np.float64)
     params = {}
     for name, value in estimator.get_params().items():
-        if name in _ARRAY_PARAMS and value is not None:
+        if name in state.array_params and not (value is None or _is_number(value)):
             arrays[f"param.{name}"] = np.asarray(value, dtype=np.float64)
             value = "<array>"
         elif name == "random_state" and not (value is None or isinstance(value, numbers.Integral)):
@@ -139,7 +241,8 @@ def save(estimator, file):
     names = getattr(estimator, "feature_names_in_", None)
     attributes["feature_names_in_"] = None if names is None else [str(n) for n in names]
     header = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "gaussmix_version": __version__,
+        "format": estimator._saved_format, "format_version": FORMAT_VERSION,
+        "gaussmix_version": __version__,
         "params": params, "attributes": attributes,
         "arrays": {name: {"dtype": str(a.dtype), "shape": list(a.shape)}
                    for name, a in arrays.items()},
@@ -179,13 +282,17 @@ def _read_archive(file, name):
         except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, or absurd nesting
             raise ModelFileError(f"{name}: the header is not valid JSON "
                                  f"({type(exc).__name__}: {exc}).") from exc
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
+        if not isinstance(header, dict) or not _known_format(header.get("format")):
             raise ModelFileError(f"{name} is not a gaussmix model file.")
         declared = header.get("arrays")
         if not isinstance(declared, dict) or set(declared) != set(archive.files) - {"header"}:
             raise ModelFileError(f"{name}: the arrays do not match the header.")
         arrays = {entry: _read_entry(archive, entry, name) for entry in declared}
     return header, arrays
+
+
+def _known_format(saved_format):
+    return isinstance(saved_format, str) and estimator_class(saved_format) is not None
 
 
 def _read_entry(archive, entry, name):
@@ -211,7 +318,7 @@ def _check_arrays(path, header, arrays):
 
 
 def load(file):
-    """Read a GaussianMixture written by ``GaussianMixture.save``.
+    """Read an estimator written by its ``save`` method.
 
     Parameters
     ----------
@@ -223,8 +330,9 @@ def load(file):
 
     Returns
     -------
-    GaussianMixture
-        Fitted, with the saved parameters and attributes. A file written by
+    GaussianMixture or BayesianGaussianMixture
+        Fitted, with the saved parameters and attributes (the class the file
+        names), ready to predict and to continue ``partial_fit``. A file written by
         another gaussmix version loads as long as this version reads its
         format version.
 
@@ -266,16 +374,52 @@ def _load(file, path):
     params, attributes = header.get("params"), header.get("attributes")
     if not isinstance(params, dict) or not isinstance(attributes, dict):
         raise ModelFileError(f"{path}: malformed header.")
-    for name in _ARRAY_PARAMS:
+    estimator = _unfitted_estimator(estimator_class(header["format"]), params, arrays, path)
+    layout, d = _check_mixture_arrays(estimator, arrays, path)
+    _set_scalar_attributes(estimator, attributes, d, path)
+    state = estimator._saved_state
+    for name, form in state.attributes(estimator, estimator.n_components, d).items():
+        array = arrays.get(name)
+        problem = ("is missing" if array is None else "is not float64"
+                   if array.dtype != np.float64 else form.problem(array))
+        if problem is not None:
+            raise ModelFileError(f"{path}: {name} {problem}.")
+        setattr(estimator, name, form.value(array))
+    with np.errstate(over="ignore"):
+        precisions = layout.precisions_from_cholesky(arrays["precisions_cholesky_"])
+    if not np.isfinite(precisions).all():  # a fit never stores such factors
+        raise ModelFileError(f"{path}: the precisions overflow {precisions.dtype}.")
+    for name in _FITTED_ARRAYS:
+        setattr(estimator, name, arrays[name])
+    estimator.precisions_ = precisions
+    estimator._stream = None
+    if all(f"stream.{name}" in arrays for name in _STREAM_ARRAYS):
+        estimator._stream = RunningStatistics(*(arrays[f"stream.{name}"]
+                                                for name in _STREAM_ARRAYS))
+    for name, value in state.private_state(estimator).items():
+        setattr(estimator, name, value)
+    return estimator
+
+
+def _unfitted_estimator(cls, params, arrays, path):
+    """A ``cls`` with the saved constructor parameters, checked."""
+    for name in cls._saved_state.array_params:
         if params.get(name) == "<array>":
             params[name] = arrays.get(f"param.{name}")
-    estimator = estimator_class(header["format"])()
+    if not (params.get("random_state") is None or type(params["random_state"]) is int):
+        raise ModelFileError(f"{path}: invalid parameters (random_state).")
+    estimator = cls()
     try:
         estimator.set_params(**params)
         estimator._check_parameters()
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"{path}: invalid parameters ({exc}).") from exc
+    return estimator
 
+
+def _check_mixture_arrays(estimator, arrays, path):
+    """Check the arrays every mixture saves (and the parameters a fit on their
+    number of features would check); return their layout and that number."""
     missing = [name for name in _FITTED_ARRAYS if name not in arrays]
     if missing:
         raise ModelFileError(f"{path}: missing fitted arrays {missing}.")
@@ -299,24 +443,34 @@ def _load(file, path):
         raise ModelFileError(f"{path}: fitted arrays have mixed dtypes.")
     if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-4):
         raise ModelFileError(f"{path}: weights_ are not a probability vector.")
+    if "stream.mass" in arrays and np.any(arrays["stream.mass"] < 0):
+        raise ModelFileError(f"{path}: stream.mass is negative.")
+    try:
+        estimator._check_initial_parameters(d, weights.dtype)
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"{path}: invalid parameters ({exc}).") from exc
+    return layout, d
 
+
+def _set_scalar_attributes(estimator, attributes, n_features, path):
+    """Set the header's attributes: scalars, ``lower_bounds_`` and feature names."""
     for name, kind in _SCALAR_ATTRIBUTES.items():
         if name in attributes:
             setattr(estimator, name, _scalar(attributes[name], kind, name, path))
-    if attributes.get("n_features_in_", d) != d:
+    if attributes.get("n_features_in_", n_features) != n_features:
         raise ModelFileError(f"{path}: n_features_in_ does not match means_.")
+    # what partial_fit's step size and the Bayesian prior's weight are computed from
+    in_range = {"n_steps_": lambda n: n >= 1, "n_samples_seen_": lambda n: 0 < n < np.inf}
+    for name, valid in in_range.items():
+        if hasattr(estimator, name) and not valid(getattr(estimator, name)):
+            raise ModelFileError(f"{path}: attribute {name} has the wrong type or value.")
     estimator.lower_bounds_ = _lower_bounds(attributes.get("lower_bounds_", []), path)
     names = attributes.get("feature_names_in_")
     if names is not None:
-        if not (isinstance(names, list) and len(names) == d
+        if not (isinstance(names, list) and len(names) == n_features
                 and all(isinstance(n, str) for n in names)):
             raise ModelFileError(f"{path}: feature_names_in_ is malformed.")
         estimator.feature_names_in_ = np.asarray(names, dtype=object)
-    estimator._set_parameters(_parameters(arrays))
-    if all(f"stream.{name}" in arrays for name in _STREAM_ARRAYS):
-        estimator._stream = RunningStatistics(*(arrays[f"stream.{name}"]
-                                                for name in _STREAM_ARRAYS))
-    return estimator
 
 
 def _scalar(value, kind, name, path):
@@ -344,6 +498,3 @@ def _lower_bounds(value, path):
             return bounds
     raise ModelFileError(f"{path}: lower_bounds_ is not a list of numbers.")
 
-
-def _parameters(arrays):
-    return Parameters(*(arrays[name] for name in _FITTED_ARRAYS))

@@ -18,6 +18,7 @@ from scipy.special import betaln, digamma, gammaln
 
 from . import _covariance
 from ._em import Parameters
+from ._streaming import RunningStatistics
 
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
 
@@ -108,6 +109,66 @@ def posterior(nk, xk, sk, priors, covariance_type, dtype):
         concentration, beta, nu)
     layout.check_representable(params)
     return params
+
+
+def statistics_of_posterior(params, priors, covariance_type, reg_covar):
+    """``posterior`` inverted: ``RunningStatistics`` of the
+    counts N_k, the means x_k and the scatters about them.
+
+    N_k from the weights' concentrations (1 + N_k for the Dirichlet process's
+    sticks, gamma + N_k for the Dirichlet distribution) or from
+    beta_k = beta_0 + N_k, whichever prior is smaller (least rounding).
+    From beta_k m_k = beta_0 m_0 + N_k x_k: x_k = m_0 + beta_k / N_k (m_k - m_0);
+    from Psi_k = Psi_0 + N_k S_k + beta_0 N_k / beta_k (x_k - m_0)(x_k - m_0)^T,
+    Psi_k = nu_k ``covariances``, the scatter S_k less ``reg_covar`` (tied:
+    the sums over k divided by k, and every component holds the pooled
+    scatter; spherical: the features' mean). Counts within rounding of zero
+    are zero: those components keep their posterior means and no scatter.
+    """
+    p = priors
+    k, d = params.means.shape
+    eps = np.finfo(np.float64).eps
+    beta = np.asarray(params.mean_precision, dtype=np.float64)
+    if p.weight_concentration_type == "dirichlet_process":
+        posterior, prior = np.asarray(params.weight_concentration[0]), 1.0
+    else:
+        posterior, prior = np.asarray(params.weight_concentration), p.weight_concentration
+    if p.mean_precision < prior:
+        posterior, prior = beta, p.mean_precision
+    # N_k + 10 eps, as the posterior took it (not below, whatever the rounding)
+    nk = np.maximum(posterior - prior, 10 * eps)
+    counts = nk - 10 * eps
+    present = counts > 64 * eps * posterior
+    if not np.any(present):
+        raise ValueError("The fitted posterior's counts are lost in rounding against its "
+                         "priors (weight_concentration_prior and mean_precision_prior): "
+                         "partial_fit cannot continue from it.")
+    ratio = np.divide(beta, nk, out=np.zeros(k), where=present)
+    m = np.asarray(params.means, dtype=np.float64)
+    diff = ratio[:, None] * (m - p.mean)   # x_k - m_0
+    means = np.where(present[:, None], p.mean + diff, m)
+    shrink = nk * p.mean_precision / beta
+    nu = np.asarray(params.degrees_of_freedom, dtype=np.float64)
+    cov = np.asarray(params.covariances, dtype=np.float64)
+    if covariance_type == "full":
+        outer = diff[:, :, None] * diff[:, None, :]
+        scatter = (nu[:, None, None] * cov - p.covariance - shrink[:, None, None] * outer
+                   ) / nk[:, None, None]
+    elif covariance_type == "tied":
+        pooled = (k * (nu * cov - p.covariance) - (shrink * diff.T) @ diff) / nk.sum()
+        scatter = np.repeat(pooled[None], k, axis=0)
+    elif covariance_type == "diag":
+        scatter = (nu[:, None] * cov - p.covariance - shrink[:, None] * diff ** 2) / nk[:, None]
+    else:
+        spherical = (nu * cov - p.covariance - shrink * (diff ** 2).mean(axis=1)) / nk
+        scatter = np.repeat(spherical[:, None], d, axis=1)
+    if scatter.ndim == 3:
+        scatter[:, np.arange(d), np.arange(d)] -= reg_covar
+    else:
+        scatter -= reg_covar
+    scatter[~present] = 0.0
+    counts = np.where(present, counts, 0.0)
+    return RunningStatistics(counts / counts.sum(), means, scatter)
 
 
 def mean_weights(concentration, prior_type):
