@@ -576,10 +576,6 @@ def test_negative_sample_weight_raises():
                                                      sample_weight=-np.ones(40))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "estimator bug: with a total sample weight <= 1, _em.InMemoryData.moments divides the "
-    "scatter by (total - 1) <= 0; the fit then fails with 'ill-defined empirical "
-    "covariance' (after a divide-by-zero RuntimeWarning at exactly 1)"))
 @pytest.mark.parametrize("total_weight", [0.5, 1.0])
 def test_total_weight_too_small_for_the_default_covariance_prior(total_weight):
     """The default covariance_prior is the unbiased covariance, divided by the

@@ -210,6 +210,12 @@ default='dirichlet_process'
         """Resolve the priors (defaults from the data's moments) for a fit on
         ``data`` that the posterior counts as ``mass`` samples."""
         d = data.X.shape[1]
+        if self.covariance_prior is None and not data.total_weight * data.weight_unit > 1:
+            raise ValueError(
+                "The default covariance_prior is the data's covariance, which needs a "
+                "total sample_weight above 1 (it divides by the total less one); got "
+                f"{data.total_weight * data.weight_unit:.6g}. Give covariance_prior, or "
+                "weights that count samples.")
         need_moments = self.mean_prior is None or self.covariance_prior is None
         mean, cov = data.moments() if need_moments else (None, None)
         if self.covariance_prior is None:
