@@ -17,11 +17,15 @@ from . import _covariance, _models
 from ._em import Parameters, pass_statistics
 from ._kernels import estep, suffstats
 
-# Up to this many rows a pass is one single-threaded call of the compiled core
-# with the per-component kernel modes, whose constants cost next to nothing
-# to build; beyond it the GEMM modes and the threaded, chunked pass pay.
+# A pass is one single-threaded call of the compiled core in a per-component
+# kernel mode, whose constants cost next to nothing to build, up to SMALL_ROWS
+# rows, and for full covariances in more than two dimensions up to
+# SMALL_ROWS_X_COMPONENTS rows times components; beyond, the GEMM modes and
+# the threaded, chunked pass pay (benchmarks/README.md).
 SMALL_ROWS = 4096
+SMALL_ROWS_X_COMPONENTS = 10000
 _EMPTY = np.empty((0, 0))
+INNER_ITERATIONS = 1
 
 
 class Fit(NamedTuple):
@@ -52,16 +56,21 @@ class GridData:
             self.total_weight = float(sample_weight.sum())
             scaled = sample_weight / sample_weight.max()
             self.sample_weight = self.weights_arg = scaled / scaled.mean()
-        self.small = self.n_samples <= SMALL_ROWS
+
+    def _small(self, layout, k):
+        """Whether a pass of ``k`` components of ``layout`` runs per component."""
+        return self.n_samples <= SMALL_ROWS and (
+            layout.diagonal or self.n_features <= _models.SMALL_DIM
+            or self.n_samples * k <= SMALL_ROWS_X_COMPONENTS)
 
     def kernel_parameters(self, covariance_type, params):
         """Kernel constants of ``params``: around the component means on small data."""
-        if not self.small:
+        layout = _covariance.model(covariance_type).layout
+        k, d = params.means.shape
+        if not self._small(layout, k):
             return _models.kernel_parameters(params.weights, params.means,
                                              params.precisions_cholesky, covariance_type,
                                              np.float64)
-        layout = _covariance.model(covariance_type).layout
-        k, d = params.means.shape
         U = layout.per_component(params.precisions_cholesky, k, d)
         if layout.diagonal:
             log_det = np.log(U).sum(axis=1)
@@ -77,7 +86,7 @@ class GridData:
     def statistics(self, covariance_type, params, n_threads):
         """(N, S, W, shift) and the total log-likelihood under ``params``."""
         kp = self.kernel_parameters(covariance_type, params)
-        if not self.small:
+        if self.n_samples > SMALL_ROWS:
             stats, log_likelihood = pass_statistics(self.X, self.weights_arg, kp, n_threads)
             return (stats.N, stats.S, stats.W, stats.shift), log_likelihood
         k, d = params.means.shape
@@ -98,9 +107,16 @@ class GridData:
 
 
 def m_step(covariance_type, N, S, W, shift, reg_covar, previous=None):
-    """Parameters (float64) from summed statistics; ValueError when they are unusable."""
+    """Parameters (float64) from summed statistics; ValueError when they are unusable.
+
+    Warm-started from ``previous``, the iterative mclust models take
+    ``INNER_ITERATIONS`` steps of their M-step's own ascent (a generalised EM:
+    no step lowers the likelihood, and the next E-step follows sooner).
+    """
     entry = _covariance.model(covariance_type)
-    weights, means, covariances = entry.m_step(N, S, W, shift, reg_covar, previous)
+    weights, means, covariances = entry.m_step(
+        N, S, W, shift, reg_covar, previous,
+        inner_max_iter=100 if previous is None else INNER_ITERATIONS)
     return Parameters(weights, means, covariances, entry.layout.precision_cholesky(covariances))
 
 
