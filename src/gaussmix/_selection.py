@@ -3,12 +3,18 @@
 Every cell (k, model) of the grid is fitted by EM from several starting
 partitions of the data, shared by all models with k components:
 
-- a hierarchical (Ward) agglomeration of the standardised data, cut at k
-  clusters; on at most ``HIERARCHICAL_ROWS`` rows, the others joining the
-  nearest cluster centre (mclust starts from a model-based agglomeration;
-  Ward's criterion is the agglomeration of its EII model);
+- a hierarchical (Ward) agglomeration of the standardised data, and the
+  model-based one mclust starts from (``_hierarchical``), cut at k clusters;
+  on at most ``HIERARCHICAL_ROWS`` rows, the others joining the nearest
+  cluster centre;
 - k-means partitions from ``n_kmeans_starts`` seeds (k-means++ seeding, then
-  Lloyd iterations: gaussmix's 'kmeans' initialisation).
+  Lloyd iterations: gaussmix's 'kmeans' initialisation);
+- with ``cross_starts``, then the partitions the other models reached.
+
+The fits run in ``_selection_em``'s lean EM loop; the starts of a cell race
+to a loose tolerance and only those near the leader run on to ``tol``. On
+more than ``SEARCH_ROWS`` rows all of this runs on a random subsample, and
+each cell's winner is then refined by EM on all rows.
 
 The cell keeps the start that reaches the highest log-likelihood. Criteria use
 mclust's sign convention: larger is better.
@@ -177,7 +183,7 @@ def _hierarchical_labels(X, components, random_state):
 
 def select_model(X, n_components=range(1, 10), covariance_types=None, criterion="bic", *,
                  sample_weight=None, n_kmeans_starts=3, random_state=0, tol=1e-5,
-                 reg_covar=1e-6, max_iter=1000, cross_starts=True, n_jobs=None,
+                 reg_covar=1e-6, max_iter=1000, cross_starts=True, n_jobs=1,
                  n_threads=None, verbose=0):
     """Fit a grid of mixtures and pick the best by an information criterion.
 
@@ -200,10 +206,13 @@ def select_model(X, n_components=range(1, 10), covariance_types=None, criterion=
         Also start every model from the partitions the other models reached
         with the same number of components (without it 6 of mclust's 126 Old
         Faithful optima were missed).
-    n_jobs : int or None, default=None
+    n_jobs : int or None, default=1
         Threads fitting numbers of components side by side (None: one per
-        core). Threads need no ``if __name__ == "__main__":`` guard; each fit
-        then runs single-threaded.
+        core); each fit then runs single-threaded. Threads need no
+        ``if __name__ == "__main__":`` guard, but the M-steps of small fits
+        hold the GIL: on 2 cores 2 threads took 1.3-1.5x the serial time
+        (benchmarks/README.md). With the default, the passes over X of every
+        fit use ``n_threads`` threads instead, which pays on large data.
     n_threads : int or None, default=None
         OpenMP threads per fit when ``n_jobs`` is 1, and of the returned model.
     verbose : int, default=0
@@ -239,10 +248,12 @@ def select_model(X, n_components=range(1, 10), covariance_types=None, criterion=
 
     def fit_components(k):
         fits = _search_cells(search, k, types, partitions[k], settings, cross_starts)
-        if search is not data:
-            fits = {t: _refined(data, t, fit, problem, settings) for t, (fit, problem)
-                    in fits.items()}
-        progress.advance(len(types))
+        if search is data:
+            progress.advance(len(types))
+            return fits
+        for t, (fit, problem) in fits.items():
+            fits[t] = _refined(data, t, fit, problem, settings)
+            progress.advance(1)
         return fits
 
     order = sorted(components, reverse=True)  # the largest first: the threads end together
