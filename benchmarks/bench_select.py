@@ -98,20 +98,21 @@ def main():
     parser.add_argument("--data", default="faithful,diabetes,iris,blobs5000x5")
     parser.add_argument("--repeats", type=int, default=1,
                         help="select_model runs per data set (the best time is kept)")
-    parser.add_argument("--n-jobs", type=int, default=None)
+    parser.add_argument("--n-jobs", type=int, default=None,
+                        help="select_model's n_jobs (default: its default)")
     parser.add_argument("--tolerance", type=float, default=1e-6)
     parser.add_argument("--no-mclust", action="store_true")
     args = parser.parse_args()
     print(f"{'data':<16}{'gaussmix s':>11}{'mclust s':>10}{'gm/mclust':>10}"
           f"{'above':>7}{'equal':>7}{'below':>7}{'NA in mclust':>13}  picks (gaussmix | mclust)")
+    jobs = {} if args.n_jobs is None else {"n_jobs": args.n_jobs}  # else the default
     with tempfile.TemporaryDirectory() as workdir:
         for name in args.data.split(","):
             X = load(name)
             times = []
             for _ in range(args.repeats):
                 start = time.perf_counter()
-                selection = gaussmix.select_model(X, n_components=range(1, 10),
-                                                  n_jobs=args.n_jobs)
+                selection = gaussmix.select_model(X, n_components=range(1, 10), **jobs)
                 times.append(time.perf_counter() - start)
             best = selection.best_params_
             ours = f"{best['covariance_type']},{best['n_components']}"
