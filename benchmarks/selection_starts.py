@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 
 import gaussmix
-from gaussmix import GaussianMixture
-from gaussmix import _kmeans
+from gaussmix import _kmeans, _selection_em
 from gaussmix._parsimonious import MODELS
-from gaussmix._selection import _degenerate, _hierarchical_labels, _partition_start, _quiet_fit
+from gaussmix._selection import _hierarchical_labels
 
 REFERENCE = Path(__file__).parents[1] / "tests" / "data" / "mclust_faithful_loglik.csv"
 
@@ -29,6 +28,7 @@ def main(n_kmeans=5):
         mclust = {(int(r["n_components"]), r["model"]): float(r["loglik"])
                   for r in csv.DictReader(file)}
     random_state = np.random.RandomState(0)
+    data = _selection_em.GridData(X)
     hierarchical = _hierarchical_labels(X, range(1, 10), random_state)
     best_counts, mclust_counts, missed = collections.Counter(), collections.Counter(), []
     start_time = time.perf_counter()
@@ -42,13 +42,13 @@ def main(n_kmeans=5):
                 if np.unique(labels).size != k:
                     continue
                 try:
-                    gm = GaussianMixture(k, covariance_type=model, tol=1e-5, max_iter=1000,
-                                         **_partition_start(X, labels, k, model, 1e-6, None))
-                    _quiet_fit(gm, X, None)
+                    start = _selection_em.partition_parameters(data, labels, k, model, 1e-6)
+                    fit = _selection_em.em(data, model, start, tol=1e-5, reg_covar=1e-6,
+                                           max_iter=1000)
                 except ValueError:
                     continue
-                if not _degenerate(gm):
-                    reached[name] = gm.lower_bound_ * X.shape[0]
+                if not _selection_em.degenerate(model, fit.params, 1e-6):
+                    reached[name] = fit.lower_bound * X.shape[0]
             best = max(reached.values())
             for name, value in reached.items():
                 best_counts[name] += value >= best - 1e-3

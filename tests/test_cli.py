@@ -604,6 +604,15 @@ def test_progress_forced_on_without_a_terminal(data_dir, X):
     assert json.loads(result.stdout)["n_iter_"] == n_iter
 
 
+def test_select_progress_counts_cells(data_dir):
+    result = run(data_dir, "fit", "data.npy", "--select", "1..2", "--covariance-type", "diag",
+                 "--json", "--progress")
+    assert result.returncode == 0
+    cells = [line for line in result.stderr.splitlines() if "cells" in line]
+    assert cells and "2/2 cells" in cells[-1] and "left" in cells[-1]
+    assert json.loads(result.stdout)["n_components"] in (1, 2)  # progress kept off stdout
+
+
 def test_quiet_silences_progress_on_a_terminal(data_dir):
     stdout, stderr = run_on_terminal(data_dir, "fit", "header.csv", "--n-components", "2",
                                      "--json", "--quiet")

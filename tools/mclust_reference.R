@@ -1,11 +1,26 @@
-# Reference log-likelihoods of R's mclust on Old Faithful, for tests/test_selection.py.
-# Run: Rscript tools/mclust_reference.R > tests/data/mclust_faithful_loglik.csv
+# Reference fits of R's mclust, for tests/test_selection.py and benchmarks/bench_select.py.
+# Run: Rscript tools/mclust_reference.R faithful > tests/data/mclust_faithful_loglik.csv
+#      (also diabetes, iris; or a CSV file with a header row)
+#      Rscript tools/mclust_reference.R --data iris > tests/data/iris.csv   (the data set)
 # (Debian/Ubuntu: apt install r-cran-mclust.) Each cell is mclust's own fit:
 # hierarchical-agglomeration initialisation, then EM, default tolerances.
+# With --time, prints only the seconds mclustBIC(X, G = 1:9) took.
 suppressMessages(library(mclust))
-bic <- mclustBIC(faithful, G = 1:9, verbose = FALSE)
+args <- commandArgs(trailingOnly = TRUE)
+name <- args[length(args)]
+X <- switch(name, faithful = faithful, diabetes = diabetes[, -1], iris = iris[, 1:4],
+            read.csv(name))
+if ("--data" %in% args) {
+  write.csv(X, stdout(), row.names = FALSE)
+  quit(save = "no")
+}
+seconds <- system.time(bic <- mclustBIC(X, G = 1:9, verbose = FALSE))[["elapsed"]]
+if ("--time" %in% args) {
+  cat(seconds, "\n")
+  quit(save = "no")
+}
 models <- colnames(bic)
-n <- nrow(faithful); d <- ncol(faithful)
+n <- nrow(X); d <- ncol(X)
 cat("n_components,model,loglik,bic,n_parameters\n")
 for (g in 1:9) for (m in models) {
   b <- bic[g, m]

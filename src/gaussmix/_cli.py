@@ -634,12 +634,15 @@ def _select(X, candidates, args):
     selection : ModelSelection
     """
     types = None if args.covariance_type == ALL_MODELS else [args.covariance_type]
-    if _show_progress(args):
+    progress = _show_progress(args)
+    if progress:
         print(f"selecting among {len(candidates)} x {14 if types is None else 1} models",
               file=sys.stderr)
-    selection = select_model(X, n_components=candidates, covariance_types=types,
-                             random_state=args.seed, tol=args.tol, max_iter=args.max_iter,
-                             n_threads=args.n_threads)
+    with contextlib.redirect_stdout(sys.stderr):  # the cells done, with the time left
+        selection = select_model(X, n_components=candidates, covariance_types=types,
+                                 random_state=args.seed, tol=args.tol,
+                                 max_iter=args.max_iter, n_threads=args.n_threads,
+                                 verbose=int(progress))
     return selection.best_estimator_, selection
 
 

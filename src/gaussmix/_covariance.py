@@ -282,7 +282,7 @@ class CovarianceModel:
     layout: Layout
     core: bool = False
 
-    def m_step(self, N, S, W, shift, reg_covar, previous=None):
+    def m_step(self, N, S, W, shift, reg_covar, previous=None, inner_max_iter=100):
         """Weights, means and covariances (float64) from summed statistics.
 
         Parameters
@@ -297,6 +297,9 @@ class CovarianceModel:
         previous : ndarray, optional
             The covariances being replaced: a warm start for the iterative
             mclust models.
+        inner_max_iter : int, default=100
+            Iterations of the iterative mclust models' M-steps (from a warm
+            start, even one never lowers the likelihood).
 
         Returns
         -------
@@ -313,10 +316,10 @@ class CovarianceModel:
             covariances = self.layout.core_covariances(nk, S, mean_offset, W, reg_covar)
         else:
             covariances = self._constrained_covariances(nk, S, mean_offset, W, reg_covar,
-                                                        previous)
+                                                        previous, inner_max_iter)
         return nk / nk.sum(), means, covariances
 
-    def _constrained_covariances(self, nk, S, mean_offset, W, reg_covar, previous):
+    def _constrained_covariances(self, nk, S, mean_offset, W, reg_covar, previous, max_iter):
         """The mclust M-step (``_parsimonious``) on the scatter about the new means."""
         k, d = S.shape
         if self.layout.full_scatter:
@@ -328,7 +331,7 @@ class CovarianceModel:
                 np.asarray(previous, dtype=np.float64), k, d))
         try:
             covariances = _parsimonious.covariances(self.mclust, nk, scatter, reg_covar,
-                                                    previous=previous)
+                                                    previous=previous, max_iter=max_iter)
         except ValueError as exc:  # say what to do, as the core models do
             raise ValueError(f"{FIT_FAILED} ({self.mclust}: {exc})") from None
         return covariances[:, 0] if self.layout is SPHERICAL else covariances

@@ -32,6 +32,8 @@ Scrucca, L., Fop, M., Murphy, T. B. and Raftery, A. E. (2016). mclust 5:
 clustering, classification and density estimation using Gaussian finite
 mixture models. The R Journal 8(1), 289-317.
 """
+import functools
+
 import numpy as np
 
 MODELS = ("EII", "VII", "EEI", "VEI", "EVI", "VVI",
@@ -429,17 +431,21 @@ def _pair_angles(w, M, I, J, diagonals):
     return theta
 
 
+@functools.lru_cache(maxsize=None)
 def _round_robin(d):
-    """Rounds of disjoint pairs (I, J) of 0..d-1 that meet every pair once (circle method)."""
+    """Rounds of disjoint pairs (I, J) of 0..d-1 that meet every pair once
+    (circle method), as read-only arrays: every M-step of dimension d shares them."""
     m = d + d % 2
     order = np.arange(m)
     rounds = []
     for _ in range(m - 1):
         I, J = order[: m // 2], order[::-1][: m // 2]
         keep = (I < d) & (J < d)
-        rounds.append((I[keep], J[keep]))
+        I, J = I[keep], J[keep]
+        I.flags.writeable = J.flags.writeable = False
+        rounds.append((I, J))
         order = np.concatenate(([0], np.roll(order[1:], 1)))
-    return rounds
+    return tuple(rounds)
 
 
 _CLOSED_FORM = {"EII": _eii, "VII": _vii, "EEI": _eei, "EVI": _evi, "VVI": _vvi,

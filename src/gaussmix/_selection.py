@@ -3,12 +3,18 @@
 Every cell (k, model) of the grid is fitted by EM from several starting
 partitions of the data, shared by all models with k components:
 
-- a hierarchical (Ward) agglomeration of the standardised data, cut at k
-  clusters; on at most ``HIERARCHICAL_ROWS`` rows, the others joining the
-  nearest cluster centre (mclust starts from a model-based agglomeration;
-  Ward's criterion is the agglomeration of its EII model);
+- a hierarchical (Ward) agglomeration of the standardised data, and the
+  model-based one mclust starts from (``_hierarchical``), cut at k clusters;
+  on at most ``HIERARCHICAL_ROWS`` rows, the others joining the nearest
+  cluster centre;
 - k-means partitions from ``n_kmeans_starts`` seeds (k-means++ seeding, then
-  Lloyd iterations: gaussmix's 'kmeans' initialisation).
+  Lloyd iterations: gaussmix's 'kmeans' initialisation);
+- with ``cross_starts``, then the partitions the other models reached.
+
+The fits run in ``_selection_em``'s lean EM loop; the starts of a cell race
+to a loose tolerance and only those near the leader run on to ``tol``. On
+more than ``SEARCH_ROWS`` rows all of this runs on a random subsample, and
+each cell's winner is then refined by EM on all rows.
 
 The cell keeps the start that reaches the highest log-likelihood. Criteria use
 mclust's sign convention: larger is better.
@@ -19,13 +25,13 @@ mclust's sign convention: larger is better.
 (scikit-learn's ``GaussianMixture.bic`` is the negative of this BIC.)
 """
 import math
-import multiprocessing
-import warnings
-from concurrent.futures import ProcessPoolExecutor
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import _covariance, _hierarchical, _kmeans, _parsimonious
+from . import _covariance, _hierarchical, _kmeans, _parsimonious, _selection_em
 from ._gaussian_mixture import GaussianMixture
 from ._threading import effective_n_threads, single_threaded_blas
 from ._validation import as_float_array, check_random_state, check_sample_weight
@@ -33,6 +39,16 @@ from ._validation import as_float_array, check_random_state, check_sample_weight
 CRITERIA = ("bic", "aic", "icl")
 # Rows the hierarchical agglomeration runs on (its cost grows as rows^2).
 HIERARCHICAL_ROWS = 1000
+# Rows the starts are raced on; beyond it each cell's winner is refined on all rows.
+SEARCH_ROWS = 2000
+# Rows per block when the criterion's ICL term is computed.
+PROBA_ROWS = 1 << 16
+# Starts first run to this tolerance; those then more than RACE_MARGIN (total
+# log-likelihood) behind the leader stop there (benchmarks/README.md).
+RACE_TOL = 3e-4
+RACE_MARGIN = 5.0
+DEGENERATE = ("every start let a component collapse: a covariance eigenvalue is within "
+              "reg_covar of zero")
 
 
 class ModelSelection:
@@ -165,27 +181,10 @@ def _hierarchical_labels(X, components, random_state):
     return labels
 
 
-def _partition_start(X, labels, k, covariance_type, reg_covar, sample_weight):
-    """weights_init, means_init, precisions_init from a hard partition."""
-    w = np.ones(X.shape[0]) if sample_weight is None else sample_weight.astype(np.float64)
-    resp = np.zeros((X.shape[0], k))
-    resp[np.arange(X.shape[0]), labels] = w
-    N = resp.sum(axis=0)
-    if np.any(N <= 0):
-        raise ValueError("a starting partition has an empty cluster")
-    means = resp.T @ X / N[:, None]
-    W = np.einsum("nk,nkd,nke->kde", resp, X[:, None, :] - means, X[:, None, :] - means)
-    entry = _covariance.model(covariance_type)
-    weights, means, covariances = entry.m_step(N, np.zeros_like(means), W, means, reg_covar)
-    prec_chol = entry.layout.precision_cholesky(covariances)
-    return dict(weights_init=weights, means_init=means,
-                precisions_init=entry.layout.precisions_from_cholesky(prec_chol))
-
-
 def select_model(X, n_components=range(1, 10), covariance_types=None, criterion="bic", *,
                  sample_weight=None, n_kmeans_starts=3, random_state=0, tol=1e-5,
                  reg_covar=1e-6, max_iter=1000, cross_starts=True, n_jobs=1,
-                 n_threads=None):
+                 n_threads=None, verbose=0):
     """Fit a grid of mixtures and pick the best by an information criterion.
 
     Parameters
@@ -198,77 +197,208 @@ def select_model(X, n_components=range(1, 10), covariance_types=None, criterion=
         mclust's convention: larger is better (see module docstring).
     sample_weight : array-like of shape (n_samples,), default=None
     n_kmeans_starts : int, default=3
-        k-means starts per number of components, besides the hierarchical one.
+        k-means starts per number of components, besides the hierarchical ones.
     random_state : int, RandomState or None, default=0
     tol, reg_covar, max_iter
-        Passed to every ``GaussianMixture``.
+        As for ``GaussianMixture``: every fit stops when its mean
+        log-likelihood changes by less than ``tol``.
     cross_starts : bool, default=True
         Also start every model from the partitions the other models reached
-        with the same number of components (about triples the work; without
-        it 6 of mclust's 126 Old Faithful optima were missed).
+        with the same number of components (without it 6 of mclust's 126 Old
+        Faithful optima were missed).
     n_jobs : int or None, default=1
-        Worker processes, one number of components each (None: one per
-        core); each fit then runs single-threaded. This pays on small and
-        medium data, where Python overhead, not the kernels, dominates
-        (Old Faithful: 1.7x on 2 cores). Workers are started with "spawn",
-        so a script calling this needs the ``if __name__ == "__main__":``
-        guard, as for any multiprocessing code.
+        Threads fitting numbers of components side by side (None: one per
+        core); each fit then runs single-threaded. Threads need no
+        ``if __name__ == "__main__":`` guard, but the M-steps of small fits
+        hold the GIL: on 2 cores 2 threads took 1.3-1.5x the serial time
+        (benchmarks/README.md). With the default, the passes over X of every
+        fit use ``n_threads`` threads instead, which pays on large data.
     n_threads : int or None, default=None
         OpenMP threads per fit when ``n_jobs`` is 1, and of the returned model.
+    verbose : int, default=0
+        1 prints the cells done, the time spent and an estimate of the time left.
 
     Returns
     -------
     ModelSelection
+
+    Notes
+    -----
+    On more than ``SEARCH_ROWS`` rows the starts are raced on a random
+    subsample of that many rows; each cell's winner is then refined by EM on
+    all rows. Memory stays that of a single fit.
     """
     components, types = _check_grid(n_components, covariance_types, criterion)
     X = as_float_array(X, min_samples=2)
-    X = np.asarray(X, dtype=np.float64)
     sample_weight = check_sample_weight(sample_weight, X.shape[0], np.float64)
     random_state = check_random_state(random_state)
-    threads = effective_n_threads(n_threads)
     n_jobs = effective_n_threads(n_jobs)
+    fit_threads = 1 if n_jobs > 1 else effective_n_threads(n_threads)
+    data = _selection_em.GridData(X, sample_weight)
+    search = data
+    if data.n_samples > SEARCH_ROWS:
+        rows = np.sort(random_state.choice(data.n_samples, SEARCH_ROWS, replace=False))
+        search = _selection_em.GridData(data.X[rows], None if sample_weight is None
+                                        else sample_weight[rows])
+    partitions = _starting_partitions(search, components, n_kmeans_starts, random_state,
+                                      fit_threads)
+
+    settings = dict(tol=tol, reg_covar=reg_covar, max_iter=max_iter, n_threads=fit_threads)
+    progress = _Progress(len(components) * len(types), verbose)
+
+    def fit_components(k):
+        fits = _search_cells(search, k, types, partitions[k], settings, cross_starts)
+        if search is data:
+            progress.advance(len(types))
+            return fits
+        for t, (fit, problem) in fits.items():
+            fits[t] = _refined(data, t, fit, problem, settings)
+            progress.advance(1)
+        return fits
+
+    order = sorted(components, reverse=True)  # the largest first: the threads end together
+    with single_threaded_blas():
+        if n_jobs > 1 and len(order) > 1:
+            with ThreadPoolExecutor(min(n_jobs, len(order))) as pool:
+                results = dict(zip(order, pool.map(fit_components, order)))
+        else:
+            results = {k: fit_components(k) for k in order}
+    return _tabulate(data, criterion, components, types, results, settings, n_threads)
+
+
+class _Progress:
+    """Cells done out of ``total``, printed with the time left at verbose >= 1."""
+
+    def __init__(self, total, verbose):
+        self.total, self.done, self.verbose = total, 0, verbose
+        self.start, self.lock = time.perf_counter(), threading.Lock()
+
+    def advance(self, cells):
+        with self.lock:
+            self.done += cells
+            if self.verbose:
+                elapsed = time.perf_counter() - self.start
+                left = elapsed * (self.total - self.done) / self.done
+                print(f"select_model: {self.done}/{self.total} cells, {elapsed:.1f} s, "
+                      f"about {left:.1f} s left", flush=True)
+
+
+def _starting_partitions(data, components, n_kmeans_starts, random_state, n_threads):
+    """Starting labels of the rows of ``data`` for each k (hierarchical, then k-means)."""
     partitions = {k: [] for k in components}
-    for k, labels in _hierarchical_labels(X, components, random_state).items():
+    for k, labels in _hierarchical_labels(data.X, components, random_state).items():
         partitions[k].extend(labels)
     with single_threaded_blas():
         for k in components:
-            if k <= X.shape[0]:
+            if k <= data.n_samples:
                 for _ in range(n_kmeans_starts):
-                    partitions[k].append(_kmeans.kmeans(X, int(k), random_state, sample_weight,
-                                                        threads)[0])
+                    partitions[k].append(_kmeans.kmeans(data.X, int(k), random_state,
+                                                        data.sample_weight, n_threads)[0])
+    return partitions
 
-    settings = dict(tol=tol, reg_covar=reg_covar, max_iter=max_iter,
-                    n_threads=1 if n_jobs > 1 else n_threads)
-    tasks = [(int(k), types, partitions[k], settings, cross_starts) for k in components]
-    if n_jobs > 1 and len(tasks) > 1:
-        # spawn, not fork: a forked child of a process that ran OpenMP can hang
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(n_jobs, len(tasks)), mp_context=context,
-                                 initializer=_share_data, initargs=(X, sample_weight)) as pool:
-            results = list(pool.map(_fit_components, tasks))
-    else:
-        _share_data(X, sample_weight)
-        results = [_fit_components(task) for task in tasks]
-        _share_data(None, None)
 
+def _search_cells(data, k, types, partitions, settings, cross_starts):
+    """Best fit of every covariance type with k components: {type: (Fit, problem)}."""
+    tried = {t: set() for t in types}
+    fits = {t: _best_fit(data, k, t, partitions, settings, tried[t]) for t in types}
+    if cross_starts:  # every model also starts from the other models' optima
+        optima = {t: data.labels(t, fit.params) for t, (fit, _) in fits.items()
+                  if fit is not None}
+        for t, labels in optima.items():  # its own optimum is no new start
+            tried[t].add(_partition_key(labels))
+        for t in types:
+            fit, problem = _best_fit(data, k, t, optima.values(), settings, tried[t],
+                                     incumbent=fits[t][0])
+            fits[t] = (fit, fits[t][1] if fit is not None else problem)
+    return fits
+
+
+def _partition_key(labels):
+    """Bytes equal for equal partitions (label permutations count as equal)."""
+    _, first, canonical = np.unique(labels, return_index=True, return_inverse=True)
+    relabel = np.empty(first.size, dtype=np.intp)
+    relabel[np.argsort(first)] = np.arange(first.size)
+    return relabel[canonical].tobytes()
+
+
+def _best_fit(data, k, covariance_type, partitions, settings, tried, incumbent=None):
+    """Best non-degenerate fit of one cell from the partitions not ``tried`` yet.
+
+    The starts race to the looser tolerance ``RACE_TOL`` first; then, best
+    first, those within ``RACE_MARGIN`` of the leading log-likelihood (of
+    the incumbent or the best start that ended non-degenerate) run on to
+    ``tol``.
+
+    Returns
+    -------
+    (Fit or None, message of the last failure or None)
+        ``incumbent`` when no start beats it.
+    """
+    race = dict(settings, tol=max(settings["tol"], RACE_TOL))
+    runners, problem = [], None
+    for labels in partitions:
+        key = _partition_key(labels)
+        if key in tried or np.unique(labels).size != k:
+            continue
+        tried.add(key)
+        try:
+            start = _selection_em.partition_parameters(data, labels, k, covariance_type,
+                                                       settings["reg_covar"])
+            runners.append(_selection_em.em(data, covariance_type, start, **race))
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            problem = str(exc)
+    best, lead = incumbent, None if incumbent is None else incumbent.lower_bound
+    for fit in sorted(runners, key=lambda fit: -fit.lower_bound):
+        if lead is not None and (fit.lower_bound - lead) * data.total_weight < -RACE_MARGIN:
+            break
+        raced = fit.lower_bound
+        try:
+            if race["tol"] > settings["tol"]:
+                fit = _selection_em.resume(data, covariance_type, fit, **settings)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            problem = str(exc)
+            continue
+        if _selection_em.degenerate(covariance_type, fit.params, settings["reg_covar"]):
+            problem = DEGENERATE
+            continue
+        lead = raced if lead is None else max(lead, raced)
+        if best is None or fit.lower_bound > best.lower_bound:
+            best = fit
+    return best, problem
+
+
+def _refined(data, covariance_type, fit, problem, settings):
+    """EM on all rows from a fit found on a subsample: (Fit or None, problem)."""
+    if fit is None:
+        return fit, problem
+    try:
+        fit = _selection_em.em(data, covariance_type, fit.params, **settings)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        return None, str(exc)
+    if _selection_em.degenerate(covariance_type, fit.params, settings["reg_covar"]):
+        return None, DEGENERATE
+    return fit, None
+
+
+def _tabulate(data, criterion, components, types, results, settings, n_threads):
+    """The ModelSelection of the grid's fits."""
     shape = (len(components), len(types))
     log_likelihood, map_log_proba = np.full(shape, np.nan), np.full(shape, np.nan)
     n_parameters = np.zeros(shape)
-    total = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+    total = data.total_weight
     errors, best, best_score = {}, None, -np.inf
-    for i, (k, fits) in enumerate(zip(components, results)):
+    for i, k in enumerate(components):
         for j, covariance_type in enumerate(types):
             n_parameters[i, j] = _covariance.model(covariance_type).n_parameters(
-                int(k), X.shape[1])
-            model, problem = fits[covariance_type]
-            if model is None:
+                int(k), data.n_features)
+            fit, problem = results[k][covariance_type]
+            if fit is None:
                 errors[(int(k), covariance_type)] = problem
                 continue
-            model.set_params(n_threads=n_threads)
-            log_likelihood[i, j] = model.lower_bound_ * total
-            log_max = np.log(model.predict_proba(X).max(axis=1))
-            map_log_proba[i, j] = (log_max.sum() if sample_weight is None
-                                   else sample_weight @ log_max)
+            model = _estimator(int(k), covariance_type, fit, settings, n_threads)
+            log_likelihood[i, j] = fit.lower_bound * total
+            # the weights are scaled to mean 1: their sum is n_samples
+            map_log_proba[i, j] = _map_log_proba(model, data) * total / data.n_samples
             score = _cell_score(criterion, log_likelihood[i, j], n_parameters[i, j],
                                 map_log_proba[i, j], total)
             if score > best_score:
@@ -280,89 +410,26 @@ def select_model(X, n_components=range(1, 10), covariance_types=None, criterion=
                           map_log_proba, total, errors, best)
 
 
-_DATA = {}
+def _estimator(k, covariance_type, fit, settings, n_threads):
+    """A fitted GaussianMixture holding ``fit``."""
+    model = GaussianMixture(k, covariance_type=covariance_type, tol=settings["tol"],
+                            reg_covar=settings["reg_covar"], max_iter=settings["max_iter"],
+                            n_threads=n_threads)
+    model._set_parameters(fit.params, None)
+    model.n_iter_, model.lower_bounds_, model.lower_bound_ = (fit.n_iter, fit.lower_bounds,
+                                                              fit.lower_bound)
+    model.converged_, model._stream = fit.converged, None
+    return model
 
 
-def _share_data(X, sample_weight):
-    """Make the data visible to ``_fit_components`` (in this or a worker process)."""
-    _DATA.update(X=X, sample_weight=sample_weight)
-
-
-def _fit_components(task):
-    """Fits of every covariance type with k components: {type: (model, problem)}."""
-    k, types, partitions, settings, cross_starts = task
-    X, sample_weight = _DATA["X"], _DATA["sample_weight"]
-    fits = {t: _fit_cell(X, k, t, partitions, sample_weight, settings) for t in types}
-    if cross_starts:  # every model also starts from the other models' optima
-        optima = _unique_partitions([model.predict(X) for model, _ in fits.values()
-                                     if model is not None])
-        for t in types:
-            model, problem = _fit_cell(X, k, t, optima, sample_weight, settings,
-                                       incumbent=fits[t][0])
-            fits[t] = (model, problem or fits[t][1])
-    return fits
-
-
-def _unique_partitions(labelings):
-    """Distinct partitions (label permutations count as equal)."""
-    unique, seen = [], set()
-    for labels in labelings:
-        _, canonical = np.unique(labels, return_inverse=True)
-        order = np.unique(canonical, return_index=True)[1]
-        relabel = np.empty_like(order)
-        relabel[np.argsort(order)] = np.arange(order.size)
-        key = relabel[canonical].tobytes()
-        if key not in seen:
-            seen.add(key)
-            unique.append(labels)
-    return unique
-
-
-def _fit_cell(X, k, covariance_type, partitions, sample_weight, settings, incumbent=None):
-    """Best non-degenerate fit of one grid cell from the given starting partitions.
-
-    Returns
-    -------
-    (GaussianMixture or None, message of the last failure or None)
-        ``incumbent`` when no start beats it.
-    """
-    best, problem = incumbent, None
-    for labels in partitions:
-        if np.unique(labels).size != k:
-            continue
-        try:
-            start = _partition_start(X, labels, k, covariance_type, settings["reg_covar"],
-                                     sample_weight)
-            model = GaussianMixture(k, covariance_type=covariance_type, **settings, **start)
-            _quiet_fit(model, X, sample_weight)
-        except (ValueError, np.linalg.LinAlgError) as exc:
-            problem = str(exc)
-            continue
-        if _degenerate(model):
-            problem = ("every start let a component collapse: a covariance eigenvalue "
-                       "is within reg_covar of zero")
-            continue
-        if best is None or model.lower_bound_ > best.lower_bound_:
-            best = model
-    return best, problem
-
-
-def _degenerate(model):
-    """True when a fitted covariance is singular but for reg_covar.
-
-    Such spurious maxima (a component on a few tied rows) have an unbounded
-    likelihood as reg_covar -> 0; mclust reports them as missing, so do we.
-    """
-    covariances = np.asarray(model.covariances_, dtype=np.float64)
-    if not _covariance.model(model.covariance_type).layout.diagonal:
-        covariances = np.linalg.eigvalsh(covariances)
-    return bool(np.min(covariances) <= 2 * model.reg_covar)
-
-
-def _quiet_fit(model, X, sample_weight):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(X, sample_weight=sample_weight)
+def _map_log_proba(model, data):
+    """sum_i w_i log max_k p(k | x_i), a block of rows at a time."""
+    total = 0.0
+    for start in range(0, data.n_samples, PROBA_ROWS):
+        rows = slice(start, start + PROBA_ROWS)
+        log_max = np.log(model.predict_proba(data.X[rows]).max(axis=1))
+        total += log_max.sum() if data.sample_weight is None else data.sample_weight[rows] @ log_max
+    return total
 
 
 def _cell_score(criterion, log_likelihood, n_parameters, map_log_proba, n_samples):

@@ -1,0 +1,178 @@
+"""Lean EM for the cells of a model-selection grid.
+
+``select_model`` runs thousands of short fits. Through ``GaussianMixture.fit``
+each EM iteration pays for input validation, kernel constants built for the
+GEMM modes, float32 checks and bookkeeping that only a public estimator
+needs; on a few hundred rows that costs ten times the arithmetic. Here a fit
+is a bare loop of the compiled pass and the covariance model's M-step on
+float64 data validated once, returning parameters and log-likelihood only.
+Its iterations are those of ``GaussianMixture.fit`` (same pass, same M-step,
+same stopping rule), so it reaches the same optimum.
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _covariance, _models
+from ._em import Parameters, pass_statistics
+from ._kernels import estep, suffstats
+
+# A pass is one single-threaded call of the compiled core in a per-component
+# kernel mode, whose constants cost next to nothing to build, up to SMALL_ROWS
+# rows, and for full covariances in more than two dimensions up to
+# SMALL_ROWS_X_COMPONENTS rows times components; beyond, the GEMM modes and
+# the threaded, chunked pass pay (benchmarks/README.md).
+SMALL_ROWS = 4096
+SMALL_ROWS_X_COMPONENTS = 10000
+_EMPTY = np.empty((0, 0))
+INNER_ITERATIONS = 1
+
+
+class Fit(NamedTuple):
+    """One EM run: the final parameters (float64) and its lower bounds."""
+
+    params: Parameters
+    lower_bound: float   # mean log-likelihood per unit of weight
+    lower_bounds: list
+    n_iter: int
+    converged: bool
+
+
+class GridData:
+    """float64 rows and weights as every fit of the grid sees them.
+
+    Weights are scaled to mean 1, as ``GaussianMixture.fit`` does, so a
+    lower bound here equals that estimator's; ``total_weight`` is the sum of
+    the weights as given.
+    """
+
+    def __init__(self, X, sample_weight=None):
+        self.X = np.ascontiguousarray(X, dtype=np.float64)
+        self.n_samples, self.n_features = self.X.shape
+        if sample_weight is None:
+            self.sample_weight, self.weights_arg = None, np.empty(0)
+            self.total_weight = float(self.n_samples)
+        else:
+            self.total_weight = float(sample_weight.sum())
+            scaled = sample_weight / sample_weight.max()
+            self.sample_weight = self.weights_arg = scaled / scaled.mean()
+
+    def _small(self, layout, k):
+        """Whether a pass of ``k`` components of ``layout`` runs per component."""
+        return self.n_samples <= SMALL_ROWS and (
+            layout.diagonal or self.n_features <= _models.SMALL_DIM
+            or self.n_samples * k <= SMALL_ROWS_X_COMPONENTS)
+
+    def kernel_parameters(self, covariance_type, params):
+        """Kernel constants of ``params``: around the component means on small data."""
+        layout = _covariance.model(covariance_type).layout
+        k, d = params.means.shape
+        if not self._small(layout, k):
+            return _models.kernel_parameters(params.weights, params.means,
+                                             params.precisions_cholesky, covariance_type,
+                                             np.float64)
+        U = layout.per_component(params.precisions_cholesky, k, d)
+        if layout.diagonal:
+            log_det = np.log(U).sum(axis=1)
+        else:
+            log_det = np.log(np.diagonal(U, axis1=1, axis2=2)).sum(axis=1)
+            U = U.reshape(k, d * d)
+        with np.errstate(divide="ignore"):
+            offsets = np.log(params.weights) + log_det - 0.5 * d * np.log(2 * np.pi)
+        mode = _models.kernel_mode(covariance_type, k, d, common_shift=False)
+        return _models.KernelParameters(mode, params.means, np.ascontiguousarray(U), _EMPTY,
+                                        offsets)
+
+    def statistics(self, covariance_type, params, n_threads):
+        """(N, S, W, shift) and the total log-likelihood under ``params``."""
+        kp = self.kernel_parameters(covariance_type, params)
+        if self.n_samples > SMALL_ROWS:
+            stats, log_likelihood = pass_statistics(self.X, self.weights_arg, kp, n_threads)
+            return (stats.N, stats.S, stats.W, stats.shift), log_likelihood
+        k, d = params.means.shape
+        full = kp.mode not in _models.DIAGONAL_MODES
+        N, S = np.zeros((1, k)), np.zeros((1, k, d))
+        W, log_likelihood = np.zeros((1, k, d * d if full else d)), np.zeros(1)
+        suffstats.em_pass(self.X, self.weights_arg, kp.shift, kp.prec, kp.coef, kp.offsets,
+                          kp.mode, N, S, W, log_likelihood, 1)
+        return (N[0], S[0], W[0].reshape(k, d, d) if full else W[0], kp.shift), log_likelihood[0]
+
+    def labels(self, covariance_type, params, n_threads=1):
+        """The most probable component of every row."""
+        kp = self.kernel_parameters(covariance_type, params)
+        labels = np.empty(self.n_samples, dtype=np.intp)
+        estep.e_step(self.X, kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
+                     np.empty(0), labels, np.empty((0, params.means.shape[0])), n_threads)
+        return labels
+
+
+def m_step(covariance_type, N, S, W, shift, reg_covar, previous=None):
+    """Parameters (float64) from summed statistics; ValueError when they are unusable.
+
+    Warm-started from ``previous``, the iterative mclust models take
+    ``INNER_ITERATIONS`` steps of their M-step's own ascent (a generalised EM:
+    no step lowers the likelihood, and the next E-step follows sooner).
+    """
+    entry = _covariance.model(covariance_type)
+    weights, means, covariances = entry.m_step(
+        N, S, W, shift, reg_covar, previous,
+        inner_max_iter=100 if previous is None else INNER_ITERATIONS)
+    return Parameters(weights, means, covariances, entry.layout.precision_cholesky(covariances))
+
+
+def em(data, covariance_type, params, *, tol, reg_covar, max_iter, n_threads=1):
+    """EM from ``params`` as ``GaussianMixture.fit`` runs it (one start).
+
+    Raises ValueError (or LinAlgError) when an M-step fails.
+    """
+    lower_bound, lower_bounds, converged, n_iter = -np.inf, [], False, 0
+    for n_iter in range(1, max_iter + 1):
+        previous = lower_bound
+        stats, log_likelihood = data.statistics(covariance_type, params, n_threads)
+        params = m_step(covariance_type, *stats, reg_covar, params.covariances)
+        lower_bound = log_likelihood / data.n_samples
+        if not np.isfinite(lower_bound):
+            raise ValueError("the log-likelihood is not finite")
+        lower_bounds.append(lower_bound)
+        if abs(lower_bound - previous) < tol:
+            converged = True
+            break
+    return Fit(params, lower_bound, lower_bounds, n_iter, converged)
+
+
+def resume(data, covariance_type, fit, *, max_iter, **settings):
+    """``em`` continued from a ``Fit`` (its iterations count against ``max_iter``)."""
+    more = em(data, covariance_type, fit.params, max_iter=max(max_iter - fit.n_iter, 0),
+              **settings)
+    if more.n_iter == 0:
+        return fit
+    return Fit(more.params, more.lower_bound, fit.lower_bounds + more.lower_bounds,
+               fit.n_iter + more.n_iter, more.converged)
+
+
+def partition_parameters(data, labels, k, covariance_type, reg_covar):
+    """Parameters from a hard partition of the rows into k non-empty clusters."""
+    resp = np.zeros((data.n_samples, k))
+    resp[np.arange(data.n_samples), labels] = (1.0 if data.sample_weight is None
+                                               else data.sample_weight)
+    N = resp.sum(axis=0)
+    if np.any(N <= 0):
+        raise ValueError("a starting partition has an empty cluster")
+    means = resp.T @ data.X / N[:, None]
+    W = np.empty((k, data.n_features, data.n_features))
+    for j in range(k):
+        centred = data.X - means[j]
+        W[j] = (centred * resp[:, j, None]).T @ centred
+    return m_step(covariance_type, N, np.zeros_like(means), W, means, reg_covar)
+
+
+def degenerate(covariance_type, params, reg_covar):
+    """True when a covariance is singular but for reg_covar.
+
+    Such spurious maxima (a component on a few tied rows) have an unbounded
+    likelihood as reg_covar -> 0; mclust reports them as missing, so do we.
+    """
+    covariances = params.covariances
+    if not _covariance.model(covariance_type).layout.diagonal:
+        covariances = np.linalg.eigvalsh(covariances)
+    return bool(np.min(covariances) <= 2 * reg_covar)
