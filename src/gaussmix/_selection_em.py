@@ -68,7 +68,9 @@ class GridData:
         layout = _covariance.model(covariance_type).layout
         k, d = params.means.shape
         if not self._small(layout, k):
-            return _models.kernel_parameters(params.weights, params.means,
+            with np.errstate(divide="ignore"):
+                log_weights = np.log(np.asarray(params.weights, dtype=np.float64))
+            return _models.kernel_parameters(log_weights, params.means,
                                              params.precisions_cholesky, covariance_type,
                                              np.float64)
         U = layout.per_component(params.precisions_cholesky, k, d)
