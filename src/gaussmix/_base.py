@@ -390,7 +390,7 @@ class BaseMixture(metaclass=ABCMeta):
         kernel_params = self._kernel_parameters(params, data.dtype)
         if isinstance(data, _missing.MissingData):
             mixture = _missing.Mixture(self._log_weights(params), params.means,
-                                       params.covariances, self.covariance_type)
+                                       params.precisions_cholesky, self.covariance_type)
             return data.statistics(kernel_params, n_threads, mixture)
         return data.statistics(kernel_params, n_threads)
 

@@ -98,51 +98,123 @@ class Patterns:
         return int(found[0]) if found.size else None
 
 
+# Patterns whose marginals are built together (bounds the (group, k, d, d) temporaries).
+GROUP_PATTERNS = 256
+
+
 class Mixture:
-    """A mixture's parameters as the marginals need them (float64).
+    """A mixture's parameters as the marginals need them (float64): the
+    precision matrices (k, d, d), or the precisions (k, d) of a diagonal layout."""
 
-    ``covariances``: (k, d, d) matrices, or (k, d) variances for the
-    diagonal layouts.
-    """
-
-    def __init__(self, log_weights, means, covariances, covariance_type):
+    def __init__(self, log_weights, means, precisions_cholesky, covariance_type):
         layout = _covariance.model(covariance_type).layout
         self.log_weights = np.asarray(log_weights, dtype=np.float64)
         self.means = np.asarray(means, dtype=np.float64)
         k, d = self.means.shape
         self.diagonal = layout.diagonal
-        self.covariances = np.asarray(layout.per_component(
-            np.asarray(covariances, dtype=np.float64), k, d))
+        U = np.asarray(layout.per_component(
+            np.asarray(precisions_cholesky, dtype=np.float64), k, d))
+        self.precisions = U ** 2 if self.diagonal else U @ np.swapaxes(U, 1, 2)
 
-    def marginal(self, observed, dtype):
-        """The pattern's marginal: kernel constants over the observed
-        coordinates, and (B, C) of the conditional law of the missing ones
-        (None for the diagonal layouts, whose B is zero and C the variances)."""
-        mu = self.means[:, observed]
-        k, o = mu.shape
+    def marginals(self, observed, dtype):
+        """The marginals of patterns that observe equally many coordinates.
+
+        Parameters
+        ----------
+        observed : ndarray of bool, shape (n_patterns, d), the same count o per row
+
+        Returns
+        -------
+        Marginals
+        """
+        G, d = observed.shape
+        k = self.means.shape[0]
+        o = int(observed[0].sum())
+        obs = np.flatnonzero(observed.ravel()).reshape(G, o) % d
+        mis = np.flatnonzero(~observed.ravel()).reshape(G, d - o) % d
+        mu_o = np.moveaxis(self.means[:, obs], 0, 1)                  # (G, k, o)
         if self.diagonal:
-            U = 1.0 / np.sqrt(self.covariances[:, observed])
-            log_det = np.log(U).sum(axis=1)
-            mode, prec, conditional = _models.DIAG_LOOPS, U, None
+            precision = np.moveaxis(self.precisions[:, obs], 0, 1)
+            U = np.sqrt(precision)
+            log_det = np.log(U).sum(axis=2)
+            mode, prec = _models.DIAG_LOOPS, U
+            B, C = None, 1.0 / np.moveaxis(self.precisions[:, mis], 0, 1)
         else:
-            cov = self.covariances
-            sigma_oo = cov[:, observed][:, :, observed]
-            lower = np.linalg.cholesky(sigma_oo)
-            U = np.swapaxes(np.linalg.inv(lower), 1, 2)   # U U^T = inv(Sigma_OO)
-            log_det = -np.log(np.diagonal(lower, axis1=1, axis2=2)).sum(axis=1)
+            def block(rows, cols):
+                return np.moveaxis(self.precisions[:, rows[:, :, None], cols[:, None, :]], 0, 1)
+            # x_M | x_O, k ~ N(mu_M + B (x_O - mu_O), C): C = inv(P_MM), B = -C P_MO;
+            # the marginal precision of x_O is the Schur complement P_OO + P_OM B.
+            p_oo, p_mo = block(obs, obs), block(mis, obs)
+            C = np.linalg.inv(block(mis, mis)) if d > o else np.zeros((G, k, 0, 0))
+            B = -C @ p_mo
+            Q = p_oo + np.swapaxes(p_mo, 2, 3) @ B
+            Q = 0.5 * (Q + np.swapaxes(Q, 2, 3))
+            try:   # the upper factor of Q: the lower factor of Q reversed, reversed
+                U = np.linalg.cholesky(Q[..., ::-1, ::-1])[..., ::-1, ::-1]
+            except np.linalg.LinAlgError:
+                raise ValueError(_covariance.FIT_FAILED) from None
+            log_det = np.log(np.diagonal(U, axis1=2, axis2=3)).sum(axis=2)
             mode = _models.kernel_mode("full", k, o, common_shift=False)
-            prec = U.reshape(k, o * o)
-            missing = ~observed
-            # Sigma_MO U gives B = Sigma_MO U U^T and C = Sigma_MM - (Sigma_MO U)(Sigma_MO U)^T
-            mo_u = cov[:, missing][:, :, observed] @ U
-            B = mo_u @ np.swapaxes(U, 1, 2)
-            C = cov[:, missing][:, :, missing] - mo_u @ np.swapaxes(mo_u, 1, 2)
-            conditional = (B, C)
+            prec = U.reshape(G, k, o * o)
         offsets = self.log_weights + log_det - 0.5 * o * _LOG_2PI
-        empty = np.empty((0, 0))
-        kp = _models.KernelParameters(mode, np.ascontiguousarray(mu, dtype=dtype),
-                                      np.ascontiguousarray(prec, dtype=dtype), empty, offsets)
-        return kp, U, conditional
+        return Marginals(mode, np.ascontiguousarray(mu_o, dtype=dtype),
+                         np.ascontiguousarray(prec, dtype=dtype), offsets, U, obs, mis, B, C)
+
+
+class Marginals:
+    """Kernel constants of a group of patterns (``shift[g]``, ``prec[g]``,
+    ``offsets[g]`` for pattern g, in the layout of ``mode``), their factors U
+    and the conditional law of the missing coordinates (B None: diagonal)."""
+
+    def __init__(self, mode, shift, prec, offsets, U, obs, mis, B, C):
+        self.mode, self.shift, self.prec, self.offsets = mode, shift, prec, offsets
+        self.U, self.obs, self.mis, self.B, self.C = U, obs, mis, B, C
+
+    def kernel_parameters(self, g):
+        return _models.KernelParameters(self.mode, self.shift[g], self.prec[g],
+                                        np.empty((0, 0)), self.offsets[g])
+
+    def expected_statistics(self, N, S, W, means):
+        """Sum over the group of each pattern's expected full statistics
+        around ``means``, from the pass's N (G, k), S (G, k, o) and W (G, k,
+        o*o lower triangles, or o diagonals) around the patterns' shifts."""
+        G, k, o = S.shape
+        d = o + self.mis.shape[1]
+        f = self.shift.astype(np.float64) - np.moveaxis(means[:, self.obs], 0, 1)   # c_O - mu_O
+        S_o = S + N[:, :, None] * f
+        order = np.argsort(np.concatenate([self.obs, self.mis], axis=1), axis=1)
+        g_index, k_index = np.arange(G)[:, None, None], np.arange(k)[None, :, None]
+        if self.B is None:   # diagonal: x_M independent of x_O, mean mu_M, variance C
+            W_o = W + 2 * f * S + N[:, :, None] * f * f
+            S_full = np.concatenate([S_o, np.zeros((G, k, d - o))], axis=2)
+            W_full = np.concatenate([W_o, N[:, :, None] * self.C], axis=2)
+            index = (g_index, k_index, order[:, None, :])
+            return N.sum(axis=0), S_full[index].sum(axis=0), W_full[index].sum(axis=0)
+        W = W.reshape(G, k, o, o)
+        W = np.tril(W) + np.swapaxes(np.tril(W, -1), 2, 3)
+        fS = f[:, :, :, None] * S[:, :, None, :]
+        W_o = W + fS + np.swapaxes(fS, 2, 3) + N[:, :, None, None] * f[:, :, :, None] * f[:, :, None, :]
+        B = self.B
+        BW = B @ W_o                                              # W_MO
+        W_mm = BW @ np.swapaxes(B, 2, 3) + N[:, :, None, None] * self.C
+        S_full = np.concatenate([S_o, np.einsum("gkmo,gko->gkm", B, S_o)], axis=2)
+        W_full = np.concatenate([np.concatenate([W_o, np.swapaxes(BW, 2, 3)], axis=3),
+                                 np.concatenate([BW, W_mm], axis=3)], axis=2)
+        index = (g_index[..., None], k_index[..., None], order[:, None, :, None],
+                 order[:, None, None, :])
+        return (N.sum(axis=0), S_full[(g_index, k_index, order[:, None, :])].sum(axis=0),
+                W_full[index].sum(axis=0))
+
+
+def pattern_groups(patterns, ids):
+    """``ids`` (patterns observing something, not everything) in groups of at
+    most GROUP_PATTERNS that observe equally many coordinates."""
+    ids = np.asarray(ids, dtype=np.intp)
+    counts = patterns.observed[ids].sum(axis=1)
+    for o in np.unique(counts):
+        same = ids[counts == o]
+        for start in range(0, same.size, GROUP_PATTERNS):
+            yield same[start:start + GROUP_PATTERNS]
 
 
 def _recentre(stats, target):
@@ -156,45 +228,6 @@ def _recentre(stats, target):
     else:
         W = stats.W - 2 * delta * S + N[:, None] * delta * delta
     return N.copy(), S - N[:, None] * delta, W
-
-
-def _expected_statistics(stats, observed, mixture, conditional, N, S, W):
-    """Add a pattern's expected full statistics, around the means, to N, S, W.
-
-    ``stats``: the pass's statistics over the observed coordinates O, around
-    their shift c_O; ``conditional``: (B, C) of the missing coordinates M.
-    """
-    missing = ~observed
-    mu = mixture.means
-    n_k = stats.N
-    f = stats.shift.astype(np.float64) - mu[:, observed]       # c_O - mu_O
-    if conditional is None:   # diagonal: x_M independent of x_O, mean mu_M
-        S_o, W_o = stats.S, stats.W
-        N += n_k
-        S[:, observed] += S_o + n_k[:, None] * f
-        W[:, observed] += W_o + 2 * f * S_o + n_k[:, None] * f * f
-        W[:, missing] += n_k[:, None] * mixture.covariances[:, missing]
-        return
-    B, C = conditional
-    k, o = f.shape
-    d = observed.size
-    W_oo = np.tril(stats.W) + np.swapaxes(np.tril(stats.W, -1), 1, 2)
-    moments = np.empty((k, o + 1, o + 1))          # sum_i r_ik z z^T, z = [1, x_O - c_O]
-    moments[:, 0, 0] = n_k
-    moments[:, 0, 1:] = moments[:, 1:, 0] = stats.S
-    moments[:, 1:, 1:] = W_oo
-    index = np.concatenate([np.flatnonzero(observed), np.flatnonzero(missing)])
-    A = np.zeros((k, d, o + 1))                    # x_hat - mu = A z, rows in ``index`` order
-    A[:, :o, 0] = f
-    A[:, np.arange(o), np.arange(1, o + 1)] = 1.0
-    A[:, o:, 0] = np.einsum("kmo,ko->km", B, f)    # mean shift mu_M + B (c_O - mu_O) - mu_M
-    A[:, o:, 1:] = B
-    AM = A @ moments
-    ordered_W = AM @ np.swapaxes(A, 1, 2)
-    ordered_W[:, o:, o:] += n_k[:, None, None] * C
-    N += n_k
-    S[:, index] += AM[:, :, 0]
-    W[np.ix_(np.arange(k), index, index)] += ordered_W
 
 
 class MissingData:
@@ -218,15 +251,14 @@ class MissingData:
         self.total_weight = (used.size if self.sample_weight is None
                              else float(self.sample_weight[used].sum(dtype=np.float64)))
 
-    def _blocks(self, p, columns=None):
+    def _blocks(self, p, columns):
         """(rows of X, their weights or an empty array) of pattern p, block by block."""
         rows = self.patterns.rows(p)
         weighted = self._weights_arg.shape[0] > 0
         for start in range(0, rows.size, PATTERN_BLOCK_ROWS):
             index = rows[start:start + PATTERN_BLOCK_ROWS]
-            block = take_rows(self.X, index)
-            if columns is not None:
-                block = np.ascontiguousarray(block[:, columns])
+            block = (take_rows(self.X, index) if columns is None
+                     else np.ascontiguousarray(self.X[index[:, None], columns]))
             yield block, (self._weights_arg[index] if weighted else self._weights_arg)
 
     def statistics(self, kernel_params, n_threads, mixture):
@@ -234,34 +266,47 @@ class MissingData:
         around the means of ``mixture``, sum_i w_i log p(x_i, observed))."""
         k, d = mixture.means.shape
         full = not mixture.diagonal
-        N, S = np.zeros(k), np.zeros((k, d))
-        W = np.zeros((k, d, d) if full else (k, d))
         loglik = 0.0
         complete = self.patterns.complete()
-        for p in self._pattern_ids:
-            observed = self.patterns.observed[p]
-            n_rows = self.patterns.bounds[p + 1] - self.patterns.bounds[p]
-            if p == complete:
-                kp, conditional = kernel_params, None
-            else:
-                kp, _, conditional = mixture.marginal(observed, self.dtype)
-            o = int(observed.sum())
-            threads = team_size(n_threads, n_rows, _models.flops_per_row(kp.mode, k, o))
-            stats = Statistics.zeros(kp.shift, kp.mode, threads)
-            slot_loglik = np.zeros(len(stats.N))
-            for block, weights in self._blocks(p, None if p == complete else observed):
-                suffstats.em_pass(block, weights, kp.shift, kp.prec, kp.coef, kp.offsets,
-                                  kp.mode, stats.N, stats.S, stats.W, slot_loglik, threads)
-            stats = stats.reduced()
-            loglik += float(slot_loglik.sum())
-            if p == complete:
-                n_k, s_k, w_k = _recentre(stats, mixture.means)
-                N += n_k
-                S += s_k
-                W += w_k
-            else:
-                _expected_statistics(stats, observed, mixture, conditional, N, S, W)
+        N, S = np.zeros(k), np.zeros((k, d))
+        W = np.zeros((k, d, d) if full else (k, d))
+        if complete is not None:
+            stats, loglik = self._pattern_pass(complete, kernel_params, n_threads)
+            N, S, W = _recentre(stats.reduced(), mixture.means)
+        partial = [p for p in self._pattern_ids if p != complete]
+        for group in pattern_groups(self.patterns, partial):
+            marginals = mixture.marginals(self.patterns.observed[group], self.dtype)
+            o = marginals.shift.shape[2]
+            width = o * o if full else o
+            Ng, Sg, Wg = np.zeros((len(group), k)), np.zeros((len(group), k, o)), np.zeros(
+                (len(group), k, width))
+            for g, p in enumerate(group):
+                stats, pattern_loglik = self._pattern_pass(
+                    p, marginals.kernel_parameters(g), n_threads, marginals.obs[g],
+                    (Ng[g:g + 1], Sg[g:g + 1], Wg[g:g + 1]))
+                loglik += pattern_loglik
+            n_k, s_k, w_k = marginals.expected_statistics(Ng, Sg, Wg, mixture.means)
+            N += n_k
+            S += s_k
+            W += w_k
         return Statistics(N, S, W, mixture.means.copy(), full), loglik
+
+    def _pattern_pass(self, p, kp, n_threads, columns=None, slot=None):
+        """The compiled pass over pattern p's rows (restricted to ``columns``)
+        under ``kp``, into ``slot`` (N, S, W with one slot) or fresh Statistics."""
+        k, o = kp.shift.shape
+        rows = self.patterns.rows(p)
+        threads = team_size(n_threads, rows.size, _models.flops_per_row(kp.mode, k, o))
+        if slot is None:
+            stats = Statistics.zeros(kp.shift, kp.mode, threads)
+            slot = (stats.N, stats.S, stats.W)
+        else:
+            stats = None
+        loglik = np.zeros(len(slot[0]))
+        for block, weights in self._blocks(p, columns):
+            suffstats.em_pass(block, weights, kp.shift, kp.prec, kp.coef, kp.offsets,
+                              kp.mode, *slot, loglik, threads)
+        return stats, float(loglik.sum())
 
     def initialisation_data(self, random_state):
         """Rows to initialise from, with their weights and total weight: the
@@ -294,38 +339,54 @@ def e_step(estimator, X, out_norm, out_labels, out_proba, n_threads):
     k, d = estimator.means_.shape
     dtype = np.result_type(X.dtype, estimator.means_.dtype)
     kp_full, _, log_weights = estimator._fitted_kernel_parameters(dtype)
-    mixture = Mixture(log_weights, estimator.means_, estimator.covariances_,
+    mixture = Mixture(log_weights, estimator.means_, estimator.precisions_cholesky_,
                       estimator.covariance_type)
-    prior = np.exp(log_weights - log_weights.max())
-    prior /= prior.sum()
     patterns = Patterns(X)
+    partial = []
     for p in range(len(patterns)):
         rows, observed = patterns.rows(p), patterns.observed[p]
         if not observed.any():
+            prior = np.exp(log_weights - log_weights.max())
+            prior /= prior.sum()
             _store(rows, 0.0, int(np.argmax(prior)), prior, out_norm, out_labels, out_proba)
-            continue
-        if observed.all():
-            kp, U, columns = kp_full, estimator.precisions_cholesky_, None
-            far_means, far_type = estimator.means_, estimator.covariance_type
+        elif observed.all():
+            _predict_rows(X, rows, None, kp_full, dtype, n_threads, out_norm, out_labels,
+                          out_proba, (log_weights, estimator.means_,
+                                      estimator.precisions_cholesky_,
+                                      estimator.covariance_type))
         else:
-            kp, U, _ = mixture.marginal(observed, dtype)
-            columns, far_means = observed, mixture.means[:, observed]
-            far_type = "diag" if mixture.diagonal else "full"
-        flops = _models.flops_per_row(kp.mode, k, int(observed.sum()))
-        for start in range(0, rows.size, PATTERN_BLOCK_ROWS):
-            index = rows[start:start + PATTERN_BLOCK_ROWS]
-            block = take_rows(X, index).astype(dtype, copy=False)
-            if columns is not None:
-                block = np.ascontiguousarray(block[:, columns])
-            norm = np.empty(index.size, dtype=dtype)
-            labels = np.empty(index.size if out_labels.size else 0, dtype=np.intp)
-            proba = np.empty((index.size, k) if out_proba.size else (0, k), dtype=dtype)
-            with kernel_team(n_threads, index.size, flops) as threads:
-                estep.e_step(block, kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
-                             norm, labels, proba, threads)
-            if not np.isfinite(norm.min()):
-                redo_far_rows(block, norm, labels, proba, log_weights, far_means, U, far_type)
-            _store(index, norm, labels, proba, out_norm, out_labels, out_proba)
+            partial.append(p)
+    far_type = "diag" if mixture.diagonal else "full"
+    for group in pattern_groups(patterns, partial):
+        marginals = mixture.marginals(patterns.observed[group], dtype)
+        for g, p in enumerate(group):
+            columns = marginals.obs[g]
+            _predict_rows(X, patterns.rows(p), columns, marginals.kernel_parameters(g), dtype,
+                          n_threads, out_norm, out_labels, out_proba,
+                          (log_weights, mixture.means[:, columns], marginals.U[g], far_type))
+
+
+def _predict_rows(X, rows, columns, kp, dtype, n_threads, out_norm, out_labels, out_proba,
+                  far_model):
+    """The E-step kernel over ``rows`` of X restricted to ``columns`` (None: all)
+    under ``kp``; rows too far for it are redone by ``_far_rows`` under
+    ``far_model`` (log-weights, means, precision Cholesky factors, covariance type)."""
+    k, o = kp.shift.shape
+    flops = _models.flops_per_row(kp.mode, k, o)
+    for start in range(0, rows.size, PATTERN_BLOCK_ROWS):
+        index = rows[start:start + PATTERN_BLOCK_ROWS]
+        block = (take_rows(X, index) if columns is None
+                 else X[index[:, None], columns]).astype(dtype, copy=False)
+        block = np.ascontiguousarray(block)
+        norm = np.empty(index.size, dtype=dtype)
+        labels = np.empty(index.size if out_labels.size else 0, dtype=np.intp)
+        proba = np.empty((index.size, k) if out_proba.size else (0, k), dtype=dtype)
+        with kernel_team(n_threads, index.size, flops) as threads:
+            estep.e_step(block, kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
+                         norm, labels, proba, threads)
+        if not np.isfinite(norm.min()):
+            redo_far_rows(block, norm, labels, proba, *far_model)
+        _store(index, norm, labels, proba, out_norm, out_labels, out_proba)
 
 
 def _store(rows, norm, labels, proba, out_norm, out_labels, out_proba):
