@@ -182,28 +182,37 @@ class Marginals:
         d = o + self.mis.shape[1]
         f = self.shift.astype(np.float64) - np.moveaxis(means[:, self.obs], 0, 1)   # c_O - mu_O
         S_o = S + N[:, :, None] * f
-        order = np.argsort(np.concatenate([self.obs, self.mis], axis=1), axis=1)
-        g_index, k_index = np.arange(G)[:, None, None], np.arange(k)[None, :, None]
+        # position of each (pattern, component, ordered coordinate) in the summed output
+        place = np.concatenate([self.obs, self.mis], axis=1)[:, None, :] + (
+            d * np.arange(k))[None, :, None]
         if self.B is None:   # diagonal: x_M independent of x_O, mean mu_M, variance C
             W_o = W + 2 * f * S + N[:, :, None] * f * f
             S_full = np.concatenate([S_o, np.zeros((G, k, d - o))], axis=2)
             W_full = np.concatenate([W_o, N[:, :, None] * self.C], axis=2)
-            index = (g_index, k_index, order[:, None, :])
-            return N.sum(axis=0), S_full[index].sum(axis=0), W_full[index].sum(axis=0)
+            return (N.sum(axis=0), _summed(place, S_full, (k, d)),
+                    _summed(place, W_full, (k, d)))
         W = W.reshape(G, k, o, o)
-        W = np.tril(W) + np.swapaxes(np.tril(W, -1), 2, 3)
-        fS = f[:, :, :, None] * S[:, :, None, :]
-        W_o = W + fS + np.swapaxes(fS, 2, 3) + N[:, :, None, None] * f[:, :, :, None] * f[:, :, None, :]
+        W_o = np.where(np.tri(o, dtype=bool), W, np.swapaxes(W, 2, 3))   # mirror the lower triangles
+        if f.any():     # float32 shifts: the pass's centre is mu_O rounded
+            fS = f[:, :, :, None] * S[:, :, None, :]
+            W_o += fS + np.swapaxes(fS, 2, 3) + N[:, :, None, None] * (
+                f[:, :, :, None] * f[:, :, None, :])
         B = self.B
-        BW = B @ W_o                                              # W_MO
-        W_mm = BW @ np.swapaxes(B, 2, 3) + N[:, :, None, None] * self.C
         S_full = np.concatenate([S_o, np.einsum("gkmo,gko->gkm", B, S_o)], axis=2)
-        W_full = np.concatenate([np.concatenate([W_o, np.swapaxes(BW, 2, 3)], axis=3),
-                                 np.concatenate([BW, W_mm], axis=3)], axis=2)
-        index = (g_index[..., None], k_index[..., None], order[:, None, :, None],
-                 order[:, None, None, :])
-        return (N.sum(axis=0), S_full[(g_index, k_index, order[:, None, :])].sum(axis=0),
-                W_full[index].sum(axis=0))
+        W_full = np.empty((G, k, d, d))
+        W_full[:, :, :o, :o] = W_o
+        W_full[:, :, o:, :o] = BW = B @ W_o                       # W_MO
+        W_full[:, :, :o, o:] = np.swapaxes(BW, 2, 3)
+        W_full[:, :, o:, o:] = BW @ np.swapaxes(B, 2, 3) + N[:, :, None, None] * self.C
+        columns = np.concatenate([self.obs, self.mis], axis=1)[:, None, None, :]
+        return (N.sum(axis=0), _summed(place, S_full, (k, d)),
+                _summed(d * place[..., None] + columns, W_full, (k, d, d)))
+
+
+def _summed(place, values, shape):
+    """Sum of ``values`` by their flat position ``place`` in an array of ``shape``."""
+    return np.bincount(place.ravel(), weights=values.ravel(),
+                       minlength=int(np.prod(shape))).reshape(shape)
 
 
 def pattern_groups(patterns, ids):
@@ -251,16 +260,6 @@ class MissingData:
         self.total_weight = (used.size if self.sample_weight is None
                              else float(self.sample_weight[used].sum(dtype=np.float64)))
 
-    def _blocks(self, p, columns):
-        """(rows of X, their weights or an empty array) of pattern p, block by block."""
-        rows = self.patterns.rows(p)
-        weighted = self._weights_arg.shape[0] > 0
-        for start in range(0, rows.size, PATTERN_BLOCK_ROWS):
-            index = rows[start:start + PATTERN_BLOCK_ROWS]
-            block = (take_rows(self.X, index) if columns is None
-                     else np.ascontiguousarray(self.X[index[:, None], columns]))
-            yield block, (self._weights_arg[index] if weighted else self._weights_arg)
-
     def statistics(self, kernel_params, n_threads, mixture):
         """One marginal E-step + expected statistics: (reduced Statistics
         around the means of ``mixture``, sum_i w_i log p(x_i, observed))."""
@@ -280,33 +279,69 @@ class MissingData:
             width = o * o if full else o
             Ng, Sg, Wg = np.zeros((len(group), k)), np.zeros((len(group), k, o)), np.zeros(
                 (len(group), k, width))
-            for g, p in enumerate(group):
-                stats, pattern_loglik = self._pattern_pass(
-                    p, marginals.kernel_parameters(g), n_threads, marginals.obs[g],
-                    (Ng[g:g + 1], Sg[g:g + 1], Wg[g:g + 1]))
-                loglik += pattern_loglik
+            group_loglik = np.zeros(len(group))
+            for batch, block, weights, bounds in self._gathered(group, marginals.obs):
+                for j, g in enumerate(batch):
+                    rows = slice(bounds[j], bounds[j + 1])
+                    kp = marginals.kernel_parameters(g)
+                    threads = team_size(n_threads, bounds[j + 1] - bounds[j],
+                                        _models.flops_per_row(kp.mode, k, o))
+                    suffstats.em_pass(block[rows], weights[rows] if weights.size else weights,
+                                      kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
+                                      Ng[g:g + 1], Sg[g:g + 1], Wg[g:g + 1],
+                                      group_loglik[g:g + 1], threads)
+            loglik += float(group_loglik.sum())
             n_k, s_k, w_k = marginals.expected_statistics(Ng, Sg, Wg, mixture.means)
             N += n_k
             S += s_k
             W += w_k
         return Statistics(N, S, W, mixture.means.copy(), full), loglik
 
-    def _pattern_pass(self, p, kp, n_threads, columns=None, slot=None):
-        """The compiled pass over pattern p's rows (restricted to ``columns``)
-        under ``kp``, into ``slot`` (N, S, W with one slot) or fresh Statistics."""
-        k, o = kp.shift.shape
+    def _pattern_pass(self, p, kp, n_threads):
+        """The compiled pass over pattern p's rows under ``kp``: (Statistics, log-likelihood)."""
+        k, d = kp.shift.shape
         rows = self.patterns.rows(p)
-        threads = team_size(n_threads, rows.size, _models.flops_per_row(kp.mode, k, o))
-        if slot is None:
-            stats = Statistics.zeros(kp.shift, kp.mode, threads)
-            slot = (stats.N, stats.S, stats.W)
-        else:
-            stats = None
-        loglik = np.zeros(len(slot[0]))
-        for block, weights in self._blocks(p, columns):
-            suffstats.em_pass(block, weights, kp.shift, kp.prec, kp.coef, kp.offsets,
-                              kp.mode, *slot, loglik, threads)
+        threads = team_size(n_threads, rows.size, _models.flops_per_row(kp.mode, k, d))
+        stats = Statistics.zeros(kp.shift, kp.mode, threads)
+        loglik = np.zeros(len(stats.N))
+        weighted = self._weights_arg.shape[0] > 0
+        for start in range(0, rows.size, PATTERN_BLOCK_ROWS):
+            index = rows[start:start + PATTERN_BLOCK_ROWS]
+            suffstats.em_pass(take_rows(self.X, index),
+                              self._weights_arg[index] if weighted else self._weights_arg,
+                              kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
+                              stats.N, stats.S, stats.W, loglik, threads)
         return stats, float(loglik.sum())
+
+    def _gathered(self, group, columns):
+        """The rows of the patterns ``group`` (pattern g observing ``columns[g]``),
+        restricted to their observed columns, a batch of patterns at a time:
+        (batch's indices into group, rows (C-contiguous), weights or an empty
+        array, row bounds of each pattern). A pattern of more than
+        PATTERN_BLOCK_ROWS rows comes in several batches."""
+        weighted = self._weights_arg.shape[0] > 0
+        pieces, size = [], 0
+
+        def batch():
+            index = np.concatenate([rows for _, rows in pieces])
+            counts = [rows.size for _, rows in pieces]
+            cols = np.repeat(columns[[g for g, _ in pieces]], counts, axis=0)
+            block = np.ascontiguousarray(self.X[index[:, None], cols])
+            return ([g for g, _ in pieces], block,
+                    self._weights_arg[index] if weighted else self._weights_arg,
+                    np.concatenate([[0], np.cumsum(counts)]))
+
+        for g, p in enumerate(group):
+            rows = self.patterns.rows(p)
+            for start in range(0, rows.size, PATTERN_BLOCK_ROWS):
+                piece = rows[start:start + PATTERN_BLOCK_ROWS]
+                if size + piece.size > PATTERN_BLOCK_ROWS and pieces:
+                    yield batch()
+                    pieces, size = [], 0
+                pieces.append((g, piece))
+                size += piece.size
+        if pieces:
+            yield batch()
 
     def initialisation_data(self, random_state):
         """Rows to initialise from, with their weights and total weight: the
