@@ -228,3 +228,17 @@ def test_marginalizing_beats_imputation_and_dropping():
         ours = errors["marginalize"]
         for other in ("mean imputation", "complete rows"):
             assert ours[0] < errors[other][0] and ours[1] < errors[other][1], (other, errors)
+
+
+def test_pattern_pass_checks_its_bounds():
+    from gaussmix._kernels import suffstats
+    from gaussmix._models import FULL_LOOPS
+    X = np.zeros((4, 2))
+    args = (np.ones((1, 1, 2)), np.ones((1, 1, 4)), np.zeros((1, 1)), FULL_LOOPS,
+            np.zeros((1, 1)), np.zeros((1, 1, 2)), np.zeros((1, 1, 4)), np.zeros(1))
+    for bounds in ([0, 5], [3, 2]):
+        with pytest.raises(ValueError, match="bounds"):
+            suffstats.em_pass_patterns(X, np.empty(0), np.array(bounds, dtype=np.intp), *args)
+    N = args[4]
+    suffstats.em_pass_patterns(X, np.empty(0), np.array([1, 3], dtype=np.intp), *args)
+    assert N[0, 0] == 2.0

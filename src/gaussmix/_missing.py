@@ -98,6 +98,9 @@ class Patterns:
         return int(found[0]) if found.size else None
 
 
+# Below this many rows per pattern (on average over a batch) the loop kernels
+# beat one BLAS call per pattern and component.
+FEW_ROWS = 128
 # Patterns whose marginals are built together (bounds the (group, k, d, d) temporaries).
 GROUP_PATTERNS = 256
 
@@ -281,15 +284,21 @@ class MissingData:
                 (len(group), k, width))
             group_loglik = np.zeros(len(group))
             for batch, block, weights, bounds in self._gathered(group, marginals.obs):
-                for j, g in enumerate(batch):
-                    rows = slice(bounds[j], bounds[j + 1])
-                    kp = marginals.kernel_parameters(g)
-                    threads = team_size(n_threads, bounds[j + 1] - bounds[j],
-                                        _models.flops_per_row(kp.mode, k, o))
-                    suffstats.em_pass(block[rows], weights[rows] if weights.size else weights,
-                                      kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
-                                      Ng[g:g + 1], Sg[g:g + 1], Wg[g:g + 1],
-                                      group_loglik[g:g + 1], threads)
+                N_b, S_b, W_b = np.zeros((len(batch), k)), np.zeros((len(batch), k, o)), np.zeros(
+                    (len(batch), k, width))
+                loglik_b = np.zeros(len(batch))
+                mode = marginals.mode
+                if mode == _models.FULL_BLAS and block.shape[0] < FEW_ROWS * len(batch):
+                    mode = _models.FULL_LOOPS      # a BLAS call per few rows costs more
+                threads = team_size(n_threads, block.shape[0],
+                                    _models.flops_per_row(mode, k, o))
+                suffstats.em_pass_patterns(block, weights, bounds, marginals.shift[batch],
+                                           marginals.prec[batch], marginals.offsets[batch],
+                                           mode, N_b, S_b, W_b, loglik_b, threads)
+                Ng[batch] += N_b    # a pattern appears at most once per batch
+                Sg[batch] += S_b
+                Wg[batch] += W_b
+                group_loglik[batch] += loglik_b
             loglik += float(group_loglik.sum())
             n_k, s_k, w_k = marginals.expected_statistics(Ng, Sg, Wg, mixture.means)
             N += n_k
@@ -327,9 +336,9 @@ class MissingData:
             counts = [rows.size for _, rows in pieces]
             cols = np.repeat(columns[[g for g, _ in pieces]], counts, axis=0)
             block = np.ascontiguousarray(self.X[index[:, None], cols])
-            return ([g for g, _ in pieces], block,
+            return (np.array([g for g, _ in pieces], dtype=np.intp), block,
                     self._weights_arg[index] if weighted else self._weights_arg,
-                    np.concatenate([[0], np.cumsum(counts)]))
+                    np.concatenate([[0], np.cumsum(counts)]).astype(np.intp))
 
         for g, p in enumerate(group):
             rows = self.patterns.rows(p)
