@@ -296,3 +296,26 @@ def test_imputer_in_a_pipeline():
     assert out.shape == frame.shape and not np.isnan(out).any()
     assert list(pipe.get_feature_names_out()) == ["a", "b", "c"]
     assert clone(pipe[0]).get_params() == pipe[0].get_params()
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+@pytest.mark.parametrize("knobs", [dict(MANY_ROWS=1), dict(FEW_ROWS=0), dict(GROUP_PATTERNS=2),
+                                   dict(PATTERN_BLOCK_ROWS=3, MANY_ROWS=10)])
+def test_every_route_of_the_pass_gives_the_same_fit(monkeypatch, knobs, covariance_type):
+    """Big patterns through the complete-data kernels, small ones batched
+    (loop or BLAS kernels), groups and row blocks of any size: one result."""
+    from gaussmix import _missing
+
+    X = with_holes(blobs(n=400)[0], 0.25)
+    X[:40, 0] = np.nan          # one pattern of many rows
+    kwargs = dict(n_components=3, covariance_type=covariance_type, random_state=0,
+                  tol=0.0, max_iter=10, nan_policy="marginalize")
+    with pytest.warns(Warning):
+        reference = GaussianMixture(**kwargs).fit(X, sample_weight=np.arange(400) % 3)
+    for name, value in knobs.items():
+        monkeypatch.setattr(_missing, name, value)
+    with pytest.warns(Warning):
+        other = GaussianMixture(**kwargs).fit(X, sample_weight=np.arange(400) % 3)
+    np.testing.assert_allclose(other.means_, reference.means_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(other.covariances_, reference.covariances_, rtol=1e-9)
+    np.testing.assert_allclose(other.lower_bounds_, reference.lower_bounds_, rtol=1e-11)

@@ -101,6 +101,9 @@ class Patterns:
 # Below this many rows per pattern (on average over a batch) the loop kernels
 # beat one BLAS call per pattern and component.
 FEW_ROWS = 128
+# Patterns of at least this many rows run the complete-data kernels (the GEMM
+# modes, around a common centre) on their observed columns.
+MANY_ROWS = 2048
 # Patterns whose marginals are built together (bounds the (group, k, d, d) temporaries).
 GROUP_PATTERNS = 256
 
@@ -277,47 +280,66 @@ class MissingData:
             N, S, W = _recentre(stats.reduced(), mixture.means)
         partial = [p for p in self._pattern_ids if p != complete]
         for group in pattern_groups(self.patterns, partial):
-            marginals = mixture.marginals(self.patterns.observed[group], self.dtype)
-            o = marginals.shift.shape[2]
-            width = o * o if full else o
-            Ng, Sg, Wg = np.zeros((len(group), k)), np.zeros((len(group), k, o)), np.zeros(
-                (len(group), k, width))
-            group_loglik = np.zeros(len(group))
-            for batch, block, weights, bounds in self._gathered(group, marginals.obs):
-                N_b, S_b, W_b = np.zeros((len(batch), k)), np.zeros((len(batch), k, o)), np.zeros(
-                    (len(batch), k, width))
-                loglik_b = np.zeros(len(batch))
-                mode = marginals.mode
-                if mode == _models.FULL_BLAS and block.shape[0] < FEW_ROWS * len(batch):
-                    mode = _models.FULL_LOOPS      # a BLAS call per few rows costs more
-                threads = team_size(n_threads, block.shape[0],
-                                    _models.flops_per_row(mode, k, o))
-                suffstats.em_pass_patterns(block, weights, bounds, marginals.shift[batch],
-                                           marginals.prec[batch], marginals.offsets[batch],
-                                           mode, N_b, S_b, W_b, loglik_b, threads)
-                Ng[batch] += N_b    # a pattern appears at most once per batch
-                Sg[batch] += S_b
-                Wg[batch] += W_b
-                group_loglik[batch] += loglik_b
-            loglik += float(group_loglik.sum())
-            n_k, s_k, w_k = marginals.expected_statistics(Ng, Sg, Wg, mixture.means)
+            group_loglik, n_k, s_k, w_k = self._group_statistics(group, mixture, n_threads)
+            loglik += group_loglik
             N += n_k
             S += s_k
             W += w_k
         return Statistics(N, S, W, mixture.means.copy(), full), loglik
 
-    def _pattern_pass(self, p, kp, n_threads):
-        """The compiled pass over pattern p's rows under ``kp``: (Statistics, log-likelihood)."""
-        k, d = kp.shift.shape
+    def _group_statistics(self, group, mixture, n_threads):
+        """The patterns ``group``'s marginal pass and expected full statistics:
+        (log-likelihood, N, S, W) around the means of ``mixture``."""
+        k = mixture.means.shape[0]
+        marginals = mixture.marginals(self.patterns.observed[group], self.dtype)
+        o = marginals.shift.shape[2]
+        width = o if mixture.diagonal else o * o
+        Ng, Sg, Wg = np.zeros((len(group), k)), np.zeros((len(group), k, o)), np.zeros(
+            (len(group), k, width))
+        group_loglik = np.zeros(len(group))
+        counts = self.patterns.bounds[group + 1] - self.patterns.bounds[group]
+        many = counts >= MANY_ROWS
+        for g in np.flatnonzero(many):   # the complete-data kernels, GEMM modes included
+            kp = _models.kernel_parameters(mixture.log_weights, mixture.means[:, marginals.obs[g]],
+                                           marginals.U[g], "diag" if mixture.diagonal else "full",
+                                           self.dtype)
+            stats, group_loglik[g] = self._pattern_pass(group[g], kp, n_threads,
+                                                        marginals.obs[g])
+            n_k, s_k, w_k = _recentre(stats.reduced(), marginals.shift[g].astype(np.float64))
+            Ng[g], Sg[g], Wg[g] = n_k, s_k, w_k.reshape(k, width)
+        for batch, block, weights, bounds in self._gathered(group[~many], marginals.obs[~many]):
+            batch = np.flatnonzero(~many)[batch]
+            N_b, S_b, W_b = np.zeros((len(batch), k)), np.zeros((len(batch), k, o)), np.zeros(
+                (len(batch), k, width))
+            loglik_b = np.zeros(len(batch))
+            mode = marginals.mode
+            if mode == _models.FULL_BLAS and block.shape[0] < FEW_ROWS * len(batch):
+                mode = _models.FULL_LOOPS      # a BLAS call per few rows costs more
+            threads = team_size(n_threads, block.shape[0], _models.flops_per_row(mode, k, o))
+            suffstats.em_pass_patterns(block, weights, bounds, marginals.shift[batch],
+                                       marginals.prec[batch], marginals.offsets[batch],
+                                       mode, N_b, S_b, W_b, loglik_b, threads)
+            Ng[batch] += N_b    # a pattern appears at most once per batch
+            Sg[batch] += S_b
+            Wg[batch] += W_b
+            group_loglik[batch] += loglik_b
+        return (float(group_loglik.sum()),
+                *marginals.expected_statistics(Ng, Sg, Wg, mixture.means))
+
+    def _pattern_pass(self, p, kp, n_threads, columns=None):
+        """The compiled pass over pattern p's rows (restricted to ``columns``)
+        under ``kp``: (Statistics, log-likelihood)."""
+        k, o = kp.shift.shape
         rows = self.patterns.rows(p)
-        threads = team_size(n_threads, rows.size, _models.flops_per_row(kp.mode, k, d))
+        threads = team_size(n_threads, rows.size, _models.flops_per_row(kp.mode, k, o))
         stats = Statistics.zeros(kp.shift, kp.mode, threads)
         loglik = np.zeros(len(stats.N))
         weighted = self._weights_arg.shape[0] > 0
         for start in range(0, rows.size, PATTERN_BLOCK_ROWS):
             index = rows[start:start + PATTERN_BLOCK_ROWS]
-            suffstats.em_pass(take_rows(self.X, index),
-                              self._weights_arg[index] if weighted else self._weights_arg,
+            block = (take_rows(self.X, index) if columns is None
+                     else np.ascontiguousarray(self.X[index[:, None], columns]))
+            suffstats.em_pass(block, self._weights_arg[index] if weighted else self._weights_arg,
                               kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
                               stats.N, stats.S, stats.W, loglik, threads)
         return stats, float(loglik.sum())
