@@ -319,3 +319,17 @@ def test_every_route_of_the_pass_gives_the_same_fit(monkeypatch, knobs, covarian
     np.testing.assert_allclose(other.means_, reference.means_, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(other.covariances_, reference.covariances_, rtol=1e-9)
     np.testing.assert_allclose(other.lower_bounds_, reference.lower_bounds_, rtol=1e-11)
+
+
+def test_dask_predictions_and_saved_models_keep_the_policy(tmp_path):
+    import gaussmix
+
+    X = with_holes(blobs()[0], 0.2)
+    gm = GaussianMixture(3, random_state=0, nan_policy="marginalize").fit(X)
+    gm.save(tmp_path / "model.gmx")
+    loaded = gaussmix.load(tmp_path / "model.gmx")
+    assert loaded.nan_policy == "marginalize"
+    np.testing.assert_array_equal(loaded.score_samples(X), gm.score_samples(X))
+    da = pytest.importorskip("dask.array")
+    np.testing.assert_array_equal(gm.predict(da.from_array(X, chunks=100)).compute(),
+                                  gm.predict(X))

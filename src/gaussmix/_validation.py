@@ -93,9 +93,9 @@ def as_float_array(X, name="X", min_samples=1, parse_strings=True, allow_nan=Fal
         if np.isinf(block).any():
             raise ValueError(f"Input {name} contains infinity; gaussmix needs finite values.")
         if not allow_nan and np.isnan(block).any():
-            raise ValueError(f"Input {name} contains NaN; gaussmix needs finite values: pass "
-                             "nan_policy='marginalize' to fit and predict with missing "
-                             "values, or drop or impute them first.")
+            raise ValueError(f"Input {name} contains NaN; gaussmix needs finite values: "
+                             "GaussianMixture(nan_policy='marginalize') fits and predicts "
+                             "with missing values, or drop or impute them first.")
     return X
 
 
