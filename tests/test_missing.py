@@ -333,3 +333,4 @@ def test_dask_predictions_and_saved_models_keep_the_policy(tmp_path):
     da = pytest.importorskip("dask.array")
     np.testing.assert_array_equal(gm.predict(da.from_array(X, chunks=100)).compute(),
                                   gm.predict(X))
+

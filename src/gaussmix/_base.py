@@ -309,7 +309,7 @@ class BaseMixture(metaclass=ABCMeta):
         X, sample_weight, names = self._training_data(X, sample_weight, reset)
         data = InMemoryData(X, sample_weight)
         if _missing.marginalizes(self) and _missing.has_nan(X):
-            data = _missing.MissingData(data)
+            data = _missing.MissingData(data, self.n_components)
         return data, names
 
     def _training_data(self, X, sample_weight, reset):

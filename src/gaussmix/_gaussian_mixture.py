@@ -67,8 +67,8 @@ class GaussianMixture(BaseMixture):
         its observed coordinates. Rows with every value missing are ignored
         by fit and get log-density 0 and the weights as posterior. With NaN,
         the initialisation runs on the complete rows when there are at least
-        10 * n_features of them, else on every row with its holes filled by
-        the column means.
+        10 * n_features (and n_components) of them, else on every row with its
+        holes filled by the column means.
 
     Attributes
     ----------

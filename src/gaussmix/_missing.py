@@ -2,10 +2,15 @@
 
 Rows are grouped by missingness pattern. Under a pattern that observes the
 coordinates O (missing M), component k's marginal over O is Gaussian
-(mu_O, Sigma_OO): the existing compiled pass runs on the pattern's rows
-restricted to O with the marginal's kernel constants, which gives each row's
-log-density (the marginal, as the E-step needs) and the observed-coordinate
-statistics N_k, S_k^O, W_k^OO under the right responsibilities.
+(mu_O, Sigma_OO): the compiled pass runs on the pattern's rows restricted to
+O with the marginal's kernel constants, which gives each row's log-density
+(the marginal, as the E-step needs) and the observed-coordinate statistics
+N_k, S_k^O, W_k^OO under the right responsibilities. Patterns observing
+equally many coordinates are handled in groups: their marginal factors come
+from the precision matrices in stacked numpy (the Schur complement
+P_OO - P_OM P_MM^-1 P_MO, m x m inverses), patterns of MANY_ROWS rows or
+more run ``_suffstats.em_pass`` (the GEMM modes), the others go many at a
+time through ``_suffstats.em_pass_patterns``.
 
 Given x_O, x_M under component k is Gaussian with mean
 mu_M + B_k (x_O - mu_O), B_k = Sigma_MO Sigma_OO^-1, and covariance
@@ -177,6 +182,7 @@ class Marginals:
         self.U, self.obs, self.mis, self.B, self.C = U, obs, mis, B, C
 
     def kernel_parameters(self, g):
+        """Pattern g's constants as ``_models.KernelParameters``."""
         return _models.KernelParameters(self.mode, self.shift[g], self.prec[g],
                                         np.empty((0, 0)), self.offsets[g])
 
@@ -252,8 +258,9 @@ class MissingData:
     ``total_weight``.
     """
 
-    def __init__(self, data):
+    def __init__(self, data, n_components):
         X = data.X
+        self.n_components = n_components
         self.X, self.sample_weight, self.dtype = X, data.sample_weight, X.dtype
         self.weight_unit = data.weight_unit
         self._weights_arg = data._weights_arg
@@ -376,18 +383,17 @@ class MissingData:
 
     def initialisation_data(self, random_state):
         """Rows to initialise from, with their weights and total weight: the
-        complete rows when there are at least ``10 * n_features`` of them,
-        else every row with its missing values replaced by its column's
-        (weighted) observed mean."""
+        complete rows when there are at least ``10 * n_features`` (and
+        ``n_components``) of them, else every row with its missing values
+        replaced by its column's (weighted) observed mean."""
         d = self.X.shape[1]
         complete = self.patterns.complete()
         rows = self.patterns.rows(complete) if complete is not None else np.empty(0, np.intp)
-        if rows.size >= max(10 * d, 2):
+        if rows.size >= max(10 * d, self.n_components, 2):
             X = take_rows(self.X, rows)
         else:
-            rows = np.concatenate([self.patterns.rows(p) for p in self._pattern_ids])
-            X = take_rows(self.X, np.sort(rows))
-            rows = np.sort(rows)
+            rows = np.sort(np.concatenate([self.patterns.rows(p) for p in self._pattern_ids]))
+            X = take_rows(self.X, rows)
             w = (np.ones(len(rows)) if self.sample_weight is None
                  else self.sample_weight[rows].astype(np.float64))
             seen = ~np.isnan(X)
