@@ -37,6 +37,7 @@ DEFAULT_PARAMS = dict(
     weights_init=None,
     means_init=None,
     precisions_init=None,
+    nan_policy="raise",
     random_state=None,
     warm_start=False,
     verbose=0,
@@ -90,7 +91,7 @@ def test_default_params_match_spec_and_sklearn():
     params = GaussianMixture().get_params()
     assert params == DEFAULT_PARAMS
     sk_params = SkGaussianMixture().get_params()
-    extensions = ("n_threads", "learning_decay", "learning_offset")
+    extensions = ("n_threads", "learning_decay", "learning_offset", "nan_policy")
     assert {k: v for k, v in params.items() if k not in extensions} == sk_params
 
 

@@ -7,10 +7,11 @@ from ._bayesian_mixture import BayesianGaussianMixture
 from ._datasets import load_faithful
 from ._exceptions import ConvergenceWarning, InconsistentVersionWarning, NotFittedError
 from ._gaussian_mixture import GaussianMixture
+from ._imputer import GaussianMixtureImputer
 from ._persistence import ModelFileError, load
 from ._selection import ModelSelection, select_model
 
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "ConvergenceWarning", "InconsistentVersionWarning",
            "NotFittedError", "load_faithful", "load", "ModelFileError", "ModelSelection",
-           "select_model"]
+           "select_model", "GaussianMixtureImputer"]
 __version__ = "0.1.0"

@@ -50,7 +50,7 @@ from time import perf_counter
 
 import numpy as np
 
-from . import _covariance, _dask, _models, _persistence
+from . import _covariance, _dask, _missing, _models, _persistence
 from ._blocks import row_ranges
 from ._em import InMemoryData
 from ._exceptions import (InconsistentVersionWarning, InvalidParameterError,
@@ -318,13 +318,17 @@ class BaseMixture(metaclass=ABCMeta):
                                 "or pass its blocks' .compute() results")
             return _dask.DaskData(X, sample_weight, self), None
         X, sample_weight, names = self._training_data(X, sample_weight, reset)
-        return InMemoryData(X, sample_weight), names
+        data = InMemoryData(X, sample_weight)
+        if _missing.marginalizes(self) and _missing.has_nan(X):
+            data = _missing.MissingData(data, self.n_components)
+        return data, names
 
     def _training_data(self, X, sample_weight, reset):
         """Validated X, sample weights (as given) and feature names; with ``reset``, X
         starts a new model, else it must match the fitted one."""
         names_source = X
-        X = as_float_array(X, min_samples=2 if reset else 1)
+        X = as_float_array(X, min_samples=2 if reset else 1,
+                           allow_nan=_missing.marginalizes(self))
         n_samples, n_features = X.shape
         if reset:
             if n_samples < self.n_components:
@@ -366,8 +370,7 @@ class BaseMixture(metaclass=ABCMeta):
             lower_bounds, converged, n_iter = [], False, 0
             for n_iter in range(1, self.max_iter + 1):
                 last_bound = lower_bound
-                stats, log_likelihood = data.statistics(
-                    self._kernel_parameters(params, data.dtype), n_threads)
+                stats, log_likelihood = self._statistics(data, params, n_threads)
                 previous, params = params, self._m_step(stats, data.dtype, params,
                                                         data.weight_unit)
                 lower_bound = self._lower_bound(stats, log_likelihood, data.total_weight,
@@ -390,6 +393,17 @@ class BaseMixture(metaclass=ABCMeta):
                 best_lower_bound = lower_bound if self.max_iter else -np.inf
                 best = (params, n_iter, lower_bounds, best_lower_bound, converged)
         return best
+
+    def _statistics(self, data, params, n_threads):
+        """One pass over ``data`` under ``params``: (reduced Statistics,
+        sum_i w_i log p(x_i)); data with missing values also need the
+        parameters themselves for their marginals."""
+        kernel_params = self._kernel_parameters(params, data.dtype)
+        if isinstance(data, _missing.MissingData):
+            mixture = _missing.Mixture(self._log_weights(params), params.means,
+                                       params.precisions_cholesky, self.covariance_type)
+            return data.statistics(kernel_params, n_threads, mixture)
+        return data.statistics(kernel_params, n_threads)
 
     def partial_fit(self, X, y=None, sample_weight=None):
         """One step of online (stepwise) EM on a batch of samples.
@@ -434,8 +448,7 @@ class BaseMixture(metaclass=ABCMeta):
                 if running is None:
                     running = self._running_statistics(params)
                 steps = getattr(self, "n_steps_", 1)
-            stats, log_likelihood = data.statistics(
-                self._kernel_parameters(params, data.dtype), n_threads)
+            stats, log_likelihood = self._statistics(data, params, n_threads)
             if not np.isfinite(log_likelihood):
                 raise ValueError("Every row of the batch has zero density under the model "
                                  "(it is too far from every component); partial_fit cannot "
@@ -528,11 +541,20 @@ class BaseMixture(metaclass=ABCMeta):
         """
         self._check_is_fitted()
         check_feature_names(self, X)
-        X = as_float_array(X, parse_strings=False)  # as scikit-learn's predictions
+        marginalize = _missing.marginalizes(self)
+        X = as_float_array(X, parse_strings=False,  # as scikit-learn's predictions
+                           allow_nan=marginalize)
         self._check_n_features(X)
         k = self.means_.shape[0]
         dtype = np.result_type(X.dtype, self.means_.dtype)
         n = X.shape[0]
+        if marginalize and _missing.has_nan(X):
+            outputs = (np.empty(n if log_norm else 0, dtype=dtype),
+                       np.empty(n if labels else 0, dtype=np.intp),
+                       np.empty((n, k) if proba else (0, k), dtype=dtype))
+            _missing.e_step(self, X, *outputs,
+                            self.n_threads if n_threads is None else n_threads)
+            return outputs
         kp, limit, log_weights = self._fitted_kernel_parameters(dtype)
         out_norm = np.empty(n if log_norm else 0, dtype=dtype)
         out_labels = np.empty(n if labels else 0, dtype=np.intp)

@@ -7,6 +7,7 @@ from . import _covariance
 from ._base import BaseMixture, check_choice
 from ._em import Parameters, parameters_from_statistics
 from ._initialization import initial_parameters
+from ._missing import NAN_POLICIES
 from ._persistence import SavedState
 from ._validation import check_array_param, check_param_range
 
@@ -59,6 +60,16 @@ class GaussianMixture(BaseMixture):
         ``(learning_offset + t) ** -learning_decay``.
     learning_offset : float >= 0, default=1.0
         ``partial_fit`` only: larger values damp the early updates.
+    nan_policy : {'raise', 'marginalize'}, default='raise'
+        What NaN in X means. 'raise': an error, as scikit-learn. 'marginalize':
+        a value missing at random; every method then takes NaN anywhere, fit
+        maximises the observed-data likelihood (EM over each row's observed
+        coordinates, ``_missing``), predictions use each row's marginal over
+        its observed coordinates. Rows with every value missing are ignored
+        by fit and get log-density 0 and the weights as posterior. With NaN,
+        the initialisation runs on the complete rows when there are at least
+        10 * n_features (and n_components) of them, else on every row with its
+        holes filled by the column means.
 
     Attributes
     ----------
@@ -84,7 +95,8 @@ class GaussianMixture(BaseMixture):
                  reg_covar=1e-6, max_iter=100, n_init=1, init_params="kmeans",
                  weights_init=None, means_init=None, precisions_init=None,
                  random_state=None, warm_start=False, verbose=0, verbose_interval=10,
-                 n_threads=None, learning_decay=0.55, learning_offset=1.0):
+                 n_threads=None, learning_decay=0.55, learning_offset=1.0,
+                 nan_policy="raise"):
         super().__init__(n_components, tol=tol, reg_covar=reg_covar, max_iter=max_iter,
                          n_init=n_init, init_params=init_params, random_state=random_state,
                          warm_start=warm_start, verbose=verbose,
@@ -94,9 +106,11 @@ class GaussianMixture(BaseMixture):
         self.weights_init = weights_init
         self.means_init = means_init
         self.precisions_init = precisions_init
+        self.nan_policy = nan_policy
 
     def _check_own_parameters(self):
         check_choice(self, "covariance_type", _covariance.COVARIANCE_TYPES)
+        check_choice(self, "nan_policy", NAN_POLICIES)
 
     def _check_initial_parameters(self, n_features, dtype):
         """Check the ``*_init`` parameters for X of ``n_features`` and ``dtype``: the

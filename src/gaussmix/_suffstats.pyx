@@ -242,3 +242,92 @@ def accumulate_responsibilities(
         ok = run_pass(&X[0, 0], &p, threads, N.shape[0] < threads, &sizes)
     if not ok:
         raise MemoryError("gaussmix: could not allocate the kernels' scratch memory")
+
+
+cdef struct PatternPass:
+    const void *weights          # floating [n], or NULL for unit weights
+    const Py_ssize_t *bounds     # [n_patterns + 1] first row of each pattern
+    const void *shift            # floating [n_patterns, k, d]
+    const void *prec             # floating [n_patterns, k, prec_size]
+    const double *offsets        # [n_patterns, k]
+    Py_ssize_t d, k, prec_size, w_size
+    int mode
+    double *N                    # [n_patterns, k]
+    double *S                    # [n_patterns, k, d]
+    double *W                    # [n_patterns, k, w_size]
+    double *loglik               # [n_patterns]
+
+
+cdef void pattern_task(const floating *X, void *context, Scratch *s, Py_ssize_t p,
+                       int tid) noexcept nogil:
+    """Pattern p's rows, chunk by chunk, under its own constants into its own statistics."""
+    cdef PatternPass *q = <PatternPass *> context
+    cdef Py_ssize_t start = q.bounds[p], rows, d = q.d, k = q.k
+    cdef const floating *shift = <const floating *> q.shift + p * k * d
+    cdef const floating *prec = <const floating *> q.prec + p * k * q.prec_size
+    cdef const floating *weights = <const floating *> q.weights
+    cdef const floating *x
+    while start < q.bounds[p + 1]:
+        rows = min(<Py_ssize_t> CHUNK_ROWS, q.bounds[p + 1] - start)
+        x = X + start * d
+        chunk_log_prob(x, rows, d, k, shift, prec, NULL, q.offsets + p * k, q.mode, s)
+        q.loglik[p] += log_prob_to_resp(s.lp, rows, k, s.norm,
+                                        weights + start if weights != NULL else NULL)
+        chunk_accumulate(x, rows, d, k, shift, prec, q.mode, s, q.N + p * k,
+                         q.S + p * k * d, q.W + p * k * q.w_size)
+        start += rows
+
+
+def em_pass_patterns(const floating[:, ::1] X,              # IN [n, d]
+                     const floating[::1] sample_weight,     # IN [n] or empty for unit weights
+                     const Py_ssize_t[::1] bounds,          # IN [P + 1] rows of each pattern
+                     const floating[:, :, ::1] shift,       # IN [P, k, d]
+                     const floating[:, :, ::1] prec,        # IN [P, k, d*d or d]
+                     const double[:, ::1] offsets,          # IN [P, k]
+                     int mode,                              # FULL_LOOPS, FULL_BLAS or DIAG_LOOPS
+                     double[:, ::1] N,                      # INOUT [P, k]
+                     double[:, :, ::1] S,                   # INOUT [P, k, d]
+                     double[:, :, ::1] W,                   # INOUT [P, k, d*d or d]
+                     double[::1] loglik,                    # INOUT [P]
+                     int n_threads=1):
+    """Many small EM passes in one call (missing values, ``_missing``): rows
+    X[bounds[p]:bounds[p + 1]] of pattern p under its own constants (shift[p],
+    prec[p], offsets[p] laid out as ``em_pass``'s for ``mode``) into its own
+    N[p], S[p], W[p] and loglik[p]. Patterns are the tasks dealt to the
+    threads, so no two threads write the same accumulators."""
+    cdef PatternPass q
+    cdef ScratchSizes sizes
+    cdef Py_ssize_t P = offsets.shape[0], k = offsets.shape[1], d = X.shape[1], p
+    cdef Py_ssize_t width = d if mode == DIAG_LOOPS else d * d
+    cdef bint ok
+    if mode not in (FULL_LOOPS, FULL_BLAS, DIAG_LOOPS):
+        raise ValueError(f"gaussmix kernel: mode {mode} has no per-pattern pass")
+    if k < 1 or d < 1:
+        raise ValueError("gaussmix kernel: need at least one component and one feature")
+    expect_shape("bounds", bounds, (P + 1,))
+    expect_shape("shift", shift, (P, k, d))
+    expect_shape("prec", prec, (P, k, width))
+    expect_shape("N", N, (P, k))
+    expect_shape("S", S, (P, k, d))
+    expect_shape("W", W, (P, k, width))
+    expect_shape("loglik", loglik, (P,))
+    check_rows("sample_weight", sample_weight, X.shape[0], optional=True)
+    if P == 0:
+        return
+    if bounds[0] < 0 or bounds[P] > X.shape[0]:
+        raise ValueError("gaussmix kernel: pattern bounds outside X's rows")
+    for p in range(P):
+        if bounds[p + 1] < bounds[p]:
+            raise ValueError("gaussmix kernel: pattern bounds must not decrease")
+    if bounds[P] == bounds[0]:
+        return
+    q.weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    q.bounds, q.shift, q.prec, q.offsets = &bounds[0], &shift[0, 0, 0], &prec[0, 0, 0], &offsets[0, 0]
+    q.d, q.k, q.prec_size, q.w_size, q.mode = d, k, width, width, mode
+    q.N, q.S, q.W, q.loglik = &N[0, 0], &S[0, 0, 0], &W[0, 0, 0], &loglik[0]
+    sizes = scratch_sizes(d, k, mode, sizeof(floating))
+    n_threads = <int> max(1, min(n_threads, P))
+    with nogil:
+        ok = run_tasks(pattern_task[floating], &X[0, 0], &q, P, n_threads, &sizes)
+    if not ok:
+        raise MemoryError("gaussmix: could not allocate the kernels' scratch memory")

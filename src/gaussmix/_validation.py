@@ -42,9 +42,10 @@ def check_feature_names(estimator, X):
                          f"Fitted with: {list(fitted)}\nGot: {list(names)}")
 
 
-def as_float_array(X, name="X", min_samples=1, parse_strings=True):
+def as_float_array(X, name="X", min_samples=1, parse_strings=True, allow_nan=False):
     """X as a finite, 2-D, C-contiguous float32/float64 array (no copy when it
     already is one; read-only and memory-mapped arrays are kept as they are).
+    With ``allow_nan``, NaN (a missing value) passes; infinity never does.
 
     Strings and bytes that spell numbers are parsed, as scikit-learn's ``fit``
     does; with ``parse_strings=False`` a string or bytes array is refused, as
@@ -87,10 +88,14 @@ def as_float_array(X, name="X", min_samples=1, parse_strings=True):
         block = X[start:stop]
         # A finite sum proves every entry finite; only otherwise look closer
         # (the sum of large finite values may overflow).
-        if not np.isfinite(block.sum(dtype=np.float64)) and not np.isfinite(block).all():
-            kind = "NaN" if np.isnan(block).any() else "infinity"
-            raise ValueError(f"Input {name} contains {kind}; gaussmix needs finite "
-                             "values (drop or impute missing values first).")
+        if np.isfinite(block.sum(dtype=np.float64)):
+            continue
+        if np.isinf(block).any():
+            raise ValueError(f"Input {name} contains infinity; gaussmix needs finite values.")
+        if not allow_nan and np.isnan(block).any():
+            raise ValueError(f"Input {name} contains NaN; gaussmix needs finite values: "
+                             "GaussianMixture(nan_policy='marginalize') fits and predicts "
+                             "with missing values, or drop or impute them first.")
     return X
 
 
