@@ -17,6 +17,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import BayesianGaussianMixture as SkBayesianGaussianMixture
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import gaussmix
 from gaussmix import BayesianGaussianMixture
@@ -591,3 +592,22 @@ def test_total_weight_too_small_for_the_default_covariance_prior(total_weight):
     gm = BayesianGaussianMixture(n_components=2, covariance_prior=np.eye(3),
                                  random_state=0).fit(X, sample_weight=w)
     assert np.all(np.isfinite(gm.covariances_))
+
+
+def _expected_failed_checks(estimator):
+    # As for GaussianMixture (tests/test_gaussian_mixture.py): shuffled weighted
+    # rows and repeated rows draw different random starts.
+    if estimator.n_components > 1:
+        return {"check_sample_weight_equivalence_on_dense_data":
+                "random initialisation draws differ between shuffled weighted rows "
+                "and repeated rows"}
+    return {}
+
+
+@parametrize_with_checks(
+    [BayesianGaussianMixture(),
+     BayesianGaussianMixture(n_components=2, covariance_type="diag",
+                             weight_concentration_prior_type="dirichlet_distribution")],
+    expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
