@@ -103,7 +103,43 @@ def _unchanged(value, snapshot):
     return bool(np.array_equal(value, snapshot))      # no copy of a large one
 
 
-class BaseMixture(metaclass=ABCMeta):
+class ParameterProtocol:
+    """scikit-learn's parameter protocol from the constructor's signature:
+    ``get_params``, ``set_params`` and a ``repr`` of the changed parameters
+    (what ``clone``, ``Pipeline`` and grid searches need)."""
+
+    @classmethod
+    def _get_param_names(cls):
+        signature = inspect.signature(cls.__init__)
+        return sorted(p for p in signature.parameters if p != "self")
+
+    def get_params(self, deep=True):
+        """Constructor parameters as a dict (scikit-learn convention)."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params):
+        """Set constructor parameters; returns self."""
+        valid = self._get_param_names()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"Invalid parameter {key!r} for estimator "
+                                 f"{type(self).__name__}. Valid parameters are: {valid}.")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self):
+        defaults = inspect.signature(type(self).__init__).parameters
+        changed = []
+        for name in self._get_param_names():
+            value, default = getattr(self, name), defaults[name].default
+            if value is default or (isinstance(value, (str, numbers.Number))
+                                    and type(value) is type(default) and value == default):
+                continue
+            changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+
+class BaseMixture(ParameterProtocol, metaclass=ABCMeta):
     """Base class of the mixture estimators (see the module docstring).
 
     Parameters shared by every mixture are documented on ``GaussianMixture``.
@@ -201,37 +237,6 @@ class BaseMixture(metaclass=ABCMeta):
         """Running statistics that reproduce ``params`` (``partial_fit`` after
         ``fit``); this default inverts the maximum-likelihood M-step."""
         return RunningStatistics.from_parameters(params, self.covariance_type, self.reg_covar)
-
-    # ------------------------------------------------------------ params
-    @classmethod
-    def _get_param_names(cls):
-        signature = inspect.signature(cls.__init__)
-        return sorted(p for p in signature.parameters if p != "self")
-
-    def get_params(self, deep=True):
-        """Constructor parameters as a dict (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params):
-        """Set constructor parameters; returns self."""
-        valid = self._get_param_names()
-        for key, value in params.items():
-            if key not in valid:
-                raise ValueError(f"Invalid parameter {key!r} for estimator "
-                                 f"{type(self).__name__}. Valid parameters are: {valid}.")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self):
-        defaults = inspect.signature(type(self).__init__).parameters
-        changed = []
-        for name in self._get_param_names():
-            value, default = getattr(self, name), defaults[name].default
-            if value is default or (isinstance(value, (str, numbers.Number))
-                                    and type(value) is type(default) and value == default):
-                continue
-            changed.append(f"{name}={value!r}")
-        return f"{type(self).__name__}({', '.join(changed)})"
 
     def __sklearn_tags__(self):
         from sklearn.utils import InputTags, Tags, TargetTags

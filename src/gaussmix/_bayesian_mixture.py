@@ -268,8 +268,8 @@ default='dirichlet_process'
         """The statistics per unit of weight whose M-step, scaled by the
         weight they stand for (their counts' sum: the fit's total weight,
         ``n_samples_seen_``), gives back the posterior ``params``."""
-        return _variational.statistics_of_posterior(params, self._fit_priors, self.covariance_type,
-                                     self.reg_covar)
+        return _variational.statistics_of_posterior(params, self._fit_priors,
+                                                    self.covariance_type, self.reg_covar)
 
     def _store_parameters(self, params):
         priors = self._fit_priors

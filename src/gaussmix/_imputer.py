@@ -3,6 +3,7 @@ import inspect
 
 import numpy as np
 
+from ._base import ParameterProtocol
 from ._gaussian_mixture import GaussianMixture
 from ._missing import Mixture, Patterns, pattern_groups
 from ._validation import as_float_array, check_random_state
@@ -11,7 +12,7 @@ _MIXTURE_PARAMETERS = tuple(p for p in inspect.signature(GaussianMixture.__init_
                             if p not in ("self", "nan_policy"))
 
 
-class GaussianMixtureImputer:
+class GaussianMixtureImputer(ParameterProtocol):
     """Fill each missing value (NaN) from a Gaussian mixture fitted to the
     observed values (``GaussianMixture(nan_policy="marginalize")``).
 
@@ -66,23 +67,6 @@ class GaussianMixtureImputer:
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
         self.sample_posterior = sample_posterior
-
-    def get_params(self, deep=True):
-        """Constructor parameters as a dict (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in (*_MIXTURE_PARAMETERS, "sample_posterior")}
-
-    def set_params(self, **params):
-        """Set constructor parameters; returns self."""
-        valid = self.get_params()
-        for key, value in params.items():
-            if key not in valid:
-                raise ValueError(f"Invalid parameter {key!r} for estimator "
-                                 f"{type(self).__name__}. Valid parameters are: {sorted(valid)}.")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self):
-        return f"{type(self).__name__}(n_components={self.n_components!r})"
 
     def __sklearn_tags__(self):
         from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
