@@ -513,3 +513,38 @@ def in_memory_layout(X, memory, tmp_dir):
     if memory == "list":
         return X.tolist()
     raise AssertionError(memory)  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- verbose
+
+
+class GrowingStepClock:
+    """The n-th reading is 1 + 2 + ... + n seconds: consecutive readings are n
+    seconds apart, so a lapse and a running total print differently."""
+
+    def __init__(self):
+        self.readings = 0
+        self.now = 0.0
+
+    def __call__(self):
+        self.readings += 1
+        self.now += self.readings
+        return self.now
+
+
+def fit_progress(estimator_class, clock_module, clock_name, X, monkeypatch, capsys, **params):
+    """The lines a two-component fit of X with ``params`` prints (tol=0: every
+    iteration runs) while ``clock_module.clock_name`` is a fresh GrowingStepClock."""
+    monkeypatch.setattr(clock_module, clock_name, GrowingStepClock())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning
+        estimator_class(n_components=2, random_state=0, tol=0, **params).fit(X)
+    monkeypatch.undo()
+    return capsys.readouterr().out.splitlines()
+
+
+def without_numbers_of_the_fit(lines):
+    """The lines with the ll changes and lower bounds (which differ in their last
+    digits between the libraries) blanked out."""
+    return [re.sub(r"(ll change|lower bound) -?\d+\.\d+", r"\1 #", line)
+            for line in lines]

@@ -2,7 +2,6 @@
 gives the time since the previous line (not since the start), the closing line
 of an initialisation its total time. Both libraries run on one fake clock."""
 import re
-import warnings
 
 import numpy as np
 import pytest
@@ -10,52 +9,22 @@ import pytest
 import gaussmix._base
 from gaussmix import GaussianMixture
 
+from conftest import fit_progress, without_numbers_of_the_fit
+
 sklearn_base = pytest.importorskip("sklearn.mixture._base")
 sklearn_mixture = pytest.importorskip("sklearn.mixture")
 
 X = np.random.default_rng(0).normal(size=(200, 2))
 
 
-class GrowingStepClock:
-    """The n-th reading is 1 + 2 + ... + n seconds: consecutive readings are n
-    seconds apart, so a lapse and a running total print differently."""
-
-    def __init__(self):
-        self.readings = 0
-        self.now = 0.0
-
-    def __call__(self):
-        self.readings += 1
-        self.now += self.readings
-        return self.now
-
-
-def progress(estimator_class, clock_module, clock_name, monkeypatch, capsys, **params):
-    """The lines a fit with ``params`` prints while ``clock_module.clock_name``
-    is a fresh GrowingStepClock."""
-    monkeypatch.setattr(clock_module, clock_name, GrowingStepClock())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning: tol=0 runs every iteration
-        estimator_class(n_components=2, random_state=0, tol=0, **params).fit(X)
-    monkeypatch.undo()
-    return capsys.readouterr().out.splitlines()
-
-
 def gaussmix_progress(monkeypatch, capsys, **params):
-    return progress(GaussianMixture, gaussmix._base, "perf_counter", monkeypatch, capsys,
-                    **params)
+    return fit_progress(GaussianMixture, gaussmix._base, "perf_counter", X, monkeypatch,
+                        capsys, **params)
 
 
 def sklearn_progress(monkeypatch, capsys, **params):
-    return progress(sklearn_mixture.GaussianMixture, sklearn_base, "time", monkeypatch,
-                    capsys, **params)
-
-
-def without_numbers_of_the_fit(lines):
-    """The lines with the ll changes and lower bounds (which differ in their last
-    digits between the libraries) blanked out."""
-    return [re.sub(r"(ll change|lower bound) -?\d+\.\d+", r"\1 #", line)
-            for line in lines]
+    return fit_progress(sklearn_mixture.GaussianMixture, sklearn_base, "time", X,
+                        monkeypatch, capsys, **params)
 
 
 def test_iteration_lines_give_the_time_since_the_previous_line(monkeypatch, capsys):
