@@ -230,18 +230,111 @@ def test_marginalizing_beats_imputation_and_dropping():
             assert ours[0] < errors[other][0] and ours[1] < errors[other][1], (other, errors)
 
 
-def test_pattern_pass_checks_its_bounds():
+def filled_pass_arguments(X, precision, mean):
+    """em_pass_filled's arguments for X (one pattern per row) under one full component."""
+    from gaussmix._missing import Patterns, PartialRows
+    patterns = Patterns(X)
+    table = PartialRows(patterns, range(len(patterns)))
+    U = np.ascontiguousarray(np.linalg.cholesky(precision[::-1, ::-1])[::-1, ::-1])  # P = U U^T
+    d = X.shape[1]
+    return table, [X, np.empty(0), table.rows, table.pattern, table.obs_ptr, table.obs_idx,
+                   table.miss_ptr, table.miss_idx, np.log(np.diag(U)).sum(keepdims=True), mean[None],
+                   precision.reshape(1, -1), U.reshape(1, -1), False, np.zeros((1, 1)),
+                   np.zeros((1, 1, d)), np.zeros((1, 1, d * d)), np.zeros(1), np.empty(0),
+                   np.empty((0, 1))]
+
+
+def test_filled_pass_is_the_conditional_expectation():
+    """One component: the statistics are the rows with their missing values at
+    the conditional mean, plus the conditional covariance, by hand."""
     from gaussmix._kernels import suffstats
-    from gaussmix._models import FULL_LOOPS
-    X = np.zeros((4, 2))
-    args = (np.ones((1, 1, 2)), np.ones((1, 1, 4)), np.zeros((1, 1)), FULL_LOOPS,
-            np.zeros((1, 1)), np.zeros((1, 1, 2)), np.zeros((1, 1, 4)), np.zeros(1))
-    for bounds in ([0, 5], [3, 2]):
-        with pytest.raises(ValueError, match="bounds"):
-            suffstats.em_pass_patterns(X, np.empty(0), np.array(bounds, dtype=np.intp), *args)
-    N = args[4]
-    suffstats.em_pass_patterns(X, np.empty(0), np.array([1, 3], dtype=np.intp), *args)
-    assert N[0, 0] == 2.0
+    rng = np.random.default_rng(5)
+    A = rng.normal(size=(4, 4)) + 2 * np.eye(4)
+    covariance, mean = A @ A.T, rng.normal(size=4)
+    X = with_holes(rng.normal(size=(300, 4)) @ A.T + mean, 0.3, seed=6)
+    X = X[np.isnan(X).any(axis=1) & ~np.isnan(X).all(axis=1)]
+    table, args = filled_pass_arguments(X, np.linalg.inv(covariance), mean)
+    suffstats.em_pass_filled(*args)
+    N, S, W, loglik = args[13], args[14], args[15], args[16]
+    S_ref, W_ref, loglik_ref = np.zeros(4), np.zeros((4, 4)), 0.0
+    for x in X:
+        o, m = ~np.isnan(x), np.isnan(x)
+        gain = covariance[np.ix_(m, o)] @ np.linalg.inv(covariance[np.ix_(o, o)])
+        z = np.zeros(4)
+        z[o] = x[o] - mean[o]
+        z[m] = gain @ z[o]
+        S_ref += z
+        W_ref += np.outer(z, z)
+        W_ref[np.ix_(m, m)] += covariance[np.ix_(m, m)] - gain @ covariance[np.ix_(o, m)]
+        loglik_ref += stats.multivariate_normal(mean[o], covariance[np.ix_(o, o)]).logpdf(x[o])
+    assert N[0, 0] == len(X)
+    np.testing.assert_allclose(S[0, 0], S_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(np.tril(W[0, 0].reshape(4, 4)), np.tril(W_ref), rtol=1e-10)
+    np.testing.assert_allclose(loglik[0], loglik_ref, rtol=1e-12)
+
+
+def test_filled_pass_checks_its_tables():
+    from gaussmix._kernels import suffstats
+    X = with_holes(blobs(n=40)[0], 0.3)
+    X = X[np.isnan(X).any(axis=1) & ~np.isnan(X).all(axis=1)]
+    table, args = filled_pass_arguments(X, np.eye(3), np.zeros(3))
+    breakages = {"row": (2, lambda rows: rows + len(X)),
+                 "pattern": (3, lambda pattern: pattern - 1),
+                 "obs_ptr": (4, lambda ptr: ptr[::-1].copy()),
+                 "miss_idx": (7, lambda idx: idx + 3),
+                 "add up": (6, lambda ptr: np.minimum(ptr, 0))}
+    for name, (place, breakage) in breakages.items():
+        broken = list(args)
+        broken[place] = breakage(args[place]).astype(np.intp)
+        with pytest.raises(ValueError, match="gaussmix kernel"):
+            suffstats.em_pass_filled(*broken)
+    not_positive = list(args)
+    not_positive[10] = -np.eye(3).reshape(1, -1)
+    with pytest.raises(ValueError, match="positive definite"):
+        suffstats.em_pass_filled(*not_positive)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_one_m_step_by_hand(covariance_type):
+    """An M-step from given parameters equals the conditional-expectation EM
+    step written out in numpy (Ghahramani & Jordan), with sample weights."""
+    X = with_holes(blobs(n=300)[0], 0.25, seed=9)
+    X[:3] = np.nan
+    w = 1.0 + np.arange(300) % 3
+    start = GaussianMixture(3, covariance_type=covariance_type, random_state=0,
+                            nan_policy="marginalize", max_iter=3)
+    with pytest.warns(Warning):
+        start.fit(X)
+    step = GaussianMixture(3, covariance_type=covariance_type, max_iter=1, reg_covar=0.0,
+                           weights_init=start.weights_, means_init=start.means_,
+                           precisions_init=start.precisions_, nan_policy="marginalize")
+    with pytest.warns(Warning):
+        step.fit(X, sample_weight=w)
+    covs = start.covariances_ if covariance_type == "full" else np.stack(
+        [np.diag(c) for c in start.covariances_])
+    _, proba = marginal_log_densities(start, X)
+    N, S, W = np.zeros(3), np.zeros((3, 3)), np.zeros((3, 3, 3))
+    for i, x in enumerate(X):
+        o, m = ~np.isnan(x), np.isnan(x)
+        if not o.any():
+            continue
+        for k in range(3):
+            C = covs[k]
+            gain = C[np.ix_(m, o)] @ np.linalg.inv(C[np.ix_(o, o)])
+            x_hat = x.copy()
+            x_hat[m] = start.means_[k, m] + gain @ (x[o] - start.means_[k, o])
+            r = w[i] * proba[i, k]
+            N[k] += r
+            S[k] += r * x_hat
+            W[k] += r * np.outer(x_hat, x_hat)
+            W[k][np.ix_(m, m)] += r * (C[np.ix_(m, m)] - gain @ C[np.ix_(o, m)])
+    means = S / N[:, None]
+    covariances = W / N[:, None, None] - means[:, :, None] * means[:, None, :]
+    np.testing.assert_allclose(step.weights_, N / N.sum(), rtol=1e-9)
+    np.testing.assert_allclose(step.means_, means, rtol=1e-9, atol=1e-9)
+    expected = covariances if covariance_type == "full" else np.diagonal(covariances, axis1=1,
+                                                                           axis2=2)
+    np.testing.assert_allclose(step.covariances_, expected, rtol=1e-8, atol=1e-10)
 
 
 def test_imputer_fills_conditional_expectations():
@@ -299,26 +392,25 @@ def test_imputer_in_a_pipeline():
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
-@pytest.mark.parametrize("knobs", [dict(MANY_ROWS=1), dict(FEW_ROWS=0), dict(GROUP_PATTERNS=2),
-                                   dict(PATTERN_BLOCK_ROWS=3, MANY_ROWS=10)])
-def test_every_route_of_the_pass_gives_the_same_fit(monkeypatch, knobs, covariance_type):
-    """Big patterns through the complete-data kernels, small ones batched
-    (loop or BLAS kernels), groups and row blocks of any size: one result."""
+def test_threads_and_blocks_give_one_fit(monkeypatch, covariance_type):
+    """One or two threads (patterns split across their chunks and slots), and
+    complete rows in blocks of any size: one result."""
     from gaussmix import _missing
 
-    X = with_holes(blobs(n=400)[0], 0.25)
-    X[:40, 0] = np.nan          # one pattern of many rows
+    X = with_holes(blobs(n=1500)[0], 0.25)
+    X[:300, 0] = np.nan          # one pattern over several chunks
     kwargs = dict(n_components=3, covariance_type=covariance_type, random_state=0,
                   tol=0.0, max_iter=10, nan_policy="marginalize")
+    weights = np.arange(1500) % 3
     with pytest.warns(Warning):
-        reference = GaussianMixture(**kwargs).fit(X, sample_weight=np.arange(400) % 3)
-    for name, value in knobs.items():
-        monkeypatch.setattr(_missing, name, value)
+        reference = GaussianMixture(n_threads=1, **kwargs).fit(X, sample_weight=weights)
+    monkeypatch.setattr(_missing, "BLOCK_ROWS", 7)
     with pytest.warns(Warning):
-        other = GaussianMixture(**kwargs).fit(X, sample_weight=np.arange(400) % 3)
+        other = GaussianMixture(n_threads=2, **kwargs).fit(X, sample_weight=weights)
     np.testing.assert_allclose(other.means_, reference.means_, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(other.covariances_, reference.covariances_, rtol=1e-9)
     np.testing.assert_allclose(other.lower_bounds_, reference.lower_bounds_, rtol=1e-11)
+    np.testing.assert_allclose(other.predict_proba(X), reference.predict_proba(X), atol=1e-12)
 
 
 def test_dask_predictions_and_saved_models_keep_the_policy(tmp_path):

@@ -216,6 +216,12 @@ cdef extern from *:
         for (Py_ssize_t i = 0; i < n; i++) s += x[i] * x[i];
         return s;
     }
+    static double gaussmix_dot(const double *x, const double *y, Py_ssize_t n) {
+        double s = 0.0;
+        #pragma omp simd reduction(+:s)
+        for (Py_ssize_t i = 0; i < n; i++) s += x[i] * y[i];
+        return s;
+    }
     static double gaussmix_sumsq_f(const float *x, Py_ssize_t n) {
         double s = 0.0;
         #pragma omp simd reduction(+:s)
@@ -241,6 +247,7 @@ cdef extern from *:
                                             const double *x1, double c0, double c1,
                                             Py_ssize_t n, double *acc) noexcept nogil
     double sumsq_d "gaussmix_sumsq_d"(const double *x, Py_ssize_t n) noexcept nogil
+    double dot "gaussmix_dot"(const double *x, const double *y, Py_ssize_t n) noexcept nogil
     double sumsq_f "gaussmix_sumsq_f"(const float *x, Py_ssize_t n) noexcept nogil
 
 

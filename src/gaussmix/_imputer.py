@@ -5,7 +5,7 @@ import numpy as np
 
 from ._base import ParameterProtocol
 from ._gaussian_mixture import GaussianMixture
-from ._missing import Mixture, Patterns, pattern_groups
+from ._missing import Mixture, PartialRows, Patterns
 from ._validation import as_float_array, check_random_state
 
 _MIXTURE_PARAMETERS = tuple(p for p in inspect.signature(GaussianMixture.__init__).parameters
@@ -106,25 +106,22 @@ class GaussianMixtureImputer(ParameterProtocol):
         mixture = Mixture(np.log(gm.weights_), gm.means_, gm.precisions_cholesky_,
                           gm.covariance_type)
         patterns = Patterns(X)
-        partial = []
-        for p in range(len(patterns)):
-            observed = patterns.observed[p]
-            if not observed.any():
-                self._fill(X, patterns.rows(p), np.flatnonzero(~observed), proba,
-                           mixture.means[:, None, :], None)
-            elif not observed.all():
-                partial.append(p)
-        for group in pattern_groups(patterns, partial):
-            marginals = mixture.marginals(patterns.observed[group], np.float64)
-            for g, p in enumerate(group):
-                rows, obs, mis = patterns.rows(p), marginals.obs[g], marginals.mis[g]
-                centred = X[rows[:, None], obs] - mixture.means[:, obs][:, None, :]   # (k, r, o)
-                means = mixture.means[:, mis][:, None, :]
-                if marginals.B is not None:
-                    means = means + centred @ np.swapaxes(marginals.B[g], 1, 2)
-                C = marginals.C[g]
-                self._fill(X, rows, mis, proba, means, C if C.ndim == 3 else
-                           C[:, :, None] * np.eye(len(mis)))
+        empty = patterns.empty()
+        if empty is not None:
+            self._fill(X, patterns.rows(empty), np.arange(X.shape[1]), proba,
+                       mixture.means[:, None, :], None)
+        partial = PartialRows(patterns, [p for p in range(len(patterns))
+                                         if p != empty and not patterns.observed[p].all()])
+        for group, obs, mis in partial.groups:
+            B, C, _ = mixture.conditionals(obs, mis)
+            for g, q in enumerate(range(group.start, group.stop)):
+                rows = partial.rows_of(q)
+                centred = X[rows[:, None], obs[g]] - mixture.means[:, obs[g]][:, None, :]
+                means = mixture.means[:, mis[g]][:, None, :]        # (k, rows or 1, m)
+                if B is not None:
+                    means = means + centred @ np.swapaxes(B[g], 1, 2)
+                self._fill(X, rows, mis[g], proba, means,
+                           C[g] if C.ndim == 4 else C[g][:, :, None] * np.eye(mis.shape[1]))
         return X
 
     def _fill(self, X, rows, mis, proba, means, covariances):

@@ -1,31 +1,20 @@
 """Missing values (NaN) marginalised out: ``nan_policy="marginalize"``.
 
-Rows are grouped by missingness pattern. Under a pattern that observes the
-coordinates O (missing M), component k's marginal over O is Gaussian
-(mu_O, Sigma_OO): the compiled pass runs on the pattern's rows restricted to
-O with the marginal's kernel constants, which gives each row's log-density
-(the marginal, as the E-step needs) and the observed-coordinate statistics
-N_k, S_k^O, W_k^OO under the right responsibilities. Patterns observing
-equally many coordinates are handled in groups: their marginal factors come
-from the precision matrices in stacked numpy (the Schur complement
-P_OO - P_OM P_MM^-1 P_MO, m x m inverses), patterns of MANY_ROWS rows or
-more run ``_suffstats.em_pass`` (the GEMM modes), the others go many at a
-time through ``_suffstats.em_pass_patterns``.
+Rows are grouped by missingness pattern. Under component k, a row observing
+the coordinates O (missing M) has x_M | x_O ~ N(mu_M + B_k (x_O - mu_O), C_k)
+with C_k = inv(P_MM) and B_k = -C_k P_MO (P the precision). The row filled
+with that conditional mean, x_hat, has the full-dimensional Mahalanobis
+distance (x_hat - mu)^T P (x_hat - mu) of the marginal over O, and
+log det inv(Sigma_OO) = log det P - log det P_MM. So one compiled pass
+(``_suffstats.em_pass_filled``) runs every incomplete row, pattern after
+pattern, under the components' own factors: it gives each row's marginal
+log-density (the E-step) and the expected full statistics the M-step needs
+(Ghahramani & Jordan 1994): the filled rows' N, S, W plus r C_k on W's M
+block. It factors P_MM once per run of a pattern's rows in a chunk; no
+per-row Python, no n x k array, and the M-step is unchanged for every
+covariance model.
 
-Given x_O, x_M under component k is Gaussian with mean
-mu_M + B_k (x_O - mu_O), B_k = Sigma_MO Sigma_OO^-1, and covariance
-C_k = Sigma_MM - B_k Sigma_OM, which does not depend on the row. The expected
-full statistics of the pattern (Ghahramani & Jordan 1994) are therefore an
-affine image of (N_k, S_k^O, W_k^OO): with z = [1, x_O - c_O] and
-x_hat - t = A_k z,
-
-    sum_i r_ik [1, x_hat - t] [1, x_hat - t]^T = A_k (sum_i r_ik z z^T) A_k^T,
-
-plus N_k C_k on the M block of W. O(k d^3) numpy per pattern, no per-row
-Python, no n x k array. The patterns' statistics are summed around the
-current means and go to the unchanged M-step of every covariance model.
-
-Rows without NaN go through the full-dimensional kernels as one pattern; data
+Rows without NaN go through the complete-data kernels as one pattern; data
 without any NaN never reach this module (bit-for-bit the complete-data fit).
 Rows with every value missing carry no information: fit ignores them, and
 prediction gives them log-density 0 (the empty marginal) and the mixture
@@ -42,8 +31,6 @@ from ._threading import kernel_team, team_size
 
 NAN_POLICIES = ("raise", "marginalize")
 _LOG_2PI = np.log(2 * np.pi)
-# Rows of one pattern copied (restricted to its observed columns) per kernel call.
-PATTERN_BLOCK_ROWS = BLOCK_ROWS
 
 
 def marginalizes(estimator):
@@ -103,139 +90,123 @@ class Patterns:
         return int(found[0]) if found.size else None
 
 
-# Below this many rows per pattern (on average over a batch) the loop kernels
-# beat one BLAS call per pattern and component.
-FEW_ROWS = 128
-# Patterns of at least this many rows run the complete-data kernels (the GEMM
-# modes, around a common centre) on their observed columns.
-MANY_ROWS = 2048
-# Patterns whose marginals are built together (bounds the (group, k, d, d) temporaries).
-GROUP_PATTERNS = 256
-
-
 class Mixture:
-    """A mixture's parameters as the marginals need them (float64): the
-    precision matrices (k, d, d), or the precisions (k, d) of a diagonal layout."""
+    """A mixture's parameters as the marginals need them (float64): the upper
+    precision factors U (k, d, d), P = U U^T, or the diagonals (k, d) of a
+    diagonal layout."""
 
     def __init__(self, log_weights, means, precisions_cholesky, covariance_type):
         layout = _covariance.model(covariance_type).layout
         self.log_weights = np.asarray(log_weights, dtype=np.float64)
-        self.means = np.asarray(means, dtype=np.float64)
+        self.means = np.ascontiguousarray(means, dtype=np.float64)
         k, d = self.means.shape
         self.diagonal = layout.diagonal
         U = np.asarray(layout.per_component(
             np.asarray(precisions_cholesky, dtype=np.float64), k, d))
-        self.precisions = U ** 2 if self.diagonal else U @ np.swapaxes(U, 1, 2)
+        self.factors = np.ascontiguousarray(U.reshape(k, -1))
+        self.precisions = np.ascontiguousarray(U ** 2 if self.diagonal
+                                               else U @ np.swapaxes(U, 1, 2))
+        diagonals = U if self.diagonal else np.diagonal(U, axis1=1, axis2=2)
+        self.log_det_factors = np.log(diagonals).sum(axis=1)      # log det(P) / 2
 
-    def marginals(self, observed, dtype):
-        """The marginals of patterns that observe equally many coordinates.
+    def conditionals(self, obs, mis):
+        """The law of the missing coordinates given the observed ones, for G
+        patterns missing equally many (m) coordinates, under each component:
+        x_M | x_O ~ N(mu_M + B (x_O - mu_O), C), C = inv(P_MM), B = -C P_MO.
 
         Parameters
         ----------
-        observed : ndarray of bool, shape (n_patterns, d), the same count o per row
+        obs, mis : ndarray of intp, shapes (G, o) and (G, m)
 
         Returns
         -------
-        Marginals
+        B : ndarray (G, k, m, o), or None for a diagonal layout (B = 0)
+        C : ndarray (G, k, m, m), or its diagonals (G, k, m)
+        log_det : ndarray (G, k), log det(P_MM)
         """
-        G, d = observed.shape
-        k = self.means.shape[0]
-        o = int(observed[0].sum())
-        obs = np.flatnonzero(observed.ravel()).reshape(G, o) % d
-        mis = np.flatnonzero(~observed.ravel()).reshape(G, d - o) % d
-        mu_o = np.moveaxis(self.means[:, obs], 0, 1)                  # (G, k, o)
         if self.diagonal:
-            precision = np.moveaxis(self.precisions[:, obs], 0, 1)
-            U = np.sqrt(precision)
-            log_det = np.log(U).sum(axis=2)
-            mode, prec = _models.DIAG_LOOPS, U
-            B, C = None, 1.0 / np.moveaxis(self.precisions[:, mis], 0, 1)
-        else:
-            def block(rows, cols):
-                return np.moveaxis(self.precisions[:, rows[:, :, None], cols[:, None, :]], 0, 1)
-            # x_M | x_O, k ~ N(mu_M + B (x_O - mu_O), C): C = inv(P_MM), B = -C P_MO;
-            # the marginal precision of x_O is the Schur complement P_OO + P_OM B.
-            p_oo, p_mo = block(obs, obs), block(mis, obs)
-            C = np.linalg.inv(block(mis, mis)) if d > o else np.zeros((G, k, 0, 0))
-            B = -C @ p_mo
-            Q = p_oo + np.swapaxes(p_mo, 2, 3) @ B
-            Q = 0.5 * (Q + np.swapaxes(Q, 2, 3))
-            try:   # the upper factor of Q: the lower factor of Q reversed, reversed
-                U = np.linalg.cholesky(Q[..., ::-1, ::-1])[..., ::-1, ::-1]
-            except np.linalg.LinAlgError:
+            p_mm = np.moveaxis(self.precisions[:, mis], 0, 1)
+            return None, 1.0 / p_mm, np.log(p_mm).sum(axis=2)
+
+        def block(rows, cols):
+            return np.moveaxis(self.precisions[:, rows[:, :, None], cols[:, None, :]], 0, 1)
+        p_mm = block(mis, mis)
+        try:
+            L = np.linalg.cholesky(p_mm)
+        except np.linalg.LinAlgError:
+            raise ValueError(_covariance.FIT_FAILED) from None
+        log_det = 2 * np.log(np.diagonal(L, axis1=2, axis2=3)).sum(axis=2)
+        C = np.linalg.inv(p_mm)
+        return -C @ block(mis, obs), C, log_det
+
+
+class PartialRows:
+    """The rows of X that miss some but not all values, laid out for
+    ``_suffstats.em_pass_filled``: positions (their rows pattern after pattern,
+    the patterns ordered by how many values they miss), each position's
+    pattern, and the patterns' observed and missing coordinates."""
+
+    def __init__(self, patterns, ids):
+        d = patterns.observed.shape[1]
+        ids = np.asarray(ids, dtype=np.intp)
+        missing = (~patterns.observed[ids]).sum(axis=1)
+        ids = ids[np.argsort(missing, kind="stable")]
+        observed = patterns.observed[ids]
+        self.n_patterns, self.n_features = ids.size, d
+        self.missing = (~observed).sum(axis=1)
+        counts = patterns.bounds[ids + 1] - patterns.bounds[ids]
+        self.rows = (np.concatenate([patterns.rows(p) for p in ids]) if ids.size
+                     else np.empty(0, dtype=np.intp))
+        self.pattern = np.repeat(np.arange(ids.size, dtype=np.intp), counts)
+        self.bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
+        self.obs_idx = (np.flatnonzero(observed.ravel()) % d).astype(np.intp)
+        self.miss_idx = (np.flatnonzero(~observed.ravel()) % d).astype(np.intp)
+        self.obs_ptr = np.concatenate([[0], np.cumsum(d - self.missing)]).astype(np.intp)
+        self.miss_ptr = np.concatenate([[0], np.cumsum(self.missing)]).astype(np.intp)
+        # patterns missing equally many values: (slice of patterns, obs (G, o), mis (G, m))
+        self.groups = []
+        for m in np.unique(self.missing):
+            where = np.flatnonzero(self.missing == m)
+            group = slice(where[0], where[-1] + 1)
+            self.groups.append((group, self.obs_idx[self.obs_ptr[group.start]:self.obs_ptr[
+                group.stop]].reshape(-1, d - m), self.miss_idx[self.miss_ptr[
+                    group.start]:self.miss_ptr[group.stop]].reshape(-1, m)))
+
+    def __len__(self):
+        return self.rows.size
+
+    def rows_of(self, q):
+        """The rows of X of pattern q (in this table's order)."""
+        return self.rows[self.bounds[q]:self.bounds[q + 1]]
+
+    def run(self, X, weights, mixture, threads, outputs=None, positions=slice(None)):
+        """``em_pass_filled`` over the ``positions``: the expected statistics
+        (N, S, W, W full for a full layout, around the means) and the
+        log-likelihood, or, with ``outputs`` = (norm, resp (positions, k)),
+        those filled."""
+        k, d = mixture.means.shape
+        width = d if mixture.diagonal else d * d
+        N, S, W = np.zeros((threads, k)), np.zeros((threads, k, d)), np.zeros((threads, k, width))
+        loglik = np.zeros(threads)
+        norm, resp = outputs if outputs is not None else (np.empty(0), np.empty((0, k)))
+        precisions = mixture.precisions.reshape(k, width)
+        try:
+            suffstats.em_pass_filled(X, weights, self.rows[positions], self.pattern[positions],
+                                     self.obs_ptr, self.obs_idx, self.miss_ptr, self.miss_idx,
+                                     mixture.log_weights + mixture.log_det_factors,
+                                     mixture.means, precisions, mixture.factors,
+                                     mixture.diagonal, N, S, W, loglik, norm, resp)
+        except ValueError as error:
+            if "positive definite" in str(error):
                 raise ValueError(_covariance.FIT_FAILED) from None
-            log_det = np.log(np.diagonal(U, axis1=2, axis2=3)).sum(axis=2)
-            mode = _models.kernel_mode("full", k, o, common_shift=False)
-            prec = U.reshape(G, k, o * o)
-        offsets = self.log_weights + log_det - 0.5 * o * _LOG_2PI
-        return Marginals(mode, np.ascontiguousarray(mu_o, dtype=dtype),
-                         np.ascontiguousarray(prec, dtype=dtype), offsets, U, obs, mis, B, C)
-
-
-class Marginals:
-    """Kernel constants of a group of patterns (``shift[g]``, ``prec[g]``,
-    ``offsets[g]`` for pattern g, in the layout of ``mode``), their factors U
-    and the conditional law of the missing coordinates (B None: diagonal)."""
-
-    def __init__(self, mode, shift, prec, offsets, U, obs, mis, B, C):
-        self.mode, self.shift, self.prec, self.offsets = mode, shift, prec, offsets
-        self.U, self.obs, self.mis, self.B, self.C = U, obs, mis, B, C
-
-    def kernel_parameters(self, g):
-        """Pattern g's constants as ``_models.KernelParameters``."""
-        return _models.KernelParameters(self.mode, self.shift[g], self.prec[g],
-                                        np.empty((0, 0)), self.offsets[g])
-
-    def expected_statistics(self, N, S, W, means):
-        """Sum over the group of each pattern's expected full statistics
-        around ``means``, from the pass's N (G, k), S (G, k, o) and W (G, k,
-        o*o lower triangles, or o diagonals) around the patterns' shifts."""
-        G, k, o = S.shape
-        d = o + self.mis.shape[1]
-        f = self.shift.astype(np.float64) - np.moveaxis(means[:, self.obs], 0, 1)   # c_O - mu_O
-        S_o = S + N[:, :, None] * f
-        # position of each (pattern, component, ordered coordinate) in the summed output
-        place = np.concatenate([self.obs, self.mis], axis=1)[:, None, :] + (
-            d * np.arange(k))[None, :, None]
-        if self.B is None:   # diagonal: x_M independent of x_O, mean mu_M, variance C
-            W_o = W + 2 * f * S + N[:, :, None] * f * f
-            S_full = np.concatenate([S_o, np.zeros((G, k, d - o))], axis=2)
-            W_full = np.concatenate([W_o, N[:, :, None] * self.C], axis=2)
-            return (N.sum(axis=0), _summed(place, S_full, (k, d)),
-                    _summed(place, W_full, (k, d)))
-        W = W.reshape(G, k, o, o)
-        W_o = np.where(np.tri(o, dtype=bool), W, np.swapaxes(W, 2, 3))   # mirror the lower triangles
-        if f.any():     # float32 shifts: the pass's centre is mu_O rounded
-            fS = f[:, :, :, None] * S[:, :, None, :]
-            W_o += fS + np.swapaxes(fS, 2, 3) + N[:, :, None, None] * (
-                f[:, :, :, None] * f[:, :, None, :])
-        B = self.B
-        S_full = np.concatenate([S_o, np.einsum("gkmo,gko->gkm", B, S_o)], axis=2)
-        W_full = np.empty((G, k, d, d))
-        W_full[:, :, :o, :o] = W_o
-        W_full[:, :, o:, :o] = BW = B @ W_o                       # W_MO
-        W_full[:, :, :o, o:] = np.swapaxes(BW, 2, 3)
-        W_full[:, :, o:, o:] = BW @ np.swapaxes(B, 2, 3) + N[:, :, None, None] * self.C
-        columns = np.concatenate([self.obs, self.mis], axis=1)[:, None, None, :]
-        return (N.sum(axis=0), _summed(place, S_full, (k, d)),
-                _summed(d * place[..., None] + columns, W_full, (k, d, d)))
-
-
-def _summed(place, values, shape):
-    """Sum of ``values`` by their flat position ``place`` in an array of ``shape``."""
-    return np.bincount(place.ravel(), weights=values.ravel(),
-                       minlength=int(np.prod(shape))).reshape(shape)
-
-
-def pattern_groups(patterns, ids):
-    """``ids`` (patterns observing something, not everything) in groups of at
-    most GROUP_PATTERNS that observe equally many coordinates."""
-    ids = np.asarray(ids, dtype=np.intp)
-    counts = patterns.observed[ids].sum(axis=1)
-    for o in np.unique(counts):
-        same = ids[counts == o]
-        for start in range(0, same.size, GROUP_PATTERNS):
-            yield same[start:start + GROUP_PATTERNS]
+            raise
+        if outputs is not None:
+            return None
+        N, S, W = N.sum(axis=0), S.sum(axis=0), W.sum(axis=0)
+        if not mixture.diagonal:
+            W = W.reshape(k, d, d)
+            W = np.tril(W) + np.swapaxes(np.tril(W, -1), 1, 2)
+        return N, S, W, float(loglik.sum())
 
 
 def _recentre(stats, target):
@@ -265,10 +236,15 @@ class MissingData:
         self.weight_unit = data.weight_unit
         self._weights_arg = data._weights_arg
         self.patterns = Patterns(X)
-        empty = self.patterns.empty()
+        empty, complete = self.patterns.empty(), self.patterns.complete()
         self._pattern_ids = [p for p in range(len(self.patterns)) if p != empty]
         if not self._pattern_ids:
             raise ValueError("Every value of X is missing (NaN): nothing to fit.")
+        self.partial = PartialRows(self.patterns,
+                                   [p for p in self._pattern_ids if p != complete])
+        weighted = self._weights_arg.shape[0] > 0
+        self._partial_weights = (np.ascontiguousarray(self._weights_arg[self.partial.rows])
+                                 if weighted else self._weights_arg)
         used = np.concatenate([self.patterns.rows(p) for p in self._pattern_ids])
         self.total_weight = (used.size if self.sample_weight is None
                              else float(self.sample_weight[used].sum(dtype=np.float64)))
@@ -279,107 +255,35 @@ class MissingData:
         k, d = mixture.means.shape
         full = not mixture.diagonal
         loglik = 0.0
-        complete = self.patterns.complete()
         N, S = np.zeros(k), np.zeros((k, d))
         W = np.zeros((k, d, d) if full else (k, d))
+        complete = self.patterns.complete()
         if complete is not None:
-            stats, loglik = self._pattern_pass(complete, kernel_params, n_threads)
+            stats, loglik = self._complete_pass(complete, kernel_params, n_threads)
             N, S, W = _recentre(stats.reduced(), mixture.means)
-        partial = [p for p in self._pattern_ids if p != complete]
-        for group in pattern_groups(self.patterns, partial):
-            group_loglik, n_k, s_k, w_k = self._group_statistics(group, mixture, n_threads)
-            loglik += group_loglik
-            N += n_k
-            S += s_k
-            W += w_k
+        if len(self.partial):
+            threads = team_size(n_threads, len(self.partial), _filled_flops(mixture))
+            n_k, s_k, w_k, partial_loglik = self.partial.run(self.X, self._partial_weights,
+                                                              mixture, threads)
+            N, S, W, loglik = N + n_k, S + s_k, W + w_k, loglik + partial_loglik
         return Statistics(N, S, W, mixture.means.copy(), full), loglik
 
-    def _group_statistics(self, group, mixture, n_threads):
-        """The patterns ``group``'s marginal pass and expected full statistics:
-        (log-likelihood, N, S, W) around the means of ``mixture``."""
-        k = mixture.means.shape[0]
-        marginals = mixture.marginals(self.patterns.observed[group], self.dtype)
-        o = marginals.shift.shape[2]
-        width = o if mixture.diagonal else o * o
-        Ng, Sg, Wg = np.zeros((len(group), k)), np.zeros((len(group), k, o)), np.zeros(
-            (len(group), k, width))
-        group_loglik = np.zeros(len(group))
-        counts = self.patterns.bounds[group + 1] - self.patterns.bounds[group]
-        many = counts >= MANY_ROWS
-        for g in np.flatnonzero(many):   # the complete-data kernels, GEMM modes included
-            kp = _models.kernel_parameters(mixture.log_weights, mixture.means[:, marginals.obs[g]],
-                                           marginals.U[g], "diag" if mixture.diagonal else "full",
-                                           self.dtype)
-            stats, group_loglik[g] = self._pattern_pass(group[g], kp, n_threads,
-                                                        marginals.obs[g])
-            n_k, s_k, w_k = _recentre(stats.reduced(), marginals.shift[g].astype(np.float64))
-            Ng[g], Sg[g], Wg[g] = n_k, s_k, w_k.reshape(k, width)
-        for batch, block, weights, bounds in self._gathered(group[~many], marginals.obs[~many]):
-            batch = np.flatnonzero(~many)[batch]
-            N_b, S_b, W_b = np.zeros((len(batch), k)), np.zeros((len(batch), k, o)), np.zeros(
-                (len(batch), k, width))
-            loglik_b = np.zeros(len(batch))
-            mode = marginals.mode
-            if mode == _models.FULL_BLAS and block.shape[0] < FEW_ROWS * len(batch):
-                mode = _models.FULL_LOOPS      # a BLAS call per few rows costs more
-            threads = team_size(n_threads, block.shape[0], _models.flops_per_row(mode, k, o))
-            suffstats.em_pass_patterns(block, weights, bounds, marginals.shift[batch],
-                                       marginals.prec[batch], marginals.offsets[batch],
-                                       mode, N_b, S_b, W_b, loglik_b, threads)
-            Ng[batch] += N_b    # a pattern appears at most once per batch
-            Sg[batch] += S_b
-            Wg[batch] += W_b
-            group_loglik[batch] += loglik_b
-        return (float(group_loglik.sum()),
-                *marginals.expected_statistics(Ng, Sg, Wg, mixture.means))
-
-    def _pattern_pass(self, p, kp, n_threads, columns=None):
-        """The compiled pass over pattern p's rows (restricted to ``columns``)
+    def _complete_pass(self, p, kp, n_threads):
+        """The complete-data pass over pattern p's rows (every value observed)
         under ``kp``: (Statistics, log-likelihood)."""
-        k, o = kp.shift.shape
+        k, d = kp.shift.shape
         rows = self.patterns.rows(p)
-        threads = team_size(n_threads, rows.size, _models.flops_per_row(kp.mode, k, o))
+        threads = team_size(n_threads, rows.size, _models.flops_per_row(kp.mode, k, d))
         stats = Statistics.zeros(kp.shift, kp.mode, threads)
         loglik = np.zeros(len(stats.N))
         weighted = self._weights_arg.shape[0] > 0
-        for start in range(0, rows.size, PATTERN_BLOCK_ROWS):
-            index = rows[start:start + PATTERN_BLOCK_ROWS]
-            block = (take_rows(self.X, index) if columns is None
-                     else np.ascontiguousarray(self.X[index[:, None], columns]))
-            suffstats.em_pass(block, self._weights_arg[index] if weighted else self._weights_arg,
+        for start in range(0, rows.size, BLOCK_ROWS):
+            index = rows[start:start + BLOCK_ROWS]
+            suffstats.em_pass(take_rows(self.X, index),
+                              self._weights_arg[index] if weighted else self._weights_arg,
                               kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
                               stats.N, stats.S, stats.W, loglik, threads)
         return stats, float(loglik.sum())
-
-    def _gathered(self, group, columns):
-        """The rows of the patterns ``group`` (pattern g observing ``columns[g]``),
-        restricted to their observed columns, a batch of patterns at a time:
-        (batch's indices into group, rows (C-contiguous), weights or an empty
-        array, row bounds of each pattern). A pattern of more than
-        PATTERN_BLOCK_ROWS rows comes in several batches."""
-        weighted = self._weights_arg.shape[0] > 0
-        pieces, size = [], 0
-
-        def batch():
-            index = np.concatenate([rows for _, rows in pieces])
-            counts = [rows.size for _, rows in pieces]
-            cols = np.repeat(columns[[g for g, _ in pieces]], counts, axis=0)
-            block = np.ascontiguousarray(self.X[index[:, None], cols])
-            return (np.array([g for g, _ in pieces], dtype=np.intp), block,
-                    self._weights_arg[index] if weighted else self._weights_arg,
-                    np.concatenate([[0], np.cumsum(counts)]).astype(np.intp))
-
-        for g, p in enumerate(group):
-            rows = self.patterns.rows(p)
-            for start in range(0, rows.size, PATTERN_BLOCK_ROWS):
-                piece = rows[start:start + PATTERN_BLOCK_ROWS]
-                if size + piece.size > PATTERN_BLOCK_ROWS and pieces:
-                    yield batch()
-                    pieces, size = [], 0
-                pieces.append((g, piece))
-                size += piece.size
-        if pieces:
-            yield batch()
 
     def initialisation_data(self, random_state):
         """Rows to initialise from, with their weights and total weight: the
@@ -411,45 +315,51 @@ def e_step(estimator, X, out_norm, out_labels, out_proba, n_threads):
     k, d = estimator.means_.shape
     dtype = np.result_type(X.dtype, estimator.means_.dtype)
     kp_full, _, log_weights = estimator._fitted_kernel_parameters(dtype)
+    patterns = Patterns(X)
+    empty, complete = patterns.empty(), patterns.complete()
+    if empty is not None:
+        prior = np.exp(log_weights - log_weights.max())
+        prior /= prior.sum()
+        _store(patterns.rows(empty), 0.0, int(np.argmax(prior)), prior, out_norm, out_labels,
+               out_proba)
+    if complete is not None:
+        _predict_rows(X, patterns.rows(complete), kp_full, dtype, n_threads, out_norm,
+                      out_labels, out_proba, (log_weights, estimator.means_,
+                                              estimator.precisions_cholesky_,
+                                              estimator.covariance_type))
+    partial = PartialRows(patterns, [p for p in range(len(patterns)) if p not in (empty,
+                                                                                complete)])
+    if not len(partial):
+        return
     mixture = Mixture(log_weights, estimator.means_, estimator.precisions_cholesky_,
                       estimator.covariance_type)
-    patterns = Patterns(X)
-    partial = []
-    for p in range(len(patterns)):
-        rows, observed = patterns.rows(p), patterns.observed[p]
-        if not observed.any():
-            prior = np.exp(log_weights - log_weights.max())
-            prior /= prior.sum()
-            _store(rows, 0.0, int(np.argmax(prior)), prior, out_norm, out_labels, out_proba)
-        elif observed.all():
-            _predict_rows(X, rows, None, kp_full, dtype, n_threads, out_norm, out_labels,
-                          out_proba, (log_weights, estimator.means_,
-                                      estimator.precisions_cholesky_,
-                                      estimator.covariance_type))
-        else:
-            partial.append(p)
-    far_type = "diag" if mixture.diagonal else "full"
-    for group in pattern_groups(patterns, partial):
-        marginals = mixture.marginals(patterns.observed[group], dtype)
-        for g, p in enumerate(group):
-            columns = marginals.obs[g]
-            _predict_rows(X, patterns.rows(p), columns, marginals.kernel_parameters(g), dtype,
-                          n_threads, out_norm, out_labels, out_proba,
-                          (log_weights, mixture.means[:, columns], marginals.U[g], far_type))
+    X = np.ascontiguousarray(X, dtype=dtype)
+    for start in range(0, len(partial), BLOCK_ROWS):
+        positions = slice(start, start + BLOCK_ROWS)
+        rows = partial.rows[positions]
+        norm, proba = np.empty(rows.size), np.empty((rows.size, k))
+        with kernel_team(n_threads, rows.size, _filled_flops(mixture)) as threads:
+            partial.run(X, np.empty(0, dtype=dtype), mixture, threads, (norm, proba),
+                        positions)
+        _store(rows, norm, np.argmax(proba, axis=1), proba, out_norm, out_labels, out_proba)
 
 
-def _predict_rows(X, rows, columns, kp, dtype, n_threads, out_norm, out_labels, out_proba,
-                  far_model):
-    """The E-step kernel over ``rows`` of X restricted to ``columns`` (None: all)
-    under ``kp``; rows too far for it are redone by ``_far_rows`` under
-    ``far_model`` (log-weights, means, precision Cholesky factors, covariance type)."""
+def _filled_flops(mixture):
+    """Floating-point operations per row of ``em_pass_filled``."""
+    k, d = mixture.means.shape
+    return _models.flops_per_row(_models.DIAG_LOOPS if mixture.diagonal else
+                                 _models.FULL_BLAS, k, d)
+
+
+def _predict_rows(X, rows, kp, dtype, n_threads, out_norm, out_labels, out_proba, far_model):
+    """The E-step kernel over complete ``rows`` of X under ``kp``; rows too far
+    for it are redone by ``_far_rows`` under ``far_model`` (log-weights, means,
+    precision Cholesky factors, covariance type)."""
     k, o = kp.shift.shape
     flops = _models.flops_per_row(kp.mode, k, o)
-    for start in range(0, rows.size, PATTERN_BLOCK_ROWS):
-        index = rows[start:start + PATTERN_BLOCK_ROWS]
-        block = (take_rows(X, index) if columns is None
-                 else X[index[:, None], columns]).astype(dtype, copy=False)
-        block = np.ascontiguousarray(block)
+    for start in range(0, rows.size, BLOCK_ROWS):
+        index = rows[start:start + BLOCK_ROWS]
+        block = np.ascontiguousarray(take_rows(X, index), dtype=dtype)
         norm = np.empty(index.size, dtype=dtype)
         labels = np.empty(index.size if out_labels.size else 0, dtype=np.intp)
         proba = np.empty((index.size, k) if out_proba.size else (0, k), dtype=dtype)

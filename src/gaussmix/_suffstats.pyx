@@ -18,10 +18,41 @@ from libc.stdlib cimport malloc, free
 
 from ._kernel_checks import check_accumulators, check_parameters, check_rows, expect_shape
 
-from ._chunks cimport (chunk_log_prob, log_prob_to_resp, prepare_accumulate, chunk_accumulate,
-                       scratch_sizes)
+from libc.math cimport sqrt, log
+
+import numpy as np
+
+from ._blas cimport trmm_right_upper, syrk_lower_ata
+from ._chunks cimport (chunk_log_prob, log_prob_to_resp, normalize, prepare_accumulate,
+                       chunk_accumulate, dot, scratch_sizes, sum_of_squares)
 from ._parallel cimport (CHUNK_ROWS, FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS, Scratch,
-                         ScratchSizes, chunk_rows, count_chunks, run_tasks)
+                         ScratchSizes, chunk_rows, count_chunks, no_scratch, run_tasks)
+
+cdef double LOG_2PI = 1.8378770664093453
+
+cdef extern from *:
+    """
+    /* rows[0..n) of X (d columns) into out [n, d] in double, NaN as 0; the
+       rows are scattered in X, so each is prefetched a few rows ahead. */
+    #define GAUSSMIX_GATHER(NAME, T)                                              \
+    static void NAME(const T *X, const Py_ssize_t *rows, Py_ssize_t n,            \
+                     Py_ssize_t d, double *out) {                                 \
+        for (Py_ssize_t i = 0; i < n; i++) {                                      \
+            if (i + 4 < n) __builtin_prefetch(X + rows[i + 4] * d);               \
+            const T *x = X + rows[i] * d;                                         \
+            for (Py_ssize_t j = 0; j < d; j++) {                                  \
+                double v = (double) x[j];                                         \
+                out[i * d + j] = v == v ? v : 0.0;                                \
+            }                                                                     \
+        }                                                                         \
+    }
+    GAUSSMIX_GATHER(gaussmix_gather_d, double)
+    GAUSSMIX_GATHER(gaussmix_gather_f, float)
+    """
+    void gather_d "gaussmix_gather_d"(const double *X, const Py_ssize_t *rows, Py_ssize_t n,
+                                      Py_ssize_t d, double *out) noexcept nogil
+    void gather_f "gaussmix_gather_f"(const float *X, const Py_ssize_t *rows, Py_ssize_t n,
+                                      Py_ssize_t d, double *out) noexcept nogil
 
 cdef enum:
     # Bytes of responsibilities buffered per block by the shared-slot scheme.
@@ -244,90 +275,352 @@ def accumulate_responsibilities(
         raise MemoryError("gaussmix: could not allocate the kernels' scratch memory")
 
 
-cdef struct PatternPass:
-    const void *weights          # floating [n], or NULL for unit weights
-    const Py_ssize_t *bounds     # [n_patterns + 1] first row of each pattern
-    const void *shift            # floating [n_patterns, k, d]
-    const void *prec             # floating [n_patterns, k, prec_size]
-    const double *offsets        # [n_patterns, k]
-    Py_ssize_t d, k, prec_size, w_size
-    int mode
-    double *N                    # [n_patterns, k]
-    double *S                    # [n_patterns, k, d]
-    double *W                    # [n_patterns, k, w_size]
-    double *loglik               # [n_patterns]
+cdef struct FilledPass:
+    const void *weights          # floating [n_pos] in position order, or NULL for unit weights
+    const Py_ssize_t *rows       # [n_pos] the row of X at each position
+    const Py_ssize_t *pattern    # [n_pos] the pattern of each position
+    const Py_ssize_t *obs_ptr    # [P + 1] pattern q observes obs_idx[obs_ptr[q]:obs_ptr[q + 1]]
+    const Py_ssize_t *obs_idx
+    const Py_ssize_t *miss_ptr   # [P + 1] and misses miss_idx[miss_ptr[q]:miss_ptr[q + 1]]
+    const Py_ssize_t *miss_idx
+    const double *base_offsets   # [k] log w_c + log det(U_c)
+    const double *means          # [k, d]
+    const double *precisions     # [k, d * d] P_c, or [k, d] diagonals
+    const double *factors        # [k, d * d] upper U_c with P_c = U_c U_c^T, or [k, d]
+    Py_ssize_t n_pos, d, k
+    bint diagonal
+    double *N                    # [slots, k]
+    double *S                    # [slots, k, d]
+    double *W                    # [slots, k, d * d or d]
+    double *loglik               # [slots]
+    double *out_norm             # [n_pos] log p(x_obs), or NULL (then accumulate)
+    double *out_resp             # [n_pos, k] responsibilities, with out_norm
+    int *failed                  # [slots] set when some P_MM is not positive definite
 
 
-cdef void pattern_task(const floating *X, void *context, Scratch *s, Py_ssize_t p,
-                       int tid) noexcept nogil:
-    """Pattern p's rows, chunk by chunk, under its own constants into its own statistics."""
-    cdef PatternPass *q = <PatternPass *> context
-    cdef Py_ssize_t start = q.bounds[p], rows, d = q.d, k = q.k
-    cdef const floating *shift = <const floating *> q.shift + p * k * d
-    cdef const floating *prec = <const floating *> q.prec + p * k * q.prec_size
-    cdef const floating *weights = <const floating *> q.weights
-    cdef const floating *x
-    while start < q.bounds[p + 1]:
-        rows = min(<Py_ssize_t> CHUNK_ROWS, q.bounds[p + 1] - start)
-        x = X + start * d
-        chunk_log_prob(x, rows, d, k, shift, prec, NULL, q.offsets + p * k, q.mode, s)
-        q.loglik[p] += log_prob_to_resp(s.lp, rows, k, s.norm,
-                                        weights + start if weights != NULL else NULL)
-        chunk_accumulate(x, rows, d, k, shift, prec, q.mode, s, q.N + p * k,
-                         q.S + p * k * d, q.W + p * k * q.w_size)
-        start += rows
+cdef inline bint missing_block_factor(const double *P, const Py_ssize_t *miss, Py_ssize_t m,
+                                      Py_ssize_t d, double *L) noexcept nogil:
+    """Lower Cholesky factor L [m, m] of P_MM (P [d, d]); False if not positive definite."""
+    cdef Py_ssize_t a, b, j
+    cdef double t
+    for a in range(m):
+        for b in range(a + 1):
+            t = P[miss[a] * d + miss[b]]
+            for j in range(b):
+                t -= L[a * m + j] * L[b * m + j]
+            if a == b:
+                if not t > 0.0:
+                    return False
+                L[a * m + a] = sqrt(t)
+            else:
+                L[a * m + b] = t / L[b * m + b]
+    return True
 
 
-def em_pass_patterns(const floating[:, ::1] X,              # IN [n, d]
-                     const floating[::1] sample_weight,     # IN [n] or empty for unit weights
-                     const Py_ssize_t[::1] bounds,          # IN [P + 1] rows of each pattern
-                     const floating[:, :, ::1] shift,       # IN [P, k, d]
-                     const floating[:, :, ::1] prec,        # IN [P, k, d*d or d]
-                     const double[:, ::1] offsets,          # IN [P, k]
-                     int mode,                              # FULL_LOOPS, FULL_BLAS or DIAG_LOOPS
-                     double[:, ::1] N,                      # INOUT [P, k]
-                     double[:, :, ::1] S,                   # INOUT [P, k, d]
-                     double[:, :, ::1] W,                   # INOUT [P, k, d*d or d]
-                     double[::1] loglik,                    # INOUT [P]
-                     int n_threads=1):
-    """Many small EM passes in one call (missing values, ``_missing``): rows
-    X[bounds[p]:bounds[p + 1]] of pattern p under its own constants (shift[p],
-    prec[p], offsets[p] laid out as ``em_pass``'s for ``mode``) into its own
-    N[p], S[p], W[p] and loglik[p]. Patterns are the tasks dealt to the
-    threads, so no two threads write the same accumulators."""
-    cdef PatternPass q
-    cdef ScratchSizes sizes
-    cdef Py_ssize_t P = offsets.shape[0], k = offsets.shape[1], d = X.shape[1], p
-    cdef Py_ssize_t width = d if mode == DIAG_LOOPS else d * d
+cdef inline double log_det_factor(const double *L, Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t a
+    cdef double t = 0.0
+    for a in range(m):
+        t += log(L[a * m + a])
+    return 2.0 * t
+
+
+cdef inline void missing_regression(const double *P, const Py_ssize_t *miss, Py_ssize_t m,
+                                    Py_ssize_t d, const double *L, double *B) noexcept nogil:
+    """B [m, d] = -inv(P_MM) P_M. with the M columns zeroed: the regression of the
+    missing coordinates on the observed ones (B (x - mu), x - mu zero on M)."""
+    cdef Py_ssize_t a, b, j
+    for a in range(m):
+        for j in range(d):
+            B[a * d + j] = -P[miss[a] * d + j]
+        for b in range(m):
+            B[a * d + miss[b]] = 0.0
+    for a in range(m):                   # forward: L Y = B
+        for b in range(a):
+            for j in range(d):
+                B[a * d + j] -= L[a * m + b] * B[b * d + j]
+        for j in range(d):
+            B[a * d + j] /= L[a * m + a]
+    for a in range(m - 1, -1, -1):      # backward: L^T B = Y
+        for b in range(a + 1, m):
+            for j in range(d):
+                B[a * d + j] -= L[b * m + a] * B[b * d + j]
+        for j in range(d):
+            B[a * d + j] /= L[a * m + a]
+
+
+cdef inline void add_conditional_covariance(const double *L, const Py_ssize_t *miss,
+                                            Py_ssize_t m, Py_ssize_t d, double mass,
+                                            double *T, double *W) noexcept nogil:
+    """lower(W)[M, M] += mass * inv(P_MM) = mass * inv(L)^T inv(L); T [m, m] scratch."""
+    cdef Py_ssize_t a, b, j
+    cdef double t
+    for a in range(m):                   # T = inv(L), lower
+        T[a * m + a] = 1.0 / L[a * m + a]
+        for b in range(a):
+            t = 0.0
+            for j in range(b, a):
+                t -= L[a * m + j] * T[j * m + b]
+            T[a * m + b] = t / L[a * m + a]
+    for a in range(m):                   # (T^T T)[a, b] = sum_j T[j, a] T[j, b], b <= a
+        for b in range(a + 1):
+            t = 0.0
+            for j in range(a, m):
+                t += T[j * m + a] * T[j * m + b]
+            W[miss[a] * d + miss[b]] += mass * t
+
+
+cdef inline void fill_segment(const double *xg, const FilledPass *f, Py_ssize_t start,
+                              Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t c, const double *B,
+                              double *fill, double *Z) noexcept nogil:
+    """Z[i] = x_hat - mu_c for the chunk's rows i0 <= i < i1 (one pattern, xg
+    the chunk gathered): missing coordinates at their conditional mean,
+    B (x - mu) (B NULL: mu); fill [m] scratch."""
+    cdef Py_ssize_t i, a, j, d = f.d, q = f.pattern[start + i0]
+    cdef const Py_ssize_t *miss = f.miss_idx + f.miss_ptr[q]
+    cdef Py_ssize_t m = f.miss_ptr[q + 1] - f.miss_ptr[q]
+    cdef const double *mu = f.means + c * d
+    cdef const double *x
+    cdef double *z
+    cdef double t
+    for i in range(i0, i1):
+        x = xg + i * d
+        z = Z + i * d
+        for j in range(d):
+            z[j] = x[j] - mu[j]
+        if B == NULL:
+            for a in range(m):
+                z[miss[a]] = 0.0
+            continue
+        for a in range(m):          # B's M columns are zero: z_M's value does not matter
+            fill[a] = dot(B + a * d, z, d)
+        for a in range(m):
+            z[miss[a]] = fill[a]
+
+
+cdef void filled_task(const floating *X, void *context, Scratch *s, Py_ssize_t chunk,
+                      int tid) noexcept nogil:
+    """One chunk of positions: log p(x_obs, c) from the filled rows (the
+    marginal's Mahalanobis distance is the full one of the conditionally
+    filled row), then either the outputs or the expected statistics."""
+    cdef FilledPass *f = <FilledPass *> context
+    cdef Py_ssize_t start, rows, i, i0, i1, j, c, a, b, q, m, used, d = f.d, k = f.k
+    cdef const floating *weights = <const floating *> f.weights
+    cdef double *Z
+    cdef double *z
+    cdef double *work = <double *> s.work
+    cdef double *scatter = <double *> s.scatter
+    cdef double *L = s.acc                    # [d, d]
+    cdef double *B = s.acc + d * d            # [d, d]
+    cdef double *T = s.acc + 2 * d * d        # [d, d]
+    cdef double *offset = s.tmp               # [CHUNK_ROWS]
+    cdef double *lp
+    cdef const double *u
+    cdef const double *P
+    cdef const Py_ssize_t *miss
+    cdef double r, sr, t, mass, log_det
+    cdef double *N = f.N + tid * k
+    cdef double *S = f.S + tid * k * d
+    cdef double *W = f.W + tid * k * (d if f.diagonal else d * d)
+    chunk_rows(chunk, f.n_pos, &start, &rows)
+    if floating is double:     # the chunk's rows, NaN as 0 (finite for the fill)
+        gather_d(X, f.rows + start, rows, d, s.xt)
+    else:
+        gather_f(X, f.rows + start, rows, d, s.xt)
+    for c in range(k):
+        Z = s.feat + c * CHUNK_ROWS * d
+        lp = s.lp + c * CHUNK_ROWS
+        P = f.precisions + c * (d if f.diagonal else d * d)
+        i0 = 0
+        while i0 < rows:                       # the chunk's runs of one pattern
+            q = f.pattern[start + i0]
+            i1 = i0 + 1
+            while i1 < rows and f.pattern[start + i1] == q:
+                i1 += 1
+            miss, m = f.miss_idx + f.miss_ptr[q], f.miss_ptr[q + 1] - f.miss_ptr[q]
+            log_det = 0.0
+            if f.diagonal:
+                for a in range(m):
+                    log_det += log(P[miss[a]])
+                fill_segment(s.xt, f, start, i0, i1, c, NULL, T, Z)
+            elif missing_block_factor(P, miss, m, d, L):
+                log_det = log_det_factor(L, m)
+                missing_regression(P, miss, m, d, L, B)
+                fill_segment(s.xt, f, start, i0, i1, c, B, T, Z)
+            else:
+                f.failed[tid] = 1
+                fill_segment(s.xt, f, start, i0, i1, c, NULL, T, Z)
+            t = f.base_offsets[c] - 0.5 * log_det - 0.5 * (d - m) * LOG_2PI
+            for i in range(i0, i1):
+                offset[i] = t
+            i0 = i1
+        if f.diagonal:
+            u = f.factors + c * d
+            for i in range(rows):
+                t = 0.0
+                for j in range(d):
+                    r = Z[i * d + j] * u[j]
+                    t += r * r
+                lp[i] = offset[i] - 0.5 * t
+            continue
+        for i in range(rows * d):
+            work[i] = Z[i]
+        trmm_right_upper(<int> rows, <int> d, f.factors + c * d * d, <int> d, work, <int> d)
+        for i in range(rows):
+            lp[i] = offset[i] - 0.5 * sum_of_squares(work + i * d, d)
+    if f.out_norm != NULL:
+        normalize(s.lp, rows, k, f.out_norm + start)
+        for i in range(rows):
+            for c in range(k):
+                f.out_resp[(start + i) * k + c] = s.lp[c * CHUNK_ROWS + i]
+        return
+    f.loglik[tid] += log_prob_to_resp(s.lp, rows, k, s.norm,
+                                      weights + start if weights != NULL else NULL)
+    for c in range(k):
+        Z = s.feat + c * CHUNK_ROWS * d
+        lp = s.lp + c * CHUNK_ROWS
+        P = f.precisions + c * (d if f.diagonal else d * d)
+        used = 0
+        for i in range(rows):
+            r = lp[i]
+            if r == 0.0:
+                continue
+            z = Z + i * d
+            N[c] += r
+            for j in range(d):
+                S[c * d + j] += r * z[j]
+            if f.diagonal:
+                for j in range(d):
+                    W[c * d + j] += r * z[j] * z[j]
+                continue
+            sr = sqrt(r)
+            for j in range(d):
+                work[used * d + j] = sr * z[j]
+            used += 1
+        if not f.diagonal and used > 0:
+            syrk_lower_ata(<int> d, <int> used, work, <int> d, scatter, <int> d)
+            for a in range(d):
+                for b in range(a + 1):
+                    W[c * d * d + a * d + b] += scatter[a * d + b]
+        i0 = 0
+        while i0 < rows:      # the conditional covariance inv(P_MM), once per run
+            q = f.pattern[start + i0]
+            mass = 0.0
+            i1 = i0
+            while i1 < rows and f.pattern[start + i1] == q:
+                mass += lp[i1]
+                i1 += 1
+            miss, m = f.miss_idx + f.miss_ptr[q], f.miss_ptr[q + 1] - f.miss_ptr[q]
+            if mass > 0.0:
+                if f.diagonal:
+                    for a in range(m):
+                        W[c * d + miss[a]] += mass / P[miss[a]]
+                elif missing_block_factor(P, miss, m, d, L):
+                    add_conditional_covariance(L, miss, m, d, mass, T, W + c * d * d)
+            i0 = i1
+
+
+def _check_pattern_table(const Py_ssize_t[::1] ptr, const Py_ssize_t[::1] idx, Py_ssize_t P,
+                         Py_ssize_t d, str name):
+    cdef Py_ssize_t q, a
+    expect_shape(name + "_ptr", ptr, (P + 1,))
+    if ptr[0] != 0 or ptr[P] != idx.shape[0]:
+        raise ValueError(f"gaussmix kernel: {name}_ptr does not cover {name}_idx")
+    for q in range(P):
+        if ptr[q + 1] < ptr[q]:
+            raise ValueError(f"gaussmix kernel: {name}_ptr must not decrease")
+    for a in range(idx.shape[0]):
+        if idx[a] < 0 or idx[a] >= d:
+            raise ValueError(f"gaussmix kernel: {name}_idx outside the features")
+
+
+def em_pass_filled(const floating[:, ::1] X,             # IN [n, d], NaN where missing
+                   const floating[::1] sample_weight,    # IN [n_pos] by position, or empty
+                   const Py_ssize_t[::1] rows,           # IN [n_pos] row of X at each position
+                   const Py_ssize_t[::1] pattern,        # IN [n_pos] pattern of each position
+                   const Py_ssize_t[::1] obs_ptr,        # IN [P + 1]
+                   const Py_ssize_t[::1] obs_idx,        # IN observed coordinates, ascending
+                   const Py_ssize_t[::1] miss_ptr,       # IN [P + 1]
+                   const Py_ssize_t[::1] miss_idx,       # IN missing coordinates, ascending
+                   const double[::1] base_offsets,       # IN [k] log w_c + log det(U_c)
+                   const double[:, ::1] means,           # IN [k, d]
+                   const double[:, ::1] precisions,      # IN [k, d*d] or [k, d] (diagonal)
+                   const double[:, ::1] factors,         # IN [k, d*d] upper U_c, or [k, d]
+                   bint diagonal,
+                   double[:, ::1] N,                     # INOUT [slots, k]
+                   double[:, :, ::1] S,                  # INOUT [slots, k, d]
+                   double[:, :, ::1] W,                  # INOUT [slots, k, d*d or d]
+                   double[::1] loglik,                   # INOUT [slots]
+                   double[::1] out_norm,                 # OUT [n_pos], or empty: accumulate
+                   double[:, ::1] out_resp):             # OUT [n_pos, k] with out_norm
+    """The marginal E-step of rows with missing values (``_missing``), one
+    thread per accumulator slot.
+
+    Under component c, a row observing O (missing M) has
+    x_M | x_O ~ N(mu_M + B (x_O - mu_O), inv(P_MM)), B = -inv(P_MM) P_MO, and
+    the filled row x_hat = (x_O, that mean) has (x_hat - mu)^T P (x_hat - mu)
+    = (x_O - mu_O)^T inv(Sigma_OO) (x_O - mu_O), while
+    log det inv(Sigma_OO) = log det P - log det P_MM: a full-dimensional pass
+    on filled rows under the components' own factors. Adds the expected
+    statistics around ``means`` (the filled rows' N, S and lower(W), plus
+    r inv(P_MM) on W's M block), or writes log p(x_O) and the responsibilities
+    when ``out_norm`` is given. P_MM's factor and B are computed once per
+    run of a pattern's rows in a chunk."""
+    cdef FilledPass f
+    cdef ScratchSizes sizes = no_scratch()
+    cdef Py_ssize_t n_pos = rows.shape[0], P = obs_ptr.shape[0] - 1, k = base_offsets.shape[0]
+    cdef Py_ssize_t d = X.shape[1], width = d if diagonal else d * d, i, q
+    cdef int slots = <int> N.shape[0], threads
+    cdef int[::1] failed
     cdef bint ok
-    if mode not in (FULL_LOOPS, FULL_BLAS, DIAG_LOOPS):
-        raise ValueError(f"gaussmix kernel: mode {mode} has no per-pattern pass")
-    if k < 1 or d < 1:
-        raise ValueError("gaussmix kernel: need at least one component and one feature")
-    expect_shape("bounds", bounds, (P + 1,))
-    expect_shape("shift", shift, (P, k, d))
-    expect_shape("prec", prec, (P, k, width))
-    expect_shape("N", N, (P, k))
-    expect_shape("S", S, (P, k, d))
-    expect_shape("W", W, (P, k, width))
-    expect_shape("loglik", loglik, (P,))
-    check_rows("sample_weight", sample_weight, X.shape[0], optional=True)
-    if P == 0:
+    if k < 1 or d < 1 or P < 0:
+        raise ValueError("gaussmix kernel: need at least one component, feature and pattern")
+    expect_shape("means", means, (k, d))
+    expect_shape("precisions", precisions, (k, width))
+    expect_shape("factors", factors, (k, width))
+    check_accumulators(N, S, W, k, d, DIAG_LOOPS if diagonal else FULL_BLAS)
+    expect_shape("loglik", loglik, (slots,))
+    expect_shape("pattern", pattern, (n_pos,))
+    check_rows("sample_weight", sample_weight, n_pos, optional=True)
+    if out_norm.shape[0] > 0:
+        expect_shape("out_norm", out_norm, (n_pos,))
+        expect_shape("out_resp", out_resp, (n_pos, k))
+    _check_pattern_table(obs_ptr, obs_idx, P, d, "obs")
+    _check_pattern_table(miss_ptr, miss_idx, P, d, "miss")
+    for q in range(P):
+        if obs_ptr[q + 1] - obs_ptr[q] + miss_ptr[q + 1] - miss_ptr[q] != d:
+            raise ValueError("gaussmix kernel: a pattern's observed and missing coordinates "
+                             "do not add up to the features")
+    for i in range(n_pos):
+        if rows[i] < 0 or rows[i] >= X.shape[0] or pattern[i] < 0 or pattern[i] >= P:
+            raise ValueError("gaussmix kernel: a position's row or pattern is out of range")
+    if n_pos == 0:
         return
-    if bounds[0] < 0 or bounds[P] > X.shape[0]:
-        raise ValueError("gaussmix kernel: pattern bounds outside X's rows")
-    for p in range(P):
-        if bounds[p + 1] < bounds[p]:
-            raise ValueError("gaussmix kernel: pattern bounds must not decrease")
-    if bounds[P] == bounds[0]:
-        return
-    q.weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
-    q.bounds, q.shift, q.prec, q.offsets = &bounds[0], &shift[0, 0, 0], &prec[0, 0, 0], &offsets[0, 0]
-    q.d, q.k, q.prec_size, q.w_size, q.mode = d, k, width, width, mode
-    q.N, q.S, q.W, q.loglik = &N[0, 0], &S[0, 0, 0], &W[0, 0, 0], &loglik[0]
-    sizes = scratch_sizes(d, k, mode, sizeof(floating))
-    n_threads = <int> max(1, min(n_threads, P))
+    failed = np.zeros(slots, dtype=np.intc)
+    f.weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    f.rows, f.pattern = &rows[0], &pattern[0]
+    f.obs_ptr, f.obs_idx = &obs_ptr[0], &obs_idx[0] if obs_idx.shape[0] > 0 else NULL
+    f.miss_ptr, f.miss_idx = &miss_ptr[0], &miss_idx[0] if miss_idx.shape[0] > 0 else NULL
+    f.base_offsets, f.means = &base_offsets[0], &means[0, 0]
+    f.precisions, f.factors = &precisions[0, 0], &factors[0, 0]
+    f.n_pos, f.d, f.k, f.diagonal = n_pos, d, k, diagonal
+    f.N, f.S, f.W, f.loglik = &N[0, 0], &S[0, 0, 0], &W[0, 0, 0], &loglik[0]
+    f.out_norm = &out_norm[0] if out_norm.shape[0] > 0 else NULL
+    f.out_resp = &out_resp[0, 0] if out_norm.shape[0] > 0 else NULL
+    f.failed = &failed[0]
+    sizes.lp = k * CHUNK_ROWS * sizeof(double)
+    sizes.norm = CHUNK_ROWS * sizeof(double)
+    sizes.tmp = CHUNK_ROWS * sizeof(double)
+    sizes.xt = CHUNK_ROWS * d * sizeof(double)
+    sizes.feat = k * CHUNK_ROWS * d * sizeof(double)
+    sizes.work = CHUNK_ROWS * d * sizeof(double)
+    sizes.scatter = d * d * sizeof(double)
+    sizes.acc = 3 * d * d * sizeof(double)
+    threads = <int> min(slots, count_chunks(n_pos))
     with nogil:
-        ok = run_tasks(pattern_task[floating], &X[0, 0], &q, P, n_threads, &sizes)
+        ok = run_tasks(filled_task[floating], &X[0, 0], &f, count_chunks(n_pos), threads, &sizes)
     if not ok:
         raise MemoryError("gaussmix: could not allocate the kernels' scratch memory")
+    if any(failed):
+        raise ValueError("gaussmix kernel: a precision matrix's block of missing coordinates "
+                         "is not positive definite")
