@@ -7,6 +7,7 @@ random (``nan_policy="marginalize"``). Prints the ratio per repeat.
 
     python benchmarks/bench_missing.py                 # 2e5 x 16, k=16 full, 10% missing
     python benchmarks/bench_missing.py --n 20000 --repeats 1
+    python benchmarks/bench_missing.py --n-threads 1      # one core: less noise on a busy machine
 """
 import argparse
 import time
@@ -23,7 +24,8 @@ def per_iteration(X, start, args, policy):
     for iters in (args.lo, args.hi):
         gm = GaussianMixture(args.k, covariance_type=args.covariance_type, tol=0.0,
                              max_iter=iters, weights_init=start[0], means_init=start[1],
-                             precisions_init=start[2], nan_policy=policy)
+                             precisions_init=start[2], nan_policy=policy,
+                             n_threads=args.n_threads)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             begin = time.perf_counter()
@@ -42,6 +44,8 @@ def main():
     parser.add_argument("--lo", type=int, default=2)
     parser.add_argument("--hi", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--n-threads", type=int, default=None,
+                        help="threads of both fits (default: every core)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     centres = rng.normal(scale=3.0, size=(args.k, args.d))
