@@ -426,3 +426,63 @@ def test_dask_predictions_and_saved_models_keep_the_policy(tmp_path):
     np.testing.assert_array_equal(gm.predict(da.from_array(X, chunks=100)).compute(),
                                   gm.predict(X))
 
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "VEV"])
+def test_dask_fit_equals_the_in_memory_fit(covariance_type):
+    """Each block runs the marginal pass where it lives (a block with nothing
+    observed included); the summed statistics give the in-memory fit."""
+    da = pytest.importorskip("dask.array")
+    X = with_holes(blobs(n=2100)[0], 0.2, seed=11)
+    X[700:1400:2] = np.nan          # half of the second block observes nothing
+    X[1400:1500] = np.nan
+    w = 1.0 + np.arange(len(X)) % 4
+    kwargs = dict(n_components=3, covariance_type=covariance_type, random_state=0,
+                  tol=1e-8, max_iter=60, nan_policy="marginalize")
+    local = GaussianMixture(**kwargs).fit(X, sample_weight=w)
+    remote = GaussianMixture(**kwargs).fit(da.from_array(X, chunks=700),
+                                           sample_weight=da.from_array(w, chunks=700))
+    assert remote.n_iter_ == local.n_iter_
+    np.testing.assert_allclose(remote.means_, local.means_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(remote.covariances_, local.covariances_, rtol=1e-10)
+    np.testing.assert_allclose(remote.lower_bound_, local.lower_bound_, rtol=1e-12)
+    with pytest.raises(ValueError, match="nan_policy"):
+        GaussianMixture(3).fit(da.from_array(X, chunks=700))
+    with pytest.raises(ValueError, match="Every value of X is missing"):
+        GaussianMixture(2, nan_policy="marginalize").fit(
+            da.from_array(np.full((50, 3), np.nan), chunks=20))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_bayesian_mixture_with_holes(covariance_type):
+    """Variational inference with the missing values as latent variables: the
+    bound never decreases, Dask gives the in-memory posterior, X without NaN
+    gives today's fit, and the dominant components find the clusters."""
+    from gaussmix import BayesianGaussianMixture
+    da = pytest.importorskip("dask.array")
+    X, centres, _ = blobs(n=1800, seed=12)
+    holes = with_holes(X, 0.2, seed=13)
+    holes[:5] = np.nan
+    kwargs = dict(n_components=5, covariance_type=covariance_type, random_state=0,
+                  max_iter=500, tol=1e-7, nan_policy="marginalize")
+    model = BayesianGaussianMixture(**kwargs).fit(holes)
+    bounds = np.array(model.lower_bounds_)
+    assert np.all(np.diff(bounds) >= -1e-9 * np.abs(bounds[1:])), np.diff(bounds).min()
+    assert np.all(np.isfinite(model.means_)) and np.isfinite(model.lower_bound_)
+    assert np.linalg.norm(model.weights_ @ model.means_ - X.mean(axis=0)) < 0.15
+    if covariance_type == "full":      # the model of the data: three components, found
+        big = np.argsort(model.weights_)[-3:]
+        assert model.weights_[big].sum() > 0.97
+        distance = np.linalg.norm(model.means_[big][:, None] - centres[None], axis=2)
+        assert distance.min(axis=0).max() < 0.3, distance
+    remote = BayesianGaussianMixture(**kwargs).fit(da.from_array(holes, chunks=600))
+    np.testing.assert_allclose(remote.means_, model.means_, rtol=1e-9, atol=1e-10)
+    assert remote.n_iter_ == model.n_iter_
+    np.testing.assert_allclose(model.score_samples(holes[5:]),
+                               remote.score_samples(holes[5:]), rtol=1e-10)
+    plain = BayesianGaussianMixture(**dict(kwargs, nan_policy="raise", max_iter=20)).fit(X)
+    same = BayesianGaussianMixture(**dict(kwargs, max_iter=20)).fit(X)
+    np.testing.assert_array_equal(plain.means_, same.means_)
+    assert plain.lower_bounds_ == same.lower_bounds_
+    with pytest.raises(ValueError, match="nan_policy"):
+        BayesianGaussianMixture(n_components=2).fit(holes)

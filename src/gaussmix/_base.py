@@ -325,7 +325,8 @@ class BaseMixture(ParameterProtocol, metaclass=ABCMeta):
         X, sample_weight, names = self._training_data(X, sample_weight, reset)
         data = InMemoryData(X, sample_weight)
         if _missing.marginalizes(self) and _missing.has_nan(X):
-            data = _missing.MissingData(data, self.n_components)
+            data = _missing.MissingData(data.X, data.sample_weight, data.weight_unit,
+                                        self.n_components)
         return data, names
 
     def _training_data(self, X, sample_weight, reset):
@@ -404,7 +405,7 @@ class BaseMixture(ParameterProtocol, metaclass=ABCMeta):
         sum_i w_i log p(x_i)); data with missing values also need the
         parameters themselves for their marginals."""
         kernel_params = self._kernel_parameters(params, data.dtype)
-        if isinstance(data, _missing.MissingData):
+        if data.has_missing:
             mixture = _missing.Mixture(self._log_weights(params), params.means,
                                        params.precisions_cholesky, self.covariance_type)
             return data.statistics(kernel_params, n_threads, mixture)

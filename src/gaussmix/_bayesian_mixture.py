@@ -7,6 +7,7 @@ from . import _covariance, _variational
 from ._base import BaseMixture, check_choice
 from ._exceptions import InvalidParameterError
 from ._initialization import initial_estimates
+from ._missing import NAN_POLICIES
 from ._persistence import AttributeForm, SavedState
 from ._validation import check_array_param
 
@@ -94,6 +95,13 @@ default='dirichlet_process'
         data set of known size. None: the weight of every batch taken in so
         far, a fit's included (``n_samples_seen_``): the posterior of the
         stream seen, each batch counted as new data.
+    nan_policy : {'raise', 'marginalize'}, default='raise'
+        As for ``GaussianMixture``: with 'marginalize', NaN is a value
+        missing at random, and the variational posterior treats it as a
+        latent variable (the E-step is each row's marginal over its observed
+        coordinates; the statistics are their expectations). The default
+        mean and covariance priors then come from the rows the
+        initialisation uses (complete rows, or holes filled by column means).
 
     Attributes
     ----------
@@ -126,7 +134,8 @@ default='dirichlet_process'
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None,
                  warm_start=False, verbose=0, verbose_interval=10, n_threads=None,
-                 learning_decay=0.55, learning_offset=1.0, total_samples=None):
+                 learning_decay=0.55, learning_offset=1.0, total_samples=None,
+                 nan_policy="raise"):
         super().__init__(n_components, tol=tol, reg_covar=reg_covar, max_iter=max_iter,
                          n_init=n_init, init_params=init_params, random_state=random_state,
                          warm_start=warm_start, verbose=verbose,
@@ -140,6 +149,7 @@ default='dirichlet_process'
         self.degrees_of_freedom_prior = degrees_of_freedom_prior
         self.covariance_prior = covariance_prior
         self.total_samples = total_samples
+        self.nan_policy = nan_policy
 
     def partial_fit(self, X, y=None, sample_weight=None):
         """One step of stochastic variational inference on a batch.
@@ -186,6 +196,7 @@ default='dirichlet_process'
     def _check_own_parameters(self):
         check_choice(self, "covariance_type", COVARIANCE_TYPES)
         check_choice(self, "weight_concentration_prior_type", _variational.PRIOR_TYPES)
+        check_choice(self, "nan_policy", NAN_POLICIES)
         for name in ("weight_concentration_prior", "mean_precision_prior",
                      "degrees_of_freedom_prior", "total_samples"):
             _check_positive_or_none(self, name)

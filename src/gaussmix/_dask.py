@@ -10,6 +10,7 @@ the client. Nothing here imports Dask unless a Dask array is passed.
 """
 import numpy as np
 
+from . import _missing
 from ._em import Statistics, pass_statistics
 from ._threading import single_threaded_blas
 
@@ -120,7 +121,8 @@ def _rescaled(weights, largest, dtype):
 class DaskData:
     """A row-chunked Dask array (and weights) persisted on the workers, as EM sees it.
 
-    Offers the members of ``_em.InMemoryData``.
+    Offers the members of ``_em.InMemoryData`` (``_missing.MissingData``'s
+    when X holds NaN that the estimator marginalises: ``has_missing``).
     """
 
     def __init__(self, X, sample_weight, estimator):
@@ -131,26 +133,36 @@ class DaskData:
         estimator._check_initial_parameters(X.shape[1], X.dtype)
         weights = _aligned_weights(sample_weight, X, X.dtype)
         X, weights = dask.persist(X, weights)
-        checks = [da.isfinite(X).all()]
+        nan = da.isnan(X)
+        observed = ~nan.all(axis=1)
+        checks = [(da.isfinite(X) | nan).all(), nan.any()]
         if weights is not None:
             checks += [da.isfinite(weights).all(), (weights >= 0).all(), weights.max()]
         results = dask.compute(*checks)
         if not results[0]:
-            raise ValueError("Input X contains NaN or infinity; gaussmix needs finite values "
-                             "(drop or impute missing values first).")
+            raise ValueError("Input X contains infinity; gaussmix needs finite values.")
+        self.has_missing = bool(results[1])
+        if self.has_missing and not _missing.marginalizes(estimator):
+            raise ValueError("Input X contains NaN; gaussmix needs finite values: "
+                             "GaussianMixture(nan_policy='marginalize') fits and predicts "
+                             "with missing values, or drop or impute them first.")
         if weights is not None:
-            _check_weights(*results[1:])
-            weights, self.weight_unit = _rescaled(weights, results[3], X.dtype)
+            _check_weights(*results[2:])
+            weights, self.weight_unit = _rescaled(weights, results[4], X.dtype)
         else:
             self.weight_unit = 1.0
         self.X, self.weights, self.dtype = X, weights, X.dtype
-        self.total_weight = float(X.shape[0] if weights is None
-                                  else weights.sum(dtype=np.float64).compute())
+        counted = observed if weights is None else da.where(observed, weights, 0)
+        self.total_weight = float(counted.sum(dtype=np.float64).compute())
+        if self.total_weight == 0:
+            raise ValueError("Every value of X is missing (NaN): nothing to fit.")
+        self.n_components = estimator.n_components
         self.block_threads = block_threads(estimator)
 
-    def statistics(self, kernel_params, n_threads):
-        """One pass on the workers under ``kernel_params``:
-        (reduced Statistics, sum_i w_i log p(x_i))."""
+    def statistics(self, kernel_params, n_threads, mixture=None):
+        """One pass on the workers under ``kernel_params`` (and ``mixture``,
+        ``_missing.Mixture``, when ``has_missing``): (reduced Statistics,
+        sum_i w_i log p(x_i))."""
         import dask
 
         # Every pass gets fresh task keys (pure=False). With keys derived from
@@ -161,21 +173,26 @@ class DaskData:
         blocks = self.X.to_delayed().ravel()
         weights = ([None] * len(blocks) if self.weights is None
                    else self.weights.to_delayed().ravel())
-        shared = dask.delayed(kernel_params, pure=False)
+        shared = dask.delayed((kernel_params, mixture), pure=False)
         parts = [dask.delayed(_block_statistics, pure=False)(
             block, weight, shared, self.block_threads)
             for block, weight in zip(blocks, weights)]
         N, S, W, log_likelihood = _tree_sum(parts).compute()
-        return Statistics(N, S, W, kernel_params.shift, W.ndim == 3), log_likelihood
+        shift = kernel_params.shift if mixture is None else mixture.means
+        return Statistics(N, S, W, shift, W.ndim == 3), log_likelihood
 
     def moments(self):
         """Weighted mean (d,) and covariance (d, d) of X, float64, with the
         unbiased divisor (``_em.InMemoryData.moments``): one pass for the mean,
-        one for the scatter, each a tree sum of per-block results."""
+        one for the scatter, each a tree sum of per-block results. With NaN:
+        of the rows ``_missing.initialisation_rows`` would take."""
         import dask
+        import dask.array as da
 
         X = self.X.astype(np.float64)
         w = None if self.weights is None else self.weights.astype(np.float64)
+        if self.has_missing:
+            X, w = self._initialisation_rows(X, w)
         if w is None:
             total, weighted_sum = dask.compute(X.shape[0], X.sum(axis=0))
         else:
@@ -186,6 +203,21 @@ class DaskData:
         scatter = (weighted.T @ centred).compute()
         unit = self.weight_unit
         return mean, scatter * unit / (float(total) * unit - 1.0)
+
+    def _initialisation_rows(self, X, w):
+        """X (float64, NaN) and weights with the rows ``initialisation_rows``
+        leaves out weighted 0 and the holes filled: the complete rows if
+        there are enough, else every observed row, holes at the column means."""
+        import dask.array as da
+
+        seen = ~da.isnan(X)
+        weights = da.ones(X.shape[0], chunks=X.chunks[0]) if w is None else w
+        complete = seen.all(axis=1)
+        if complete.sum().compute() >= max(10 * X.shape[1], self.n_components, 2):
+            return da.where(seen, X, 0.0), da.where(complete, weights, 0.0)
+        column_means = (da.where(seen, X, 0.0) * weights[:, None]).sum(axis=0) / da.maximum(
+            (seen * weights[:, None]).sum(axis=0), 1e-300)
+        return da.where(seen, X, column_means), da.where(seen.any(axis=1), weights, 0.0)
 
     def initialisation_data(self, random_state):
         """A random sample of at most ``SAMPLE_ROWS`` rows, gathered to the client."""
@@ -200,17 +232,28 @@ class DaskData:
         weights = None if self.weights is None else self.weights[rows]
         X, weights = dask.compute(X, weights)
         X = np.ascontiguousarray(X)
+        if self.has_missing:
+            return _missing.initialisation_rows(X, weights, self.n_components)
         total = X.shape[0] if weights is None else float(weights.sum())
         return X, weights, total
 
 
-def _block_statistics(X, weights, kernel_params, n_threads):
-    """The compiled pass on one block (runs on a worker)."""
+def _block_statistics(X, weights, parameters, n_threads):
+    """The compiled pass on one block (runs on a worker); ``parameters``:
+    kernel parameters and the mixture of the marginal pass (None: X complete)."""
+    kernel_params, mixture = parameters
     X = np.ascontiguousarray(X)
-    weights_arg = (np.empty(0, X.dtype) if weights is None
-                   else np.ascontiguousarray(weights, dtype=X.dtype))
     with single_threaded_blas():
+        if mixture is not None and _missing.has_nan(X):
+            data = _missing.MissingData(X, None if weights is None else np.asarray(weights),
+                                        1.0, mixture.means.shape[0], allow_empty=True)
+            stats, log_likelihood = data.statistics(kernel_params, n_threads, mixture)
+            return stats.N, stats.S, stats.W, log_likelihood
+        weights_arg = (np.empty(0, X.dtype) if weights is None
+                       else np.ascontiguousarray(weights, dtype=X.dtype))
         stats, log_likelihood = pass_statistics(X, weights_arg, kernel_params, n_threads)
+    if mixture is not None:    # around the means, as the blocks with NaN
+        stats = _missing.recentred(stats, mixture.means)
     return stats.N, stats.S, stats.W, log_likelihood
 
 

@@ -139,6 +139,8 @@ class InMemoryData:
         Original sample weight of one rescaled unit (1 when unweighted).
     """
 
+    has_missing = False
+
     def __init__(self, X, sample_weight):
         self.weight_unit = 1.0
         if sample_weight is not None:

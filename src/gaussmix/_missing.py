@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _covariance, _models
 from ._blocks import take_rows
-from ._em import BLOCK_ROWS, Statistics
+from ._em import BLOCK_ROWS, InMemoryData, Statistics
 from ._far_rows import redo_far_rows
 from ._kernels import estep, suffstats
 from ._threading import kernel_team, team_size
@@ -209,8 +209,9 @@ class PartialRows:
         return N, S, W, float(loglik.sum())
 
 
-def _recentre(stats, target):
-    """``stats`` (reduced, summed around stats.shift) moved to sum around ``target``."""
+def recentred(stats, target):
+    """Reduced ``stats`` (summed around stats.shift) summed around ``target``
+    instead, W as full d x d blocks (or diagonals)."""
     delta = target - stats.shift.astype(np.float64)
     N, S = stats.N, stats.S
     if stats.full:
@@ -219,7 +220,7 @@ def _recentre(stats, target):
         W = W - SD - np.swapaxes(SD, 1, 2) + N[:, None, None] * delta[:, :, None] * delta[:, None, :]
     else:
         W = stats.W - 2 * delta * S + N[:, None] * delta * delta
-    return N.copy(), S - N[:, None] * delta, W
+    return Statistics(N.copy(), S - N[:, None] * delta, W, target, stats.full)
 
 
 class MissingData:
@@ -227,27 +228,44 @@ class MissingData:
 
     Rows with every value missing are left out of the pass and of
     ``total_weight``.
+
+    Parameters
+    ----------
+    X : ndarray (n_samples, n_features), finite apart from NaN
+    sample_weight : ndarray (n_samples,), already rescaled, or None
+    weight_unit : float
+        Original weight of one rescaled unit (``_em.rescaled_weights``).
+    n_components : int
+    allow_empty : bool, default=False
+        Accept an X with nothing observed (a Dask block), instead of raising.
     """
 
-    def __init__(self, data, n_components):
-        X = data.X
+    has_missing = True
+
+    def __init__(self, X, sample_weight, weight_unit, n_components, allow_empty=False):
         self.n_components = n_components
-        self.X, self.sample_weight, self.dtype = X, data.sample_weight, X.dtype
-        self.weight_unit = data.weight_unit
-        self._weights_arg = data._weights_arg
+        self.X, self.sample_weight, self.dtype = X, sample_weight, X.dtype
+        self.weight_unit = weight_unit
+        self._weights_arg = np.empty(0, X.dtype) if sample_weight is None else sample_weight
         self.patterns = Patterns(X)
         empty, complete = self.patterns.empty(), self.patterns.complete()
         self._pattern_ids = [p for p in range(len(self.patterns)) if p != empty]
-        if not self._pattern_ids:
+        if not self._pattern_ids and not allow_empty:
             raise ValueError("Every value of X is missing (NaN): nothing to fit.")
         self.partial = PartialRows(self.patterns,
                                    [p for p in self._pattern_ids if p != complete])
         weighted = self._weights_arg.shape[0] > 0
         self._partial_weights = (np.ascontiguousarray(self._weights_arg[self.partial.rows])
                                  if weighted else self._weights_arg)
-        used = np.concatenate([self.patterns.rows(p) for p in self._pattern_ids])
+        used = self._used_rows()
         self.total_weight = (used.size if self.sample_weight is None
                              else float(self.sample_weight[used].sum(dtype=np.float64)))
+
+    def _used_rows(self):
+        """The rows that observe something, ascending."""
+        if not self._pattern_ids:
+            return np.empty(0, dtype=np.intp)
+        return np.sort(np.concatenate([self.patterns.rows(p) for p in self._pattern_ids]))
 
     def statistics(self, kernel_params, n_threads, mixture):
         """One marginal E-step + expected statistics: (reduced Statistics
@@ -260,7 +278,8 @@ class MissingData:
         complete = self.patterns.complete()
         if complete is not None:
             stats, loglik = self._complete_pass(complete, kernel_params, n_threads)
-            N, S, W = _recentre(stats.reduced(), mixture.means)
+            stats = recentred(stats.reduced(), mixture.means)
+            N, S, W = stats.N, stats.S, stats.W
         if len(self.partial):
             threads = team_size(n_threads, len(self.partial), _filled_flops(mixture))
             n_k, s_k, w_k, partial_loglik = self.partial.run(self.X, self._partial_weights,
@@ -285,27 +304,40 @@ class MissingData:
                               stats.N, stats.S, stats.W, loglik, threads)
         return stats, float(loglik.sum())
 
+    def moments(self):
+        """Weighted mean and covariance (``_em.InMemoryData.moments``) of the
+        rows the initialisation uses (``initialisation_rows``)."""
+        X, weights, _ = self.initialisation_data(None)
+        return InMemoryData(X, None if weights is None
+                            else weights * self.weight_unit).moments()
+
     def initialisation_data(self, random_state):
-        """Rows to initialise from, with their weights and total weight: the
-        complete rows when there are at least ``10 * n_features`` (and
-        ``n_components``) of them, else every row with its missing values
-        replaced by its column's (weighted) observed mean."""
-        d = self.X.shape[1]
-        complete = self.patterns.complete()
-        rows = self.patterns.rows(complete) if complete is not None else np.empty(0, np.intp)
-        if rows.size >= max(10 * d, self.n_components, 2):
-            X = take_rows(self.X, rows)
-        else:
-            rows = np.sort(np.concatenate([self.patterns.rows(p) for p in self._pattern_ids]))
-            X = take_rows(self.X, rows)
-            w = (np.ones(len(rows)) if self.sample_weight is None
-                 else self.sample_weight[rows].astype(np.float64))
-            seen = ~np.isnan(X)
-            means = (np.where(seen, X, 0).T @ w) / np.maximum(seen.T @ w, 1e-300)
-            X = np.where(seen, X, means.astype(X.dtype)).astype(self.dtype)
-        weights = None if self.sample_weight is None else self.sample_weight[rows]
-        total = rows.size if weights is None else float(weights.sum(dtype=np.float64))
-        return X, weights, total
+        """Rows to initialise from (``initialisation_rows``)."""
+        used = self._used_rows()
+        return initialisation_rows(take_rows(self.X, used), None if self.sample_weight is None
+                                   else self.sample_weight[used], self.n_components)
+
+
+def initialisation_rows(X, sample_weight, n_components):
+    """Rows of X (with NaN) to initialise from, with their weights and total
+    weight: the complete rows when there are at least ``10 * n_features`` (and
+    ``n_components``) of them, else every row that observes something, its
+    missing values replaced by its column's (weighted) observed mean."""
+    seen = ~np.isnan(X)
+    complete = seen.all(axis=1)
+    if complete.sum() >= max(10 * X.shape[1], n_components, 2):
+        rows = np.flatnonzero(complete)
+        X = take_rows(X, rows)
+    else:
+        rows = np.flatnonzero(seen.any(axis=1))
+        X, seen = X[rows], seen[rows]
+        w = (np.ones(len(rows)) if sample_weight is None
+             else sample_weight[rows].astype(np.float64))
+        means = (np.where(seen, X, 0).T @ w) / np.maximum(seen.T @ w, 1e-300)
+        X = np.ascontiguousarray(np.where(seen, X, means.astype(X.dtype)), dtype=X.dtype)
+    weights = None if sample_weight is None else sample_weight[rows]
+    total = rows.size if weights is None else float(weights.sum(dtype=np.float64))
+    return X, weights, total
 
 
 def e_step(estimator, X, out_norm, out_labels, out_proba, n_threads):
