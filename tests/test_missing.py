@@ -290,8 +290,8 @@ def test_filled_pass_checks_its_tables():
             suffstats.em_pass_filled(*broken)
     not_positive = list(args)
     not_positive[10] = -np.eye(3).reshape(1, -1)
-    with pytest.raises(ValueError, match="positive definite"):
-        suffstats.em_pass_filled(*not_positive)
+    assert suffstats.em_pass_filled(*not_positive)        # reported, not trusted
+    assert not suffstats.em_pass_filled(*args)
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])

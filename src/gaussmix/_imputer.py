@@ -113,7 +113,7 @@ class GaussianMixtureImputer(ParameterProtocol):
         partial = PartialRows(patterns, [p for p in range(len(patterns))
                                          if p != empty and not patterns.observed[p].all()])
         for group, obs, mis in partial.groups:
-            B, C, _ = mixture.conditionals(obs, mis)
+            B, C = mixture.conditionals(obs, mis)
             for g, q in enumerate(range(group.start, group.stop)):
                 rows = partial.rows_of(q)
                 centred = X[rows[:, None], obs[g]] - mixture.means[:, obs[g]][:, None, :]

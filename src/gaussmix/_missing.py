@@ -122,22 +122,14 @@ class Mixture:
         -------
         B : ndarray (G, k, m, o), or None for a diagonal layout (B = 0)
         C : ndarray (G, k, m, m), or its diagonals (G, k, m)
-        log_det : ndarray (G, k), log det(P_MM)
         """
         if self.diagonal:
-            p_mm = np.moveaxis(self.precisions[:, mis], 0, 1)
-            return None, 1.0 / p_mm, np.log(p_mm).sum(axis=2)
+            return None, 1.0 / np.moveaxis(self.precisions[:, mis], 0, 1)
 
         def block(rows, cols):
             return np.moveaxis(self.precisions[:, rows[:, :, None], cols[:, None, :]], 0, 1)
-        p_mm = block(mis, mis)
-        try:
-            L = np.linalg.cholesky(p_mm)
-        except np.linalg.LinAlgError:
-            raise ValueError(_covariance.FIT_FAILED) from None
-        log_det = 2 * np.log(np.diagonal(L, axis1=2, axis2=3)).sum(axis=2)
-        C = np.linalg.inv(p_mm)
-        return -C @ block(mis, obs), C, log_det
+        C = np.linalg.inv(block(mis, mis))
+        return -C @ block(mis, obs), C
 
 
 class PartialRows:
@@ -190,16 +182,12 @@ class PartialRows:
         loglik = np.zeros(threads)
         norm, resp = outputs if outputs is not None else (np.empty(0), np.empty((0, k)))
         precisions = mixture.precisions.reshape(k, width)
-        try:
-            suffstats.em_pass_filled(X, weights, self.rows[positions], self.pattern[positions],
-                                     self.obs_ptr, self.obs_idx, self.miss_ptr, self.miss_idx,
-                                     mixture.log_weights + mixture.log_det_factors,
-                                     mixture.means, precisions, mixture.factors,
-                                     mixture.diagonal, N, S, W, loglik, norm, resp)
-        except ValueError as error:
-            if "positive definite" in str(error):
-                raise ValueError(_covariance.FIT_FAILED) from None
-            raise
+        if suffstats.em_pass_filled(X, weights, self.rows[positions], self.pattern[positions],
+                                    self.obs_ptr, self.obs_idx, self.miss_ptr, self.miss_idx,
+                                    mixture.log_weights + mixture.log_det_factors,
+                                    mixture.means, precisions, mixture.factors,
+                                    mixture.diagonal, N, S, W, loglik, norm, resp):
+            raise ValueError(_covariance.FIT_FAILED)    # some P_MM not positive definite
         if outputs is not None:
             return None
         N, S, W = N.sum(axis=0), S.sum(axis=0), W.sum(axis=0)

@@ -296,6 +296,10 @@ cdef struct FilledPass:
     double *out_norm             # [n_pos] log p(x_obs), or NULL (then accumulate)
     double *out_resp             # [n_pos, k] responsibilities, with out_norm
     int *failed                  # [slots] set when some P_MM is not positive definite
+    # Tasks are dealt to threads in contiguous runs; a thread's run takes every
+    # threads-th chunk, so each thread gets patterns of every size (the rows are
+    # ordered by how many values they miss, and more missing values cost more).
+    Py_ssize_t threads, chunks_per_thread
 
 
 cdef inline bint missing_block_factor(const double *P, const Py_ssize_t *miss, Py_ssize_t m,
@@ -422,6 +426,9 @@ cdef void filled_task(const floating *X, void *context, Scratch *s, Py_ssize_t c
     cdef double *N = f.N + tid * k
     cdef double *S = f.S + tid * k * d
     cdef double *W = f.W + tid * k * (d if f.diagonal else d * d)
+    chunk = (chunk % f.chunks_per_thread) * f.threads + chunk // f.chunks_per_thread
+    if chunk >= count_chunks(f.n_pos):
+        return
     chunk_rows(chunk, f.n_pos, &start, &rows)
     if floating is double:     # the chunk's rows, NaN as 0 (finite for the fill)
         gather_d(X, f.rows + start, rows, d, s.xt)
@@ -565,7 +572,8 @@ def em_pass_filled(const floating[:, ::1] X,             # IN [n, d], NaN where 
     statistics around ``means`` (the filled rows' N, S and lower(W), plus
     r inv(P_MM) on W's M block), or writes log p(x_O) and the responsibilities
     when ``out_norm`` is given. P_MM's factor and B are computed once per
-    run of a pattern's rows in a chunk."""
+    run of a pattern's rows in a chunk. Returns True when some P_MM was not
+    positive definite (numerically): then the results are not to be used."""
     cdef FilledPass f
     cdef ScratchSizes sizes = no_scratch()
     cdef Py_ssize_t n_pos = rows.shape[0], P = obs_ptr.shape[0] - 1, k = base_offsets.shape[0]
@@ -595,7 +603,7 @@ def em_pass_filled(const floating[:, ::1] X,             # IN [n, d], NaN where 
         if rows[i] < 0 or rows[i] >= X.shape[0] or pattern[i] < 0 or pattern[i] >= P:
             raise ValueError("gaussmix kernel: a position's row or pattern is out of range")
     if n_pos == 0:
-        return
+        return False
     failed = np.zeros(slots, dtype=np.intc)
     f.weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     f.rows, f.pattern = &rows[0], &pattern[0]
@@ -617,10 +625,11 @@ def em_pass_filled(const floating[:, ::1] X,             # IN [n, d], NaN where 
     sizes.scatter = d * d * sizeof(double)
     sizes.acc = 3 * d * d * sizeof(double)
     threads = <int> min(slots, count_chunks(n_pos))
+    f.threads = threads
+    f.chunks_per_thread = (count_chunks(n_pos) + threads - 1) // threads
     with nogil:
-        ok = run_tasks(filled_task[floating], &X[0, 0], &f, count_chunks(n_pos), threads, &sizes)
+        ok = run_tasks(filled_task[floating], &X[0, 0], &f, f.chunks_per_thread * threads,
+                       threads, &sizes)
     if not ok:
         raise MemoryError("gaussmix: could not allocate the kernels' scratch memory")
-    if any(failed):
-        raise ValueError("gaussmix kernel: a precision matrix's block of missing coordinates "
-                         "is not positive definite")
+    return any(failed)
