@@ -213,7 +213,8 @@ class DaskData:
         seen = ~da.isnan(X)
         weights = da.ones(X.shape[0], chunks=X.chunks[0]) if w is None else w
         complete = seen.all(axis=1)
-        if complete.sum().compute() >= max(10 * X.shape[1], self.n_components, 2):
+        if complete.sum().compute() >= _missing.enough_complete_rows(X.shape[1],
+                                                                     self.n_components):
             return da.where(seen, X, 0.0), da.where(complete, weights, 0.0)
         column_means = (da.where(seen, X, 0.0) * weights[:, None]).sum(axis=0) / da.maximum(
             (seen * weights[:, None]).sum(axis=0), 1e-300)

@@ -235,25 +235,27 @@ class MissingData:
         self.X, self.sample_weight, self.dtype = X, sample_weight, X.dtype
         self.weight_unit = weight_unit
         self._weights_arg = np.empty(0, X.dtype) if sample_weight is None else sample_weight
-        self.patterns = Patterns(X)
-        empty, complete = self.patterns.empty(), self.patterns.complete()
-        self._pattern_ids = [p for p in range(len(self.patterns)) if p != empty]
-        if not self._pattern_ids and not allow_empty:
+        patterns = Patterns(X)
+        empty, complete = patterns.empty(), patterns.complete()
+        # the complete rows (ascending), and the others laid out for the filled pass
+        self.complete_rows = (np.sort(patterns.rows(complete)) if complete is not None
+                              else np.empty(0, dtype=np.intp))
+        self.partial = PartialRows(patterns, [p for p in range(len(patterns))
+                                              if p not in (empty, complete)])
+        if not len(self.partial) and not self.complete_rows.size and not allow_empty:
             raise ValueError("Every value of X is missing (NaN): nothing to fit.")
-        self.partial = PartialRows(self.patterns,
-                                   [p for p in self._pattern_ids if p != complete])
         weighted = self._weights_arg.shape[0] > 0
         self._partial_weights = (np.ascontiguousarray(self._weights_arg[self.partial.rows])
                                  if weighted else self._weights_arg)
-        used = self._used_rows()
-        self.total_weight = (used.size if self.sample_weight is None
-                             else float(self.sample_weight[used].sum(dtype=np.float64)))
+        self.total_weight = (len(self.partial) + self.complete_rows.size
+                             if self.sample_weight is None else
+                             float(self.sample_weight[self.partial.rows].sum(dtype=np.float64)
+                                   + self.sample_weight[self.complete_rows].sum(
+                                       dtype=np.float64)))
 
     def _used_rows(self):
         """The rows that observe something, ascending."""
-        if not self._pattern_ids:
-            return np.empty(0, dtype=np.intp)
-        return np.sort(np.concatenate([self.patterns.rows(p) for p in self._pattern_ids]))
+        return np.sort(np.concatenate([self.complete_rows, self.partial.rows]))
 
     def statistics(self, kernel_params, n_threads, mixture):
         """One marginal E-step + expected statistics: (reduced Statistics
@@ -263,9 +265,8 @@ class MissingData:
         loglik = 0.0
         N, S = np.zeros(k), np.zeros((k, d))
         W = np.zeros((k, d, d) if full else (k, d))
-        complete = self.patterns.complete()
-        if complete is not None:
-            stats, loglik = self._complete_pass(complete, kernel_params, n_threads)
+        if self.complete_rows.size:
+            stats, loglik = self._complete_pass(kernel_params, n_threads)
             stats = recentred(stats.reduced(), mixture.means)
             N, S, W = stats.N, stats.S, stats.W
         if len(self.partial):
@@ -275,11 +276,11 @@ class MissingData:
             N, S, W, loglik = N + n_k, S + s_k, W + w_k, loglik + partial_loglik
         return Statistics(N, S, W, mixture.means.copy(), full), loglik
 
-    def _complete_pass(self, p, kp, n_threads):
-        """The complete-data pass over pattern p's rows (every value observed)
-        under ``kp``: (Statistics, log-likelihood)."""
+    def _complete_pass(self, kp, n_threads):
+        """The complete-data pass over the complete rows under ``kp``:
+        (Statistics, log-likelihood)."""
         k, d = kp.shift.shape
-        rows = self.patterns.rows(p)
+        rows = self.complete_rows
         threads = team_size(n_threads, rows.size, _models.flops_per_row(kp.mode, k, d))
         stats = Statistics.zeros(kp.shift, kp.mode, threads)
         loglik = np.zeros(len(stats.N))
@@ -300,10 +301,19 @@ class MissingData:
                             else weights * self.weight_unit).moments()
 
     def initialisation_data(self, random_state):
-        """Rows to initialise from (``initialisation_rows``)."""
-        used = self._used_rows()
-        return initialisation_rows(take_rows(self.X, used), None if self.sample_weight is None
-                                   else self.sample_weight[used], self.n_components)
+        """Rows to initialise from (``initialisation_rows``), copying only the
+        complete rows when they are enough."""
+        if self.complete_rows.size >= enough_complete_rows(self.X.shape[1], self.n_components):
+            rows = self.complete_rows
+        else:
+            rows = self._used_rows()
+        return initialisation_rows(take_rows(self.X, rows), None if self.sample_weight is None
+                                   else self.sample_weight[rows], self.n_components)
+
+
+def enough_complete_rows(n_features, n_components):
+    """How many complete rows the initialisation needs to start from them alone."""
+    return max(10 * n_features, n_components, 2)
 
 
 def initialisation_rows(X, sample_weight, n_components):
@@ -313,7 +323,7 @@ def initialisation_rows(X, sample_weight, n_components):
     missing values replaced by its column's (weighted) observed mean."""
     seen = ~np.isnan(X)
     complete = seen.all(axis=1)
-    if complete.sum() >= max(10 * X.shape[1], n_components, 2):
+    if complete.sum() >= enough_complete_rows(X.shape[1], n_components):
         rows = np.flatnonzero(complete)
         X = take_rows(X, rows)
     else:
