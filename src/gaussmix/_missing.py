@@ -64,14 +64,13 @@ class Patterns:
         step = max(1, (1 << 20) // d)
         for start in range(0, n, step):
             packed[start:start + step] = np.packbits(np.isnan(X[start:start + step]), axis=1)
-        keys = np.ascontiguousarray(packed).view(np.dtype((np.void, width))).ravel()
-        unique, inverse = np.unique(keys, return_inverse=True)
-        missing = np.unpackbits(np.frombuffer(unique.tobytes(), dtype=np.uint8).reshape(
-            len(unique), width), axis=1, count=d).astype(bool)
-        self.observed = ~missing
-        self.order = np.argsort(inverse.ravel(), kind="stable")
-        self.bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse.ravel(),
-                                                                 minlength=len(unique)))])
+        keys = packed.view(np.dtype((np.void, width))).ravel()
+        self.order = np.argsort(keys, kind="stable")      # rows, pattern after pattern
+        del keys
+        packed = packed[self.order]
+        starts = np.flatnonzero(np.concatenate([[True], (packed[1:] != packed[:-1]).any(axis=1)]))
+        self.observed = ~np.unpackbits(packed[starts], axis=1, count=d).astype(bool)
+        self.bounds = np.append(starts, n).astype(np.intp)
 
     def __len__(self):
         return len(self.observed)
@@ -323,7 +322,9 @@ def initialisation_rows(X, sample_weight, n_components):
     missing values replaced by its column's (weighted) observed mean."""
     seen = ~np.isnan(X)
     complete = seen.all(axis=1)
-    if complete.sum() >= enough_complete_rows(X.shape[1], n_components):
+    if complete.all():
+        rows = np.arange(X.shape[0])
+    elif complete.sum() >= enough_complete_rows(X.shape[1], n_components):
         rows = np.flatnonzero(complete)
         X = take_rows(X, rows)
     else:
