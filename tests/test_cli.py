@@ -73,6 +73,31 @@ def test_fit_json_matches_in_process_fit(data_dir, X, data, covariance_type):
     assert report["feature_names"] == names
 
 
+def test_fit_and_predict_with_missing_values(tmp_path, X):
+    """--nan-policy marginalize: empty fields and NA are NaN; the saved model
+    predicts rows with holes; without the flag, the error names it."""
+    holes = X.copy()
+    rng = np.random.default_rng(0)
+    holes[rng.random(X.shape) < 0.15] = np.nan
+    text = "\n".join([",".join(FEATURES)] + [
+        ",".join(("NA" if i % 7 == 0 else "") if np.isnan(v) else repr(float(v)) for v in row)
+        for i, row in enumerate(holes)])
+    (tmp_path / "holes.csv").write_text(text + "\n")
+    result = run(tmp_path, "fit", "holes.csv", "--n-components", "2", "--seed", "1",
+                 "--nan-policy", "marginalize", "--json", "--output", "m.npz")
+    assert result.returncode == 0, result.stderr
+    expected = fitted(holes, n_components=2, random_state=1, nan_policy="marginalize")
+    assert_allclose(json.loads(result.stdout)["means_"], expected.means_, rtol=1e-10)
+    predicted = run(tmp_path, "predict", "m.npz", "holes.csv")
+    assert predicted.returncode == 0, predicted.stderr
+    assert [int(v) for v in predicted.stdout.split()] == expected.predict(holes).tolist()
+    refused = run(tmp_path, "fit", "holes.csv", "--n-components", "2")
+    assert_one_line_error(refused)
+    assert "--nan-policy marginalize" in refused.stderr
+    assert_one_line_error(run(tmp_path, "fit", "holes.csv", "--select", "1..2",
+                              "--nan-policy", "marginalize"))
+
+
 def test_header_and_plain_csv_give_the_same_fit(data_dir):
     reports = [json.loads(run(data_dir, "fit", data, "--n-components", "2", "--json").stdout)
                for data in ("header.csv", "plain.csv")]

@@ -52,6 +52,7 @@ from . import BayesianGaussianMixture, GaussianMixture, load, select_model
 from . import _covariance, _variational
 from ._bayesian_mixture import COVARIANCE_TYPES as BAYESIAN_COVARIANCE_TYPES
 from ._covariance import COVARIANCE_TYPES
+from ._missing import NAN_POLICIES
 
 PROG = "gaussmix"
 # --covariance-type all: every mclust model (with --select only)
@@ -246,6 +247,11 @@ def _add_fit_parser(sub):
                        type=_positive_float, default=None,
                        help="concentration of the weight prior: small values leave fewer "
                             "components in use (default: 1 / n_components)")
+    fit.add_argument("--nan-policy", choices=NAN_POLICIES, default="raise",
+                     help="'marginalize': empty CSV fields, NA and nan are values missing "
+                          "at random, fitted by EM over each row's observed values; the "
+                          "saved model then predicts and scores rows with holes too "
+                          "(not with --select) (default: raise, an error)")
     fit.add_argument("--output", metavar="MODEL",
                      help="save the fitted model to MODEL (.npz; read it back with "
                           "'gaussmix predict' or gaussmix.load)")
@@ -361,7 +367,7 @@ class Table(NamedTuple):
         return [f"x{i}" for i in range(self.X.shape[1])]
 
 
-def load_data(path, delimiter=",", columns=None):
+def load_data(path, delimiter=",", columns=None, allow_nan=False):
     """Read a data file for ``fit``, ``predict`` or ``score``.
 
     Parameters
@@ -390,10 +396,10 @@ def load_data(path, delimiter=",", columns=None):
     if suffix == ".npy":
         X, header = _read_npy(path, columns), None
     elif suffix == ".csv":
-        X, header = _read_csv(path, delimiter, columns)
+        X, header = _read_csv(path, delimiter, columns, allow_nan)
     else:
         raise ValueError(f"{path}: unsupported data file (expected .csv or .npy)")
-    _check_data(X, path)
+    _check_data(X, path, allow_nan)
     return Table(X, header)
 
 
@@ -412,8 +418,9 @@ def _read_npy(path, columns):
     return X[:, _column_indices(columns, None, X.shape[1], path)]
 
 
-def _read_csv(path, delimiter, columns):
-    """Numbers of a CSV file and the names of their columns (None without a header)."""
+def _read_csv(path, delimiter, columns, allow_nan=False):
+    """Numbers of a CSV file and the names of their columns (None without a header);
+    with ``allow_nan``, an empty field or NA is NaN."""
     try:
         with open(path, encoding="utf-8-sig", newline="") as file:
             first = file.readline()
@@ -434,9 +441,13 @@ def _read_csv(path, delimiter, columns):
     used = None if columns is None else _column_indices(columns, header, n_columns, path)
     try:
         X = np.loadtxt(io.StringIO(text), delimiter=delimiter, quotechar='"', comments=None,
-                       dtype=np.float64, ndmin=2, usecols=used)
+                       dtype=np.float64, ndmin=2, usecols=used,
+                       converters=_missing_as_nan if allow_nan else None)
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}{_delimiter_hint(first_row, delimiter)}") from None
+        hint = _delimiter_hint(first_row, delimiter)
+        if not allow_nan and re.search(r"string '(NA)?' to float", str(exc)):
+            hint += " (missing values: fit with --nan-policy marginalize)"
+        raise ValueError(f"{path}: {exc}{hint}") from None
     if header is None:
         return X, None
     if used is None:
@@ -530,8 +541,15 @@ def _all_floats(fields):
     return True
 
 
-def _check_data(X, path):
-    """Raise ValueError unless X is a non-empty 2-D array of finite numbers."""
+def _missing_as_nan(field):
+    """A CSV field as a float, NaN for an empty field or NA."""
+    field = field.strip()
+    return np.nan if field in ("", "NA") else float(field)
+
+
+def _check_data(X, path, allow_nan=False):
+    """Raise ValueError unless X is a non-empty 2-D array of finite numbers
+    (or NaN, with ``allow_nan``)."""
     if X.dtype.kind not in "biuf":
         raise ValueError(f"{path}: the array must hold numbers, got dtype {X.dtype}")
     if X.ndim != 2:
@@ -543,11 +561,14 @@ def _check_data(X, path):
     if X.dtype.kind != "f":
         return
     for start in range(0, X.shape[0], _CHECK_ROWS):
-        bad = ~np.isfinite(X[start:start + _CHECK_ROWS]).all(axis=1)
+        block = X[start:start + _CHECK_ROWS]
+        bad = np.isinf(block).any(axis=1) if allow_nan else ~np.isfinite(block).all(axis=1)
         if bad.any():
+            hint = "" if allow_nan else (" (missing values: fit with --nan-policy marginalize, "
+                                         "and predict with that model)")
             raise ValueError(f"{path}: sample {start + int(np.argmax(bad))} (counting "
-                             "from 0) has NaN or infinite values; gaussmix needs finite "
-                             "values")
+                             f"from 0) has {'infinite' if allow_nan else 'NaN or infinite'} "
+                             f"values; gaussmix needs finite values{hint}")
 
 
 # --------------------------------------------------------------------------- #
@@ -600,7 +621,7 @@ def _estimator(n_components, args):
     """The estimator ``fit`` makes from its options."""
     shared = dict(n_components=n_components, covariance_type=args.covariance_type,
                   random_state=args.seed, max_iter=args.max_iter, n_init=args.n_init,
-                  tol=args.tol, n_threads=args.n_threads)
+                  tol=args.tol, n_threads=args.n_threads, nan_policy=args.nan_policy)
     if not args.bayesian:
         return GaussianMixture(**shared)
     priors = {name: getattr(args, name) for name in ("weight_concentration_prior_type",
@@ -936,7 +957,11 @@ def cmd_fit(args):
         raise ValueError(f"--plot needs matplotlib, which is not installed; "
                          f"{MATPLOTLIB_HINT}")
     _check_bayesian_options(args)
-    X, header = load_data(args.data, args.delimiter, args.columns)
+    marginalize = args.nan_policy == "marginalize"
+    if marginalize and args.select is not None:
+        raise ValueError("--select does not take --nan-policy marginalize yet; fit a "
+                         "chosen --n-components")
+    X, header = load_data(args.data, args.delimiter, args.columns, allow_nan=marginalize)
     names = Table(X, header).names
     if args.select is None:
         if args.covariance_type == ALL_MODELS:
@@ -987,7 +1012,8 @@ def _model_and_data(args):
     gm = load(args.model)
     if args.n_threads is not None:
         gm.set_params(n_threads=args.n_threads)
-    X, header = load_data(args.data, args.delimiter, args.columns)
+    X, header = load_data(args.data, args.delimiter, args.columns,
+                          allow_nan=getattr(gm, "nan_policy", "raise") == "marginalize")
     fitted_names = getattr(gm, "feature_names_in_", None)
     if header is not None and fitted_names is not None:
         return gm, _match_columns(X, header, list(fitted_names), args)
