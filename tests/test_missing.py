@@ -273,6 +273,31 @@ def test_filled_pass_is_the_conditional_expectation():
     np.testing.assert_allclose(loglik[0], loglik_ref, rtol=1e-12)
 
 
+def test_filled_pass_refills_what_its_scratch_does_not_keep():
+    """Components past the kept filled rows are filled again for the
+    statistics: the same numbers as with every component kept."""
+    from gaussmix._kernels import suffstats
+    from gaussmix._missing import Mixture, PartialRows, Patterns
+    X = with_holes(blobs(n=500, d=5)[0], 0.3)
+    gm = GaussianMixture(4, nan_policy="marginalize", random_state=0).fit(X)
+    patterns = Patterns(X)
+    table = PartialRows(patterns, [p for p in range(len(patterns))
+                                   if patterns.observed[p].any() and not patterns.observed[p].all()])
+    mixture = Mixture(np.log(gm.weights_), gm.means_, gm.precisions_cholesky_, "full")
+    results = []
+    for fill_bytes in (1 << 30, 1):
+        out = [np.zeros((2, 4)), np.zeros((2, 4, 5)), np.zeros((2, 4, 25)), np.zeros(2)]
+        suffstats.em_pass_filled(X, np.empty(0), table.rows, table.pattern, table.obs_ptr,
+                                 table.obs_idx, table.miss_ptr, table.miss_idx,
+                                 mixture.log_weights + mixture.log_det_factors, mixture.means,
+                                 mixture.precisions.reshape(4, 25), mixture.factors, False,
+                                 *out, np.empty(0), np.empty((0, 4)), fill_bytes)
+        results.append(out)
+    for kept, refilled in zip(*results):
+        np.testing.assert_array_equal(kept, refilled)
+    assert results[0][0].sum() == len(table)
+
+
 def test_filled_pass_checks_its_tables():
     from gaussmix._kernels import suffstats
     X = with_holes(blobs(n=40)[0], 0.3)

@@ -57,6 +57,10 @@ cdef extern from *:
 cdef enum:
     # Bytes of responsibilities buffered per block by the shared-slot scheme.
     BLOCK_BYTES = 8 << 20
+    # Bytes of one thread's filled rows kept between the E-step and the
+    # statistics of the missing-value pass (the components past it are filled
+    # twice); 2 MiB keeps 128 components of 16 features.
+    FILL_BYTES = 2 << 20
 
 
 cdef struct Pass:
@@ -300,6 +304,7 @@ cdef struct FilledPass:
     # threads-th chunk, so each thread gets patterns of every size (the rows are
     # ordered by how many values they miss, and more missing values cost more).
     Py_ssize_t threads, chunks_per_thread
+    Py_ssize_t kept              # components whose filled rows scratch keeps (FILL_BYTES)
 
 
 cdef inline bint missing_block_factor(const double *P, const Py_ssize_t *miss, Py_ssize_t m,
@@ -402,11 +407,53 @@ cdef inline void fill_segment(const double *xg, const FilledPass *f, Py_ssize_t 
             z[miss[a]] = fill[a]
 
 
+cdef void fill_component(const FilledPass *f, const double *xg, Py_ssize_t start,
+                         Py_ssize_t rows, Py_ssize_t c, double *factors, double *Z,
+                         double *offset, int *failed) noexcept nogil:
+    """Z = the chunk's filled rows under component c, centred at mu_c (xg the
+    chunk gathered); offset[i] = row i's log-density constant under c, when
+    not NULL. factors: [3 d^2] scratch for P_MM's factor, the regression and
+    the fill values."""
+    cdef Py_ssize_t i, i0, i1, a, q, m, d = f.d
+    cdef double *L = factors
+    cdef double *B = factors + d * d
+    cdef double *T = factors + 2 * d * d
+    cdef const double *P = f.precisions + c * (d if f.diagonal else d * d)
+    cdef const Py_ssize_t *miss
+    cdef double log_det, t
+    i0 = 0
+    while i0 < rows:                       # the chunk's runs of one pattern
+        q = f.pattern[start + i0]
+        i1 = i0 + 1
+        while i1 < rows and f.pattern[start + i1] == q:
+            i1 += 1
+        miss, m = f.miss_idx + f.miss_ptr[q], f.miss_ptr[q + 1] - f.miss_ptr[q]
+        log_det = 0.0
+        if f.diagonal:
+            for a in range(m):
+                log_det += log(P[miss[a]])
+            fill_segment(xg, f, start, i0, i1, c, NULL, T, Z)
+        elif missing_block_factor(P, miss, m, d, L):
+            log_det = log_det_factor(L, m)
+            missing_regression(P, miss, m, d, L, B)
+            fill_segment(xg, f, start, i0, i1, c, B, T, Z)
+        else:
+            failed[0] = 1
+            fill_segment(xg, f, start, i0, i1, c, NULL, T, Z)
+        if offset != NULL:
+            t = f.base_offsets[c] - 0.5 * log_det - 0.5 * (d - m) * LOG_2PI
+            for i in range(i0, i1):
+                offset[i] = t
+        i0 = i1
+
+
 cdef void filled_task(const floating *X, void *context, Scratch *s, Py_ssize_t chunk,
                       int tid) noexcept nogil:
     """One chunk of positions: log p(x_obs, c) from the filled rows (the
     marginal's Mahalanobis distance is the full one of the conditionally
-    filled row), then either the outputs or the expected statistics."""
+    filled row), then either the outputs or the expected statistics. The
+    filled rows of the first ``f.kept`` components stay in scratch between
+    the two phases; the others are filled again."""
     cdef FilledPass *f = <FilledPass *> context
     cdef Py_ssize_t start, rows, i, i0, i1, j, c, a, b, q, m, used, d = f.d, k = f.k
     cdef const floating *weights = <const floating *> f.weights
@@ -414,15 +461,13 @@ cdef void filled_task(const floating *X, void *context, Scratch *s, Py_ssize_t c
     cdef double *z
     cdef double *work = <double *> s.work
     cdef double *scatter = <double *> s.scatter
-    cdef double *L = s.acc                    # [d, d]
-    cdef double *B = s.acc + d * d            # [d, d]
-    cdef double *T = s.acc + 2 * d * d        # [d, d]
     cdef double *offset = s.tmp               # [CHUNK_ROWS]
+    cdef double *spare = s.feat + f.kept * CHUNK_ROWS * d
     cdef double *lp
     cdef const double *u
     cdef const double *P
     cdef const Py_ssize_t *miss
-    cdef double r, sr, t, mass, log_det
+    cdef double r, sr, t, mass
     cdef double *N = f.N + tid * k
     cdef double *S = f.S + tid * k * d
     cdef double *W = f.W + tid * k * (d if f.diagonal else d * d)
@@ -435,32 +480,9 @@ cdef void filled_task(const floating *X, void *context, Scratch *s, Py_ssize_t c
     else:
         gather_f(X, f.rows + start, rows, d, s.xt)
     for c in range(k):
-        Z = s.feat + c * CHUNK_ROWS * d
+        Z = s.feat + c * CHUNK_ROWS * d if c < f.kept else spare
         lp = s.lp + c * CHUNK_ROWS
-        P = f.precisions + c * (d if f.diagonal else d * d)
-        i0 = 0
-        while i0 < rows:                       # the chunk's runs of one pattern
-            q = f.pattern[start + i0]
-            i1 = i0 + 1
-            while i1 < rows and f.pattern[start + i1] == q:
-                i1 += 1
-            miss, m = f.miss_idx + f.miss_ptr[q], f.miss_ptr[q + 1] - f.miss_ptr[q]
-            log_det = 0.0
-            if f.diagonal:
-                for a in range(m):
-                    log_det += log(P[miss[a]])
-                fill_segment(s.xt, f, start, i0, i1, c, NULL, T, Z)
-            elif missing_block_factor(P, miss, m, d, L):
-                log_det = log_det_factor(L, m)
-                missing_regression(P, miss, m, d, L, B)
-                fill_segment(s.xt, f, start, i0, i1, c, B, T, Z)
-            else:
-                f.failed[tid] = 1
-                fill_segment(s.xt, f, start, i0, i1, c, NULL, T, Z)
-            t = f.base_offsets[c] - 0.5 * log_det - 0.5 * (d - m) * LOG_2PI
-            for i in range(i0, i1):
-                offset[i] = t
-            i0 = i1
+        fill_component(f, s.xt, start, rows, c, s.acc, Z, offset, f.failed + tid)
         if f.diagonal:
             u = f.factors + c * d
             for i in range(rows):
@@ -484,9 +506,13 @@ cdef void filled_task(const floating *X, void *context, Scratch *s, Py_ssize_t c
     f.loglik[tid] += log_prob_to_resp(s.lp, rows, k, s.norm,
                                       weights + start if weights != NULL else NULL)
     for c in range(k):
-        Z = s.feat + c * CHUNK_ROWS * d
         lp = s.lp + c * CHUNK_ROWS
         P = f.precisions + c * (d if f.diagonal else d * d)
+        if c < f.kept:
+            Z = s.feat + c * CHUNK_ROWS * d
+        else:
+            Z = spare
+            fill_component(f, s.xt, start, rows, c, s.acc, Z, NULL, f.failed + tid)
         used = 0
         for i in range(rows):
             r = lp[i]
@@ -522,8 +548,9 @@ cdef void filled_task(const floating *X, void *context, Scratch *s, Py_ssize_t c
                 if f.diagonal:
                     for a in range(m):
                         W[c * d + miss[a]] += mass / P[miss[a]]
-                elif missing_block_factor(P, miss, m, d, L):
-                    add_conditional_covariance(L, miss, m, d, mass, T, W + c * d * d)
+                elif missing_block_factor(P, miss, m, d, s.acc):
+                    add_conditional_covariance(s.acc, miss, m, d, mass, s.acc + 2 * d * d,
+                                               W + c * d * d)
             i0 = i1
 
 
@@ -559,7 +586,8 @@ def em_pass_filled(const floating[:, ::1] X,             # IN [n, d], NaN where 
                    double[:, :, ::1] W,                  # INOUT [slots, k, d*d or d]
                    double[::1] loglik,                   # INOUT [slots]
                    double[::1] out_norm,                 # OUT [n_pos], or empty: accumulate
-                   double[:, ::1] out_resp):             # OUT [n_pos, k] with out_norm
+                   double[:, ::1] out_resp,              # OUT [n_pos, k] with out_norm
+                   size_t fill_bytes=FILL_BYTES):        # per thread, see FILL_BYTES
     """The marginal E-step of rows with missing values (``_missing``), one
     thread per accumulator slot.
 
@@ -620,7 +648,8 @@ def em_pass_filled(const floating[:, ::1] X,             # IN [n, d], NaN where 
     sizes.norm = CHUNK_ROWS * sizeof(double)
     sizes.tmp = CHUNK_ROWS * sizeof(double)
     sizes.xt = CHUNK_ROWS * d * sizeof(double)
-    sizes.feat = k * CHUNK_ROWS * d * sizeof(double)
+    f.kept = min(k, max(<Py_ssize_t> 1, fill_bytes // (CHUNK_ROWS * d * sizeof(double))))
+    sizes.feat = (f.kept + 1) * CHUNK_ROWS * d * sizeof(double)
     sizes.work = CHUNK_ROWS * d * sizeof(double)
     sizes.scatter = d * d * sizeof(double)
     sizes.acc = 3 * d * d * sizeof(double)
