@@ -2,7 +2,9 @@
 
 Every kernel mode runs: full with d=2 (row loops), d=5 (quadratic-feature GEMMs) and
 d=60 (trmm/syrk), tied, diag, spherical, an mclust model, float32 and float64,
-k-means++ seeding, Lloyd k-means, predict/predict_proba/score_samples.
+k-means++ seeding, Lloyd k-means, predict/predict_proba/score_samples, and the
+missing-value pass (full and diag, float32 and float64, weighted, a pattern over
+several chunks).
 """
 import numpy as np
 
@@ -18,4 +20,13 @@ for d, covariance_types in ((2, ("full",)), (5, ("full", "tied", "diag", "spheri
                                           random_state=0).fit(X.astype(dtype))
             gm.predict(X), gm.predict_proba(X), gm.score_samples(X)
 gaussmix.GaussianMixture(3, init_params="k-means++", max_iter=2, random_state=0).fit(X)
+holes = np.vstack([rng.normal(size=(300, 5)), rng.normal(size=(300, 5)) + 4])
+holes[rng.random(holes.shape) < 0.3] = np.nan
+holes[:200, 0] = np.nan
+for covariance_type in ("full", "diag"):
+    for dtype in (np.float64, np.float32):
+        gm = gaussmix.GaussianMixture(2, covariance_type=covariance_type, max_iter=3,
+                                      random_state=0, nan_policy="marginalize")
+        gm.fit(holes.astype(dtype), sample_weight=np.arange(600) % 3)
+        gm.predict_proba(holes), gm.score_samples(holes)
 print("ok")
