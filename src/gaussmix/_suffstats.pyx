@@ -12,6 +12,9 @@ of slots picks one of two schemes (``_em.Statistics`` chooses):
   added by its one thread, chunk after chunk in row order.
 
 Both are reproducible for a given thread count.
+
+``em_pass_filled`` is the same fused pass for rows with missing values
+(``_missing``), one slot per thread.
 """
 from cython cimport floating
 from libc.stdlib cimport malloc, free
