@@ -46,6 +46,13 @@ from ._blas cimport trmm_right_upper, syrk_lower_ata, gemm_ab
 from ._parallel cimport (CHUNK_ROWS, FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS,
                          Scratch, ScratchSizes)
 
+# The GEMM modes' coef: double, or float32 for a single-precision log-density
+# GEMM (float32 X only, _models.SINGLE_PRECISION_REACH).
+ctypedef fused coefficient:
+    float
+    double
+
+
 cdef extern from *:
     """
     #include <stdint.h>
@@ -280,10 +287,10 @@ cdef inline Py_ssize_t feature_rows(Py_ssize_t d, int mode) noexcept nogil:
 
 
 cdef inline ScratchSizes scratch_sizes(Py_ssize_t d, Py_ssize_t k, int mode,
-                                       size_t itemsize) noexcept nogil:
+                                       size_t itemsize, bint single) noexcept nogil:
     """The scratch one thread needs to run chunk_log_prob and chunk_accumulate
-    in ``mode``: only the buffers that mode touches (a diagonal mode never gets
-    a d x d one)."""
+    in ``mode`` (``single``: with a float32 coef): only the buffers that mode
+    touches (a diagonal mode never gets a d x d one)."""
     cdef ScratchSizes z
     cdef size_t rows = CHUNK_ROWS
     cdef Py_ssize_t width = feature_width(d, mode)
@@ -296,6 +303,7 @@ cdef inline ScratchSizes scratch_sizes(Py_ssize_t d, Py_ssize_t k, int mode,
     z.feat = feature_rows(d, mode) * width * sizeof(double)
     z.resp = rows * k * sizeof(double) if width > 0 else 0
     z.acc = k * width * sizeof(double)
+    z.single = feature_rows(d, mode) * (width - 1 + k) * sizeof(float) if single else 0
     return z
 
 
@@ -418,13 +426,45 @@ cdef inline void log_prob_blas_full(const floating *X, Py_ssize_t n_rows, Py_ssi
         q[i] = offset - 0.5 * sum_of_squares(work + i * d, d)
 
 
+cdef inline void set_coefficients(const double **coef, const float **coef_single,
+                                  const coefficient[:, ::1] values) noexcept:
+    """Point coef or coef_single (by the dtype of ``values``) at ``values``,
+    the other at NULL; both NULL when ``values`` is empty."""
+    coef[0] = NULL
+    coef_single[0] = NULL
+    if values.shape[0] == 0 or values.shape[1] == 0:
+        return
+    if coefficient is float:
+        coef_single[0] = &values[0, 0]
+    else:
+        coef[0] = &values[0, 0]
+
+
+cdef inline void single_precision_gemm(const double *feat, Py_ssize_t n_rows,
+                                       Py_ssize_t width, const float *coef, Py_ssize_t k,
+                                       float *single, double *out) noexcept nogil:
+    """out[i, c] = feat[i, 1:] . coef[:, c] (row-major [n_rows, k]) as an SGEMM
+    on float32 copies of the features (``single``: [n_rows, width - 1 + k])."""
+    cdef Py_ssize_t i, a, m = width - 1
+    cdef float *f32 = single
+    cdef float *out32 = single + n_rows * m
+    for i in range(n_rows):
+        for a in range(m):
+            f32[i * m + a] = <float> feat[i * width + 1 + a]
+    gemm_ab(<int> n_rows, <int> k, <int> m, f32, <int> m, coef, <int> k, out32, <int> k)
+    for i in range(n_rows * k):
+        out[i] = out32[i]
+
+
 cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
                                 Py_ssize_t k, const floating *shift, const floating *prec,
-                                const double *coef, const double *offsets, int mode,
+                                const double *coef, const float *coef_single,
+                                const double *offsets, int mode,
                                 Scratch *s) noexcept nogil:
     """s.lp[c, i] = log p(x_i, c) for the chunk; leaves s.xt (FULL_LOOPS,
     DIAG_LOOPS) or s.feat (FULL_GEMM, DIAG_GEMM, see feature_rows) filled for
-    chunk_accumulate."""
+    chunk_accumulate. The GEMM modes take ``coef`` in double, or
+    ``coef_single`` in float32 (then the other is NULL)."""
     cdef Py_ssize_t c, i
     cdef double *row
     cdef Py_ssize_t width = feature_width(d, mode)
@@ -438,8 +478,12 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
             # log p[i, c] row-major from coef^T [width - 1, k]: a GEMM that
             # contracts no two operands along their contiguous axes, which
             # OpenBLAS would run in its slower packed path on these small sizes.
-            gemm_ab(<int> rows, <int> k, <int> (width - 1), s.feat + 1, <int> width,
-                    coef, <int> k, s.resp + first * k, <int> k)
+            if coef_single != NULL:
+                single_precision_gemm(s.feat, rows, width, coef_single, k, s.single,
+                                      s.resp + first * k)
+            else:
+                gemm_ab(<int> rows, <int> k, <int> (width - 1), s.feat + 1, <int> width,
+                        coef, <int> k, s.resp + first * k, <int> k)
             first += rows
         for c in range(k):
             row = s.lp + c * CHUNK_ROWS
@@ -621,6 +665,43 @@ cdef inline void prepare_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssi
         chunk_features(X, n_rows, d, shift + near * d, mode, s.feat)
 
 
+cdef enum:
+    # statistics_product loops over the nonzero responsibilities instead of
+    # running a GEMM when at most 1 / SPARSE_SHARE of them are nonzero.
+    SPARSE_SHARE = 4
+
+
+cdef inline void statistics_product(const double *r, Py_ssize_t n_rows, Py_ssize_t k,
+                                    const double *feat, Py_ssize_t width,
+                                    double *acc) noexcept nogil:   # OUT [k, width]
+    """acc = r^T feat, r [k, n_rows] (row stride CHUNK_ROWS), feat [n_rows, width]:
+    the GEMM modes' per-component sums. On separated clusters most
+    responsibilities underflow to exactly 0; then only the nonzero ones are
+    added (a row of features per nonzero), at a fraction of the GEMM's cost."""
+    cdef Py_ssize_t i, c, a, nonzero = 0
+    cdef double w
+    cdef double *out
+    cdef const double *f
+    for c in range(k):
+        for i in range(n_rows):
+            nonzero += r[c * CHUNK_ROWS + i] != 0.0
+    if nonzero * SPARSE_SHARE > n_rows * k:
+        gemm_ab(<int> k, <int> width, <int> n_rows, r, <int> CHUNK_ROWS,
+                feat, <int> width, acc, <int> width)
+        return
+    for c in range(k):
+        out = acc + c * width
+        for a in range(width):
+            out[a] = 0.0
+        for i in range(n_rows):
+            w = r[c * CHUNK_ROWS + i]
+            if w == 0.0:
+                continue
+            f = feat + i * width
+            for a in range(width):
+                out[a] += w * f[a]
+
+
 cdef inline void add_gemm_statistics(const double *acc, Py_ssize_t k, Py_ssize_t d, int mode,
                                      const floating *prec,
                                      double *N, double *S, double *W) noexcept nogil:
@@ -659,15 +740,13 @@ cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize
     cdef Py_ssize_t near = first_near(prec, k, d) if mode == FULL_GEMM else 0
     if mode == DIAG_GEMM or mode == FULL_GEMM:
         if n_rows <= piece and near < k:
-            gemm_ab(<int> k, <int> width, <int> n_rows, s.lp, <int> CHUNK_ROWS,
-                    s.feat, <int> width, s.acc, <int> width)
+            statistics_product(s.lp, n_rows, k, s.feat, width, s.acc)
             add_gemm_statistics(s.acc, k, d, mode, prec, N, S, W)
         first = 0
         while first < n_rows and n_rows > piece and near < k:
             rows = min(piece, n_rows - first)
             chunk_features(X + first * d, rows, d, shift + near * d, mode, s.feat)
-            gemm_ab(<int> k, <int> width, <int> rows, s.lp + first, <int> CHUNK_ROWS,
-                    s.feat, <int> width, s.acc, <int> width)
+            statistics_product(s.lp + first, rows, k, s.feat, width, s.acc)
             add_gemm_statistics(s.acc, k, d, mode, prec, N, S, W)
             first += rows
         for c in range(k):

@@ -43,6 +43,17 @@ MANY_COMPONENTS = 16
 COMMON_CENTER_LIMIT = 1e6
 MAX_FAR_SHARE = 0.5
 
+# With float32 X, FULL_GEMM's log-density GEMM runs in single precision
+# (features and coef rounded to float32, an SGEMM at about twice DGEMM's rate)
+# when every component around the centre has R^2 <= SINGLE_PRECISION_REACH
+# (DIAG_GEMM, 2d features, is cheap enough in double).
+# A log-density then loses at most about eps32 * R^2 <= 6e-4 (absolute; as
+# rounding errors add up at random, measured 1e-6 to 1e-5), the order of what
+# rounding X and the parameters to float32 already costs (eps32 |x| |x - mu| in
+# the component's metric). The statistics GEMM stays double, so the M-step
+# keeps its accuracy (benchmarks/README.md: float32 fits against float64 fits).
+SINGLE_PRECISION_REACH = 1e4
+
 
 def kernel_mode(covariance_type, n_components, n_features, common_shift=True):
     """Which kernel runs; ``common_shift=False`` when the statistics must be
@@ -112,6 +123,7 @@ def kernel_parameters(log_weights, means, prec_chol, covariance_type, dtype):
     offsets = log_weights + log_det - 0.5 * d * np.log(2 * np.pi)
     common_shift = np.ascontiguousarray(np.broadcast_to(center, (k, d)))
     empty = np.empty((0, 0))
+    # dtype of the log-density GEMM's coef (_chunks.pxd: coefficient)
     if mode == DIAG_GEMM:
         p2 = U ** 2
         return KernelParameters(mode, common_shift, empty.astype(dtype),
@@ -122,12 +134,14 @@ def kernel_parameters(log_weights, means, prec_chol, covariance_type, dtype):
         Pm = np.einsum("kde,ke->kd", P, m)
         rows, cols = np.tril_indices(d)
         quad = P[:, rows, cols] * np.where(rows == cols, 1.0, 2.0)
+        single = np.dtype(dtype) == np.float32 and np.all(reach[~far] <= SINGLE_PRECISION_REACH)
         shift, far_factors = common_shift, empty.astype(dtype)
         if far.any():     # zero rows mark the components around g (_chunks.pxd)
             shift = np.where(far[:, None], np.asarray(means, dtype=dtype), common_shift)
             far_factors = np.where(far[:, None], U.reshape(k, d * d), 0.0).astype(dtype)
         return KernelParameters(mode, shift, far_factors,
-                                np.ascontiguousarray(np.hstack([-2 * Pm, quad]).T),
+                                np.ascontiguousarray(np.hstack([-2 * Pm, quad]).T,
+                                                     dtype=np.float32 if single else np.float64),
                                 np.where(far, offsets,
                                          offsets - 0.5 * np.einsum("kd,kd->k", Pm, m)))
     factors = U if mode == DIAG_LOOPS else U.reshape(k, d * d)

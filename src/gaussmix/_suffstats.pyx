@@ -18,8 +18,8 @@ from libc.stdlib cimport malloc, free
 
 from ._kernel_checks import check_accumulators, check_parameters, check_rows, expect_shape
 
-from ._chunks cimport (chunk_log_prob, log_prob_to_resp, prepare_accumulate, chunk_accumulate,
-                       scratch_sizes)
+from ._chunks cimport (chunk_log_prob, coefficient, log_prob_to_resp, prepare_accumulate,
+                       chunk_accumulate, scratch_sizes, set_coefficients)
 from ._parallel cimport (CHUNK_ROWS, FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS, Scratch,
                          ScratchSizes, chunk_rows, count_chunks, run_tasks)
 
@@ -33,6 +33,7 @@ cdef struct Pass:
     const void *shift            # floating [k, d]
     const void *prec             # floating, or NULL when the mode has none
     const double *coef           # or NULL when the mode has none
+    const float *coef_single     # float32 coef instead of coef, or NULL
     const double *offsets        # [k]
     const double *given_resp     # [n, k] responsibilities given by the caller, or NULL
     Py_ssize_t n, d, k, w_size   # w_size: entries of W per component
@@ -71,8 +72,8 @@ cdef void slot_chunk(const floating *X, void *context, Scratch *s, Py_ssize_t ch
         copy_given_resp(p, start, rows, 0, k, s.lp)
         prepare_accumulate(x, rows, d, k, shift, <const floating *> p.prec, p.mode, s)
     else:
-        chunk_log_prob(x, rows, d, k, shift, <const floating *> p.prec, p.coef, p.offsets,
-                       p.mode, s)
+        chunk_log_prob(x, rows, d, k, shift, <const floating *> p.prec, p.coef, p.coef_single,
+                       p.offsets, p.mode, s)
         p.loglik[tid] += log_prob_to_resp(s.lp, rows, k, s.norm,
                                           weights + start if weights != NULL else NULL)
     chunk_accumulate(x, rows, d, k, shift, <const floating *> p.prec, p.mode, s, p.N + tid * k,
@@ -91,7 +92,7 @@ cdef void block_resp_chunk(const floating *X, void *context, Scratch *s, Py_ssiz
     t.lp = p.block_resp + j * p.k * CHUNK_ROWS
     chunk_rows(p.first_chunk + j, p.n, &start, &rows)
     chunk_log_prob(X + start * p.d, rows, p.d, p.k, <const floating *> p.shift,
-                   <const floating *> p.prec, p.coef, p.offsets, p.mode, &t)
+                   <const floating *> p.prec, p.coef, p.coef_single, p.offsets, p.mode, &t)
     p.block_loglik[j] = log_prob_to_resp(t.lp, rows, p.k, t.norm,
                                          weights + start if weights != NULL else NULL)
 
@@ -169,7 +170,7 @@ def em_pass(const floating[:, ::1] X,              # IN [n, d]
             const floating[::1] sample_weight,     # IN [n] or empty for unit weights
             const floating[:, ::1] shift,          # IN [k, d]
             const floating[:, ::1] prec,           # IN see _chunks.pxd; empty for DIAG_GEMM
-            const double[:, ::1] coef,             # IN see _chunks.pxd; empty when unused
+            const coefficient[:, ::1] coef,        # IN see _chunks.pxd; empty when unused
             const double[::1] offsets,             # IN [k]
             int mode,                              # kernel mode (_parallel.pxd)
             double[:, ::1] N,                      # INOUT [slots, k]
@@ -195,11 +196,11 @@ def em_pass(const floating[:, ::1] X,              # IN [n, d]
     p.weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     p.shift, p.offsets, p.given_resp = &shift[0, 0], &offsets[0], NULL
     p.prec = &prec[0, 0] if prec.shape[0] > 0 and prec.shape[1] > 0 else NULL
-    p.coef = &coef[0, 0] if coef.shape[0] > 0 and coef.shape[1] > 0 else NULL
+    set_coefficients(&p.coef, &p.coef_single, coef)
     p.loglik = &loglik[0]
     set_accumulators(&p, N, S, W)
     p.n_groups = min(threads, p.k)
-    sizes = scratch_sizes(p.d, p.k, mode, sizeof(floating))
+    sizes = scratch_sizes(p.d, p.k, mode, sizeof(floating), p.coef_single != NULL)
     with nogil:
         ok = run_pass(&X[0, 0], &p, threads, N.shape[0] < threads, &sizes)
     if not ok:
@@ -234,10 +235,11 @@ def accumulate_responsibilities(
         return
     p.n, p.d, p.k, p.mode = n, d, k, mode
     p.weights, p.prec, p.coef, p.offsets, p.loglik = NULL, NULL, NULL, NULL, NULL
+    p.coef_single = NULL
     p.shift, p.given_resp = &shift[0, 0], &resp[0, 0]
     set_accumulators(&p, N, S, W)
     p.n_groups = min(threads, k)
-    sizes = scratch_sizes(d, k, mode, sizeof(floating))
+    sizes = scratch_sizes(d, k, mode, sizeof(floating), False)
     with nogil:
         ok = run_pass(&X[0, 0], &p, threads, N.shape[0] < threads, &sizes)
     if not ok:
@@ -270,7 +272,7 @@ cdef void pattern_task(const floating *X, void *context, Scratch *s, Py_ssize_t 
     while start < q.bounds[p + 1]:
         rows = min(<Py_ssize_t> CHUNK_ROWS, q.bounds[p + 1] - start)
         x = X + start * d
-        chunk_log_prob(x, rows, d, k, shift, prec, NULL, q.offsets + p * k, q.mode, s)
+        chunk_log_prob(x, rows, d, k, shift, prec, NULL, NULL, q.offsets + p * k, q.mode, s)
         q.loglik[p] += log_prob_to_resp(s.lp, rows, k, s.norm,
                                         weights + start if weights != NULL else NULL)
         chunk_accumulate(x, rows, d, k, shift, prec, q.mode, s, q.N + p * k,
@@ -325,7 +327,7 @@ def em_pass_patterns(const floating[:, ::1] X,              # IN [n, d]
     q.bounds, q.shift, q.prec, q.offsets = &bounds[0], &shift[0, 0, 0], &prec[0, 0, 0], &offsets[0, 0]
     q.d, q.k, q.prec_size, q.w_size, q.mode = d, k, width, width, mode
     q.N, q.S, q.W, q.loglik = &N[0, 0], &S[0, 0, 0], &W[0, 0, 0], &loglik[0]
-    sizes = scratch_sizes(d, k, mode, sizeof(floating))
+    sizes = scratch_sizes(d, k, mode, sizeof(floating), False)
     n_threads = <int> max(1, min(n_threads, P))
     with nogil:
         ok = run_tasks(pattern_task[floating], &X[0, 0], &q, P, n_threads, &sizes)
