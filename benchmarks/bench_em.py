@@ -79,6 +79,18 @@ CASES = [
     Case(200_000, 16, 16, "full", "correlated"),
     Case(1_000_000, 2, 3, "full", "anisotropic"),
     Case(100_000, 64, 32, "diag", "anisotropic"),
+    # the same shapes for the other kernel modes: d = 2 loops, 64-d full and
+    # diagonal GEMMs, tied and spherical
+    Case(1_000_000, 2, 3, "full", "round"),
+    Case(1_000_000, 2, 3, "full", "separated"),
+    Case(100_000, 64, 32, "full", "round"),
+    Case(100_000, 64, 32, "full", "anisotropic"),
+    Case(100_000, 64, 32, "diag", "round"),
+    Case(100_000, 64, 32, "diag", "separated"),
+    Case(200_000, 16, 16, "tied", "round"),
+    Case(200_000, 16, 16, "tied", "anisotropic"),
+    Case(200_000, 16, 16, "spherical", "round"),
+    Case(200_000, 16, 16, "spherical", "separated"),
 ]
 DTYPES = {"float64": np.float64, "float32": np.float32}
 LIBS = ("gaussmix", "sklearn", "daal4py")

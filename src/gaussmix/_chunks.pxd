@@ -666,26 +666,37 @@ cdef inline void prepare_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssi
 
 
 cdef enum:
-    # statistics_product loops over the nonzero responsibilities instead of
-    # running a GEMM when at most 1 / SPARSE_SHARE of them are nonzero.
+    # statistics_product loops over the responsibilities that count instead of
+    # running a GEMM when at most 1 / SPARSE_SHARE of them do.
     SPARSE_SHARE = 4
+
+cdef extern from *:
+    """
+    /* Responsibilities (times sample weight) below this add nothing to the
+       statistics: n of them, n <= 1e12, change N_k by at most 1e-28, far
+       below double rounding of any N_k the M-step can use (it adds 10 eps =
+       2e-15 to every N_k). Once EM has sorted the rows most responsibilities
+       are below it, on overlapping clusters too. */
+    #define GAUSSMIX_NEGLIGIBLE 1e-40
+    """
+    const double NEGLIGIBLE "GAUSSMIX_NEGLIGIBLE"
 
 
 cdef inline void statistics_product(const double *r, Py_ssize_t n_rows, Py_ssize_t k,
                                     const double *feat, Py_ssize_t width,
                                     double *acc) noexcept nogil:   # OUT [k, width]
     """acc = r^T feat, r [k, n_rows] (row stride CHUNK_ROWS), feat [n_rows, width]:
-    the GEMM modes' per-component sums. On separated clusters most
-    responsibilities underflow to exactly 0; then only the nonzero ones are
-    added (a row of features per nonzero), at a fraction of the GEMM's cost."""
-    cdef Py_ssize_t i, c, a, nonzero = 0
+    the GEMM modes' per-component sums. When most responsibilities are
+    negligible (each row near one or two components) only the others are
+    added, a row of features each, at a fraction of the GEMM's cost."""
+    cdef Py_ssize_t i, c, a, counted = 0
     cdef double w
     cdef double *out
     cdef const double *f
     for c in range(k):
         for i in range(n_rows):
-            nonzero += r[c * CHUNK_ROWS + i] != 0.0
-    if nonzero * SPARSE_SHARE > n_rows * k:
+            counted += r[c * CHUNK_ROWS + i] >= NEGLIGIBLE
+    if counted * SPARSE_SHARE > n_rows * k:
         gemm_ab(<int> k, <int> width, <int> n_rows, r, <int> CHUNK_ROWS,
                 feat, <int> width, acc, <int> width)
         return
@@ -695,7 +706,7 @@ cdef inline void statistics_product(const double *r, Py_ssize_t n_rows, Py_ssize
             out[a] = 0.0
         for i in range(n_rows):
             w = r[c * CHUNK_ROWS + i]
-            if w == 0.0:
+            if w < NEGLIGIBLE:
                 continue
             f = feat + i * width
             for a in range(width):
