@@ -79,12 +79,16 @@ def test_common_centre_modes_match_per_component_modes(monkeypatch, covariance_t
         assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("covariance_type, mode", [("full", _models.FULL_GEMM),
+                                                   ("diag", _models.DIAG_GEMM),
+                                                   ("spherical", _models.DIAG_GEMM)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("budget", [1 << 40, 0])   # per-thread slots, one shared slot
-def test_far_component_runs_on_its_own_within_the_gemm_pass(monkeypatch, dtype, budget):
+def test_far_component_runs_on_its_own_within_the_gemm_pass(monkeypatch, covariance_type, mode,
+                                                            dtype, budget):
     """One component far from the common centre no longer sends the whole
-    pass to the per-component mode: FULL_GEMM keeps the others and runs that
-    one around its own mean, with the statistics, log-likelihood and
+    pass to the per-component mode: the GEMM mode keeps the others and runs
+    that one around its own mean, with the statistics, log-likelihood and
     predictions of the per-component pass."""
     from gaussmix import _em
     monkeypatch.setattr(_em, "ACCUMULATOR_BUDGET", budget)
@@ -94,18 +98,20 @@ def test_far_component_runs_on_its_own_within_the_gemm_pass(monkeypatch, dtype, 
     centers[1:3, 0] = [6.0, 12.0]
     centers[3, 1] = 3000.0
     X = (rng.standard_normal((n, d)) + centers[np.arange(n) % k]).astype(dtype)
-    gm = GaussianMixture(k, covariance_type="full", means_init=centers, random_state=0).fit(X)
+    gm = GaussianMixture(k, covariance_type=covariance_type, means_init=centers,
+                         random_state=0).fit(X)
     params = Parameters(gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_)
-    kp = _models.kernel_parameters(np.log(gm.weights_), gm.means_, gm.precisions_cholesky_, "full",
-                                   X.dtype)
-    assert kp.mode == _models.FULL_GEMM
+    kp = _models.kernel_parameters(np.log(gm.weights_), gm.means_, gm.precisions_cholesky_,
+                                   covariance_type, X.dtype)
+    assert kp.mode == mode
     assert [bool(np.any(row)) for row in kp.prec] == [False, False, False, True]
     results = []
     for limit in (_models.COMMON_CENTER_LIMIT, 0.0):
         monkeypatch.setattr(_models, "COMMON_CENTER_LIMIT", limit)
-        stats, loglik = e_step_statistics(X, np.empty(0, X.dtype), params, "full", 2)
+        stats, loglik = e_step_statistics(X, np.empty(0, X.dtype), params, covariance_type, 2)
         gm.means_ = gm.means_.copy()     # a new array: the kernel constants are rebuilt
-        results.append((loglik, parameters_from_statistics(stats, "full", 1e-6, X.dtype),
+        results.append((loglik, parameters_from_statistics(stats, covariance_type, 1e-6,
+                                                           X.dtype),
                         gm.predict_proba(X), gm.score_samples(X)))
     (la, a, pa, sa), (lb, b, pb, sb) = results
     rtol = 1e-12 if dtype == np.float64 else 1e-6

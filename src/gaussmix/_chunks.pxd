@@ -29,9 +29,11 @@
 #   DIAG_GEMM (diag/spherical): around one centre g; coef [2d, k], column k =
 #       [-2 p^2 m, p^2] (p = diag U_k, m = mu_k - g, offsets absorbing
 #       0.5 sum p^2 m^2): log p = offsets - 0.5 [z, z^2] . coef, one GEMM, and
-#       the statistics one GEMM resp^T [1, z, z^2].
-#   DIAG_LOOPS (diag/spherical, when g is too far from a component, see
-#       _models.COMMON_CENTER_LIMIT): prec[k, d] = diag(U_k), shift_k = mu_k;
+#       the statistics one GEMM resp^T [1, z, z^2]. Far components as in
+#       FULL_GEMM: prec[k, d] holds their diag(U_k) (zero rows for the others),
+#       shift_k = mu_k, and loops over the rows instead of the GEMMs.
+#   DIAG_LOOPS (diag/spherical, when too many components are far from g, see
+#       _models.MAX_FAR_SHARE): prec[k, d] = diag(U_k), shift_k = mu_k;
 #       vectorised loops over the rows of a transposed chunk.
 # Around one centre, the expanded log-densities lose about eps * R^2
 # (absolute) and the scatter about the new mean, W - S S^T / N, about
@@ -347,19 +349,25 @@ cdef inline void chunk_features(const floating *X, Py_ssize_t n_rows, Py_ssize_t
                 f += 1
 
 
-cdef inline bint far_component(const floating *prec, Py_ssize_t c,
-                               Py_ssize_t d) noexcept nogil:
-    """FULL_GEMM: component c runs on its own factor prec[c], around its mean."""
-    return prec != NULL and prec[c * d * d] != 0
+cdef inline Py_ssize_t factor_size(Py_ssize_t d, int mode) noexcept nogil:
+    """Entries of one component's factor in prec: its d scales (diagonal
+    modes) or its d x d Cholesky factor."""
+    return d if mode == DIAG_GEMM or mode == DIAG_LOOPS else d * d
 
 
-cdef inline Py_ssize_t first_near(const floating *prec, Py_ssize_t k,
-                                  Py_ssize_t d) noexcept nogil:
-    """FULL_GEMM: the first component around the common centre (its shift
+cdef inline bint far_component(const floating *prec, Py_ssize_t c, Py_ssize_t d,
+                               int mode) noexcept nogil:
+    """GEMM modes: component c runs on its own factor prec[c], around its mean."""
+    return prec != NULL and prec[c * factor_size(d, mode)] != 0
+
+
+cdef inline Py_ssize_t first_near(const floating *prec, Py_ssize_t k, Py_ssize_t d,
+                                  int mode) noexcept nogil:
+    """GEMM modes: the first component around the common centre (its shift
     row is the centre), or k when every one is far."""
     cdef Py_ssize_t c
     for c in range(k):
-        if not far_component(prec, c, d):
+        if not far_component(prec, c, d, mode):
             return c
     return k
 
@@ -411,6 +419,20 @@ cdef inline void log_prob_diag_loops(const double *xt, Py_ssize_t n_rows, Py_ssi
             q[i] += t * t
     for i in range(n_rows):
         q[i] = offset - 0.5 * q[i]
+
+
+cdef inline void log_prob_diag_rows(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
+                                    const floating *mu, const floating *p, double offset,
+                                    double *q) noexcept nogil:  # OUT [n_rows]
+    """log_prob_diag_loops on the rows as they are (one far component of DIAG_GEMM)."""
+    cdef Py_ssize_t i, j
+    cdef double t, acc
+    for i in range(n_rows):
+        acc = 0.0
+        for j in range(d):
+            t = (<double> X[i * d + j] - mu[j]) * p[j]
+            acc += t * t
+        q[i] = offset - 0.5 * acc
 
 
 cdef inline void log_prob_blas_full(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
@@ -469,7 +491,8 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
     cdef double *row
     cdef Py_ssize_t width = feature_width(d, mode)
     cdef Py_ssize_t first, rows, piece = feature_rows(d, mode)
-    cdef Py_ssize_t near = first_near(prec, k, d) if mode == FULL_GEMM else 0
+    cdef Py_ssize_t near = (first_near(prec, k, d, mode)
+                            if mode == FULL_GEMM or mode == DIAG_GEMM else 0)
     if mode == DIAG_GEMM or mode == FULL_GEMM:
         first = 0
         while first < n_rows and near < k:
@@ -487,9 +510,12 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
             first += rows
         for c in range(k):
             row = s.lp + c * CHUNK_ROWS
-            if mode == FULL_GEMM and far_component(prec, c, d):
+            if far_component(prec, c, d, mode) and mode == FULL_GEMM:
                 log_prob_blas_full(X, n_rows, d, shift + c * d, prec + c * d * d, offsets[c],
                                    <floating *> s.work, row)
+                continue
+            if far_component(prec, c, d, mode):
+                log_prob_diag_rows(X, n_rows, d, shift + c * d, prec + c * d, offsets[c], row)
                 continue
             for i in range(n_rows):
                 row[i] = offsets[c] - 0.5 * s.resp[i * k + c]
@@ -652,12 +678,31 @@ cdef inline void accumulate_blas(const floating *X, Py_ssize_t n_rows, Py_ssize_
             W[a * d + b] += scatter[a * d + b]
 
 
+cdef inline void accumulate_diag_rows(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
+                                      const double *r, const floating *shift,
+                                      double *N, double *S, double *W) noexcept nogil:
+    """One component's N, S and diag(W) from the rows as they are (a far
+    component of DIAG_GEMM). Rows with r == 0 are left out (exactly)."""
+    cdef Py_ssize_t i, j
+    cdef double t, rt
+    for i in range(n_rows):
+        if r[i] == 0.0:
+            continue
+        N[0] += r[i]
+        for j in range(d):
+            t = <double> X[i * d + j] - shift[j]
+            rt = r[i] * t
+            S[j] += rt
+            W[j] += rt * t
+
+
 cdef inline void prepare_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
                                     Py_ssize_t k, const floating *shift,
                                     const floating *prec, int mode,
                                     Scratch *s) noexcept nogil:
     """Fill what chunk_accumulate reads (when chunk_log_prob has not)."""
-    cdef Py_ssize_t near = first_near(prec, k, d) if mode == FULL_GEMM else 0
+    cdef Py_ssize_t near = (first_near(prec, k, d, mode)
+                            if mode == FULL_GEMM or mode == DIAG_GEMM else 0)
     if mode == FULL_LOOPS or mode == DIAG_LOOPS:
         transpose_chunk(X, n_rows, d, s.xt)
     elif ((mode == FULL_GEMM or mode == DIAG_GEMM) and n_rows <= feature_rows(d, mode)
@@ -721,7 +766,7 @@ cdef inline void add_gemm_statistics(const double *acc, Py_ssize_t k, Py_ssize_t
     cdef Py_ssize_t c, a, b, width = feature_width(d, mode)
     cdef const double *row
     for c in range(k):
-        if mode == FULL_GEMM and far_component(prec, c, d):
+        if far_component(prec, c, d, mode):
             continue
         row = acc + c * width
         N[c] += row[0]
@@ -748,7 +793,8 @@ cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize
     r in s.lp (component-major), after prepare_accumulate or chunk_log_prob."""
     cdef Py_ssize_t c, width = feature_width(d, mode)
     cdef Py_ssize_t first, rows, piece = feature_rows(d, mode)
-    cdef Py_ssize_t near = first_near(prec, k, d) if mode == FULL_GEMM else 0
+    cdef Py_ssize_t near = (first_near(prec, k, d, mode)
+                            if mode == FULL_GEMM or mode == DIAG_GEMM else 0)
     if mode == DIAG_GEMM or mode == FULL_GEMM:
         if n_rows <= piece and near < k:
             statistics_product(s.lp, n_rows, k, s.feat, width, s.acc)
@@ -761,10 +807,13 @@ cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize
             add_gemm_statistics(s.acc, k, d, mode, prec, N, S, W)
             first += rows
         for c in range(k):
-            if mode == FULL_GEMM and far_component(prec, c, d):
+            if far_component(prec, c, d, mode) and mode == FULL_GEMM:
                 accumulate_blas(X, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
                                 <floating *> s.work, <floating *> s.scatter,
                                 N + c, S + c * d, W + c * d * d)
+            elif far_component(prec, c, d, mode):
+                accumulate_diag_rows(X, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
+                                     N + c, S + c * d, W + c * d)
         return
     for c in range(k):
         if mode == DIAG_LOOPS:

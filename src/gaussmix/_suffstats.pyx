@@ -18,8 +18,8 @@ from libc.stdlib cimport malloc, free
 
 from ._kernel_checks import check_accumulators, check_parameters, check_rows, expect_shape
 
-from ._chunks cimport (chunk_log_prob, coefficient, log_prob_to_resp, prepare_accumulate,
-                       chunk_accumulate, scratch_sizes, set_coefficients)
+from ._chunks cimport (chunk_log_prob, coefficient, factor_size, log_prob_to_resp,
+                       prepare_accumulate, chunk_accumulate, scratch_sizes, set_coefficients)
 from ._parallel cimport (CHUNK_ROWS, FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS, Scratch,
                          ScratchSizes, chunk_rows, count_chunks, run_tasks)
 
@@ -105,8 +105,9 @@ cdef void group_statistics(const floating *X, void *context, Scratch *s, Py_ssiz
     cdef Py_ssize_t j, start, rows, d = p.d
     cdef Py_ssize_t c0 = group * p.k // p.n_groups, c1 = (group + 1) * p.k // p.n_groups
     cdef const floating *shift = <const floating *> p.shift + c0 * d
-    cdef const floating *prec = (<const floating *> p.prec + c0 * d * d
-                                 if p.mode == FULL_GEMM and p.prec != NULL else NULL)
+    cdef const floating *prec = (<const floating *> p.prec + c0 * factor_size(d, p.mode)
+                                 if (p.mode == FULL_GEMM or p.mode == DIAG_GEMM)
+                                 and p.prec != NULL else NULL)
     cdef Scratch t = s[0]
     for j in range(p.block_chunks):
         chunk_rows(p.first_chunk + j, p.n, &start, &rows)
