@@ -214,3 +214,31 @@ def test_single_precision_only_near_the_centre():
     far = _models.kernel_parameters(log_weights, means, params.precisions_cholesky, "full",
                                     np.float32)
     assert far.mode == _models.FULL_GEMM and far.coef.dtype == np.float64
+
+
+@pytest.mark.parametrize("d", [2, 6])     # FULL_LOOPS, FULL_GEMM
+def test_float32_responsibilities_match_double_reference(d):
+    """float32 data take a shorter exp polynomial (and, near the centre, a
+    float32 log-density GEMM at d > 2): the responsibilities of d = 2 (loops,
+    every other step in double) still match a float64 scipy reference on the
+    same rows to 1e-10, and the GEMM mode's to float32 accuracy."""
+    from scipy.special import softmax
+    rng = np.random.default_rng(d)
+    k = 3
+    X = (rng.standard_normal((3000, d)) + rng.normal(scale=1.5, size=(k, d))[
+        np.arange(3000) % k]).astype(np.float32)
+    gm = GaussianMixture(k, covariance_type="full", random_state=0).fit(X)
+    # in float64 from the float32 parameters the kernels take (U: precision Cholesky)
+    U = gm.precisions_cholesky_.astype(np.float64)
+    z = np.einsum("ncd,cde->nce", X.astype(np.float64)[:, None, :] - gm.means_.astype(np.float64),
+                  U)
+    log_joint = (np.log(gm.weights_.astype(np.float64))
+                 + np.log(np.diagonal(U, axis1=1, axis2=2)).sum(axis=1)
+                 - 0.5 * np.einsum("nce,nce->nc", z, z))
+    expected = softmax(log_joint, axis=1)
+    rtol = 1e-10 if d == 2 else 1e-5
+    assert_allclose(gm.predict_proba(X), expected.astype(np.float32), rtol=1e-6, atol=1e-7)
+    stats, _ = e_step_statistics(X, np.empty(0, np.float32), Parameters(
+        gm.weights_.astype(np.float64), gm.means_, gm.covariances_, gm.precisions_cholesky_),
+        "full", 2)
+    assert_allclose(stats.N, expected.sum(axis=0), rtol=rtol)

@@ -59,11 +59,41 @@ cdef extern from *:
     """
     #include <stdint.h>
     #include <string.h>
-    /* x[i] := exp(x[i] - shift[i]); total[i] := x[i] (first) or += x[i]:
-       one pass per component of normalize(). */
-    static void gaussmix_exp_shifted_sum(double *restrict x, const double *restrict shift,
-                                         double *restrict total, Py_ssize_t n, int first) {
+    static inline double gaussmix_exp_scale(double v, double *r) {
+        /* v = k ln2 + r, |r| <= ln2 / 2; returns 2^k */
         const double magic = 6755399441055744.0;  /* 1.5 * 2^52: rounds to integer */
+        double t = v * 1.4426950408889634 + magic;
+        double kf = t - magic;
+        *r = (v - kf * 6.93147180369123816490e-01) - kf * 1.90821492927058770002e-10;
+        uint64_t bits;
+        memcpy(&bits, &t, sizeof bits);    /* low bits of t hold k */
+        bits = (bits + 1023u) << 52;
+        double scale;
+        memcpy(&scale, &bits, sizeof scale);
+        return scale;
+    }
+    /* sum r^j / j! for |r| <= ln2 / 2 in Estrin's scheme (a chain of 4
+       products instead of Horner's 13, so consecutive rows overlap): j <= 13
+       for double, j <= 9 for float32 data (truncation below 7e-12 relative;
+       float32 rounds at 6e-8). */
+    static inline double gaussmix_exp_poly(double r, int single) {
+        double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+        double a0 = 1.0 + r, a1 = 0.5 + r * (1.0 / 6.0);
+        double a2 = 1.0 / 24.0 + r * (1.0 / 120.0), a3 = 1.0 / 720.0 + r * (1.0 / 5040.0);
+        double a4 = 1.0 / 40320.0 + r * (1.0 / 362880.0);
+        if (single)
+            return ((a0 + r2 * a1) + r4 * (a2 + r2 * a3)) + r8 * a4;
+        double a5 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0);
+        double a6 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
+        double b0 = a0 + r2 * a1, b1 = a2 + r2 * a3, b2 = a4 + r2 * a5;
+        return (b0 + r4 * b1) + r8 * (b2 + r4 * a6);
+    }
+    /* x[i] := exp(x[i] - shift[i]); total[i] := x[i] (first) or += x[i]:
+       one pass per component of normalize(). single is a constant at each
+       call below, so each inlined copy keeps only its own polynomial. */
+    static inline void gaussmix_exp_shifted_sum_impl(
+            double *restrict x, const double *restrict shift, double *restrict total,
+            Py_ssize_t n, int first, int single) {
         if (first)
             for (Py_ssize_t i = 0; i < n; i++) total[i] = 0.0;
         #pragma omp simd
@@ -71,29 +101,20 @@ cdef extern from *:
             double v = x[i] - shift[i];
             double keep = v > -708.0 ? 1.0 : 0.0;
             v = v > -708.0 ? v : -708.0;
-            double t = v * 1.4426950408889634 + magic;
-            double kf = t - magic;
-            double r = v - kf * 6.93147180369123816490e-01;
-            r = r - kf * 1.90821492927058770002e-10;
-            /* sum r^j / j!, j <= 13, in Estrin's scheme: a chain of 4 products
-               instead of Horner's 13, so consecutive rows overlap */
-            double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-            double a0 = 1.0 + r, a1 = 0.5 + r * (1.0 / 6.0);
-            double a2 = 1.0 / 24.0 + r * (1.0 / 120.0), a3 = 1.0 / 720.0 + r * (1.0 / 5040.0);
-            double a4 = 1.0 / 40320.0 + r * (1.0 / 362880.0);
-            double a5 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0);
-            double a6 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
-            double b0 = a0 + r2 * a1, b1 = a2 + r2 * a3, b2 = a4 + r2 * a5;
-            double p = (b0 + r4 * b1) + r8 * (b2 + r4 * a6);
-            uint64_t bits;
-            memcpy(&bits, &t, sizeof bits);    /* low bits of t hold k */
-            bits = (bits + 1023u) << 52;
-            double scale;
-            memcpy(&scale, &bits, sizeof scale);
-            double e = p * scale * keep;
+            double r;
+            double scale = gaussmix_exp_scale(v, &r);
+            double e = gaussmix_exp_poly(r, single) * scale * keep;
             x[i] = e;
             total[i] += e;
         }
+    }
+    static void gaussmix_exp_shifted_sum(double *restrict x, const double *restrict shift,
+                                         double *restrict total, Py_ssize_t n, int first) {
+        gaussmix_exp_shifted_sum_impl(x, shift, total, n, first, 0);
+    }
+    static void gaussmix_exp_shifted_sum_single(double *restrict x, const double *restrict shift,
+                                                double *restrict total, Py_ssize_t n, int first) {
+        gaussmix_exp_shifted_sum_impl(x, shift, total, n, first, 1);
     }
 
     /* log() of n positive normal doubles in place, vectorisable like the exp
@@ -235,6 +256,8 @@ cdef extern from *:
     void exp_shifted_sum "gaussmix_exp_shifted_sum"(double *x, const double *shift,
                                                     double *total, Py_ssize_t n,
                                                     int first) noexcept nogil
+    void exp_shifted_sum_single "gaussmix_exp_shifted_sum_single"(
+        double *x, const double *shift, double *total, Py_ssize_t n, int first) noexcept nogil
     void log_inplace "gaussmix_log_inplace"(double *x, Py_ssize_t n) noexcept nogil
     double sum_log_totals "gaussmix_sum_log_totals"(double *total, Py_ssize_t n) noexcept nogil
     double row_sum "gaussmix_sum"(const double *r, Py_ssize_t n) noexcept nogil
@@ -543,9 +566,11 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
 
 cdef inline void shifted_exp(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
                              double *row_max,       # OUT [n_rows]
-                             double *total) noexcept nogil:  # OUT [n_rows]
+                             double *total,         # OUT [n_rows]
+                             bint single) noexcept nogil:
     """lp[c, i] := exp(lp[c, i] - row_max[i]), row_max[i] = max_c lp[c, i]
-    (0 for a row that is -inf everywhere), total[i] = sum_c lp[c, i], in [1, k] or 0."""
+    (0 for a row that is -inf everywhere), total[i] = sum_c lp[c, i], in [1, k] or 0;
+    to single precision (float32 data) when ``single``."""
     cdef Py_ssize_t i, c
     cdef double v
     cdef double *row
@@ -560,7 +585,10 @@ cdef inline void shifted_exp(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
         if row_max[i] == -INFINITY:
             row_max[i] = 0.0
     for c in range(k):
-        exp_shifted_sum(lp + c * CHUNK_ROWS, row_max, total, n_rows, c == 0)
+        if single:
+            exp_shifted_sum_single(lp + c * CHUNK_ROWS, row_max, total, n_rows, c == 0)
+        else:
+            exp_shifted_sum(lp + c * CHUNK_ROWS, row_max, total, n_rows, c == 0)
 
 
 cdef inline void scale_rows(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
@@ -574,16 +602,18 @@ cdef inline void scale_rows(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
 
 
 cdef inline void normalize(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
-                           double *log_norm) noexcept nogil:      # OUT [n_rows]
+                           double *log_norm,      # OUT [n_rows]
+                           bint single) noexcept nogil:
     """lp[c, i] := exp(lp[c, i] - log_norm[i]), log_norm[i] = logsumexp_c lp[c, i].
 
     Rows are shifted by their maximum and divided by their sum (not by
     exp(log_norm)), so probabilities sum to one even when log_norm is huge.
-    A row that is -inf everywhere gets probabilities 0 and log_norm -inf."""
+    A row that is -inf everywhere gets probabilities 0 and log_norm -inf.
+    ``single``: exp to single precision (float32 data, see shifted_exp)."""
     cdef double total[CHUNK_ROWS]
     cdef double log_total[CHUNK_ROWS]
     cdef Py_ssize_t i
-    shifted_exp(lp, n_rows, k, log_norm, total)
+    shifted_exp(lp, n_rows, k, log_norm, total, single)
     for i in range(n_rows):      # total is in [1, k]: its largest term is exp(0)
         log_total[i] = total[i] if total[i] > 0.0 else 1.0
     log_inplace(log_total, n_rows)
@@ -601,16 +631,17 @@ cdef inline double log_prob_to_resp(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
                                     const floating *sample_weight) noexcept nogil:
     """Turn log p(x_i, c) into w_i * r_ic in place; return sum_i w_i log p(x_i).
 
-    sample_weight is NULL for unit weights."""
+    sample_weight is NULL for unit weights; float32 sample weights (float32
+    data) take exp to single precision."""
     cdef Py_ssize_t i, c
     cdef double w, total = 0.0
     cdef double row_total[CHUNK_ROWS]
     if sample_weight == NULL:       # only the sum of the log-normalisers is needed
-        shifted_exp(lp, n_rows, k, log_norm, row_total)
+        shifted_exp(lp, n_rows, k, log_norm, row_total, floating is float)
         total = sum_log_totals(row_total, n_rows)
         scale_rows(lp, n_rows, k, row_total)
         return total + row_sum(log_norm, n_rows)
-    normalize(lp, n_rows, k, log_norm)
+    normalize(lp, n_rows, k, log_norm, floating is float)
     for i in range(n_rows):
         w = sample_weight[i]
         if w != 0.0:                  # a zero-weight row adds nothing, even at -inf

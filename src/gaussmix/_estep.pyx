@@ -44,7 +44,7 @@ cdef void e_step_chunk(const floating *X, void *context, Scratch *s, Py_ssize_t 
             e.labels[start + i] = best
     if log_norm == NULL and proba == NULL:
         return
-    normalize(s.lp, rows, k, s.norm)
+    normalize(s.lp, rows, k, s.norm, floating is float)
     if log_norm != NULL:
         for i in range(rows):
             log_norm[start + i] = <floating> s.norm[i]
