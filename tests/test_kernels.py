@@ -79,12 +79,16 @@ def test_common_centre_modes_match_per_component_modes(monkeypatch, covariance_t
         assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("covariance_type, mode", [("full", _models.FULL_GEMM),
+                                                   ("diag", _models.DIAG_GEMM),
+                                                   ("spherical", _models.DIAG_GEMM)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("budget", [1 << 40, 0])   # per-thread slots, one shared slot
-def test_far_component_runs_on_its_own_within_the_gemm_pass(monkeypatch, dtype, budget):
+def test_far_component_runs_on_its_own_within_the_gemm_pass(monkeypatch, covariance_type, mode,
+                                                            dtype, budget):
     """One component far from the common centre no longer sends the whole
-    pass to the per-component mode: FULL_GEMM keeps the others and runs that
-    one around its own mean, with the statistics, log-likelihood and
+    pass to the per-component mode: the GEMM mode keeps the others and runs
+    that one around its own mean, with the statistics, log-likelihood and
     predictions of the per-component pass."""
     from gaussmix import _em
     monkeypatch.setattr(_em, "ACCUMULATOR_BUDGET", budget)
@@ -94,18 +98,20 @@ def test_far_component_runs_on_its_own_within_the_gemm_pass(monkeypatch, dtype, 
     centers[1:3, 0] = [6.0, 12.0]
     centers[3, 1] = 3000.0
     X = (rng.standard_normal((n, d)) + centers[np.arange(n) % k]).astype(dtype)
-    gm = GaussianMixture(k, covariance_type="full", means_init=centers, random_state=0).fit(X)
+    gm = GaussianMixture(k, covariance_type=covariance_type, means_init=centers,
+                         random_state=0).fit(X)
     params = Parameters(gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_)
-    kp = _models.kernel_parameters(np.log(gm.weights_), gm.means_, gm.precisions_cholesky_, "full",
-                                   X.dtype)
-    assert kp.mode == _models.FULL_GEMM
+    kp = _models.kernel_parameters(np.log(gm.weights_), gm.means_, gm.precisions_cholesky_,
+                                   covariance_type, X.dtype)
+    assert kp.mode == mode
     assert [bool(np.any(row)) for row in kp.prec] == [False, False, False, True]
     results = []
     for limit in (_models.COMMON_CENTER_LIMIT, 0.0):
         monkeypatch.setattr(_models, "COMMON_CENTER_LIMIT", limit)
-        stats, loglik = e_step_statistics(X, np.empty(0, X.dtype), params, "full", 2)
+        stats, loglik = e_step_statistics(X, np.empty(0, X.dtype), params, covariance_type, 2)
         gm.means_ = gm.means_.copy()     # a new array: the kernel constants are rebuilt
-        results.append((loglik, parameters_from_statistics(stats, "full", 1e-6, X.dtype),
+        results.append((loglik, parameters_from_statistics(stats, covariance_type, 1e-6,
+                                                           X.dtype),
                         gm.predict_proba(X), gm.score_samples(X)))
     (la, a, pa, sa), (lb, b, pb, sb) = results
     rtol = 1e-12 if dtype == np.float64 else 1e-6
@@ -115,3 +121,124 @@ def test_far_component_runs_on_its_own_within_the_gemm_pass(monkeypatch, dtype, 
         assert_allclose(getattr(a, name), getattr(b, name), rtol=1e3 * rtol, atol=1e3 * rtol)
     assert_allclose(pa, pb, rtol=1e3 * rtol, atol=1e3 * rtol)
     assert_allclose(sa, sb, rtol=rtol)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_separated_clusters_match_scikit_learn(covariance_type):
+    """Well-separated clusters, where most responsibilities underflow to exactly
+    0 and the GEMM modes add only the nonzero ones (statistics_product), next
+    to overlapping clusters in later chunks (the GEMM): the same iterations
+    as scikit-learn."""
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+    rng = np.random.default_rng(5)
+    d, k = 12, 8
+    centers = np.zeros((k, d))
+    centers[:4] = rng.normal(scale=60.0, size=(4, d))   # about 200 sd apart
+    centers[4:, 0] = [0.0, 1.0, 2.0, 3.0]               # four overlapping ones
+    labels = np.concatenate([np.arange(2048) % 4, 4 + np.arange(2048) % 4])
+    X = rng.standard_normal((labels.size, d)) + centers[labels]
+    init = dict(weights_init=np.full(k, 1 / k), means_init=centers + 0.3,
+                precisions_init={"full": np.stack([np.eye(d)] * k), "tied": np.eye(d),
+                                 "diag": np.ones((k, d)), "spherical": np.ones(k)}[covariance_type])
+    fits = [cls(k, covariance_type=covariance_type, max_iter=3, tol=0, random_state=0,
+                **init).fit(X) for cls in (GaussianMixture, SkGaussianMixture)]
+    ours, theirs = fits
+    # the separated rows' responsibilities are mostly exactly zero (the sparse
+    # path), the overlapping rows' are not (the GEMM)
+    proba = ours.predict_proba(X)
+    assert np.count_nonzero(proba[:2048]) <= 2048 * k / 4
+    assert np.count_nonzero(proba[2048:]) >= 2048 * k / 2
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=1e-7, atol=1e-10)
+    assert_allclose(ours.lower_bound_, theirs.lower_bound_, rtol=1e-10)
+
+
+def _overlapping_mixture(covariance_type, d=10, k=5, offset=5.0, seed=3):
+    """Float64 X of k overlapping clusters a few standard deviations from the
+    origin, and the fitted float64 Parameters."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((3000, d)) + rng.normal(scale=2.0, size=(k, d))[np.arange(3000) % k]
+    X += offset
+    gm = GaussianMixture(k, covariance_type=covariance_type, random_state=0).fit(X)
+    return X, Parameters(gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_single_precision_log_density_is_within_float32_accuracy(monkeypatch, covariance_type):
+    """float32 X: the log-density GEMM in single precision (coef float32) gives
+    the log-likelihood and M-step of the float64 pass on the unrounded rows to
+    float32 accuracy (a few eps32 = 6e-8 relative; measured up to 3.5e-7). The
+    double GEMM on the same float32 X, for scale, is within 1e-8."""
+    X64, params = _overlapping_mixture(covariance_type)
+    X32 = X64.astype(np.float32)
+    params32 = Parameters(*(np.asarray(getattr(params, a), dtype=np.float32) for a in
+                            ("weights", "means", "covariances", "precisions_cholesky")))
+    kp = _models.kernel_parameters(np.log(params32.weights), params32.means,
+                                   params32.precisions_cholesky, covariance_type, np.float32)
+    assert kp.mode == _models.FULL_GEMM and kp.coef.dtype == np.float32
+    reference = e_step_statistics(X64, np.empty(0), params32, covariance_type, 2)
+    errors = []
+    for limit in (_models.SINGLE_PRECISION_REACH, 0.0):    # single, then double GEMM
+        monkeypatch.setattr(_models, "SINGLE_PRECISION_REACH", limit)
+        stats, loglik = e_step_statistics(X32, np.empty(0, np.float32), params32,
+                                          covariance_type, 2)
+        step = parameters_from_statistics(stats, covariance_type, 1e-6, np.float64)
+        ref_step = parameters_from_statistics(reference[0], covariance_type, 1e-6, np.float64)
+        errors.append([abs(loglik - reference[1]) / X64.shape[0]]
+                      + [np.max(np.abs(getattr(step, a) - getattr(ref_step, a)))
+                         / np.max(np.abs(getattr(ref_step, a)))
+                         for a in ("weights", "means", "covariances")])
+    single, double = np.array(errors)
+    assert single[0] <= 1e-6 and np.all(single[1:] <= 1e-6), single
+    assert np.all(double <= 1e-8), double
+
+
+def test_single_precision_only_near_the_centre():
+    """Components far from the common centre in their own metric keep the
+    log-density GEMM in double (its error grows with that distance squared),
+    as do float64 X and the diagonal GEMM."""
+    X64, params = _overlapping_mixture("full", offset=0.0)
+    log_weights = np.log(params.weights)
+    near = _models.kernel_parameters(log_weights, params.means, params.precisions_cholesky,
+                                     "full", np.float32)
+    assert near.coef.dtype == np.float32
+    as_f64 = _models.kernel_parameters(log_weights, params.means, params.precisions_cholesky,
+                                       "full", np.float64)
+    assert as_f64.coef.dtype == np.float64
+    diag = _models.kernel_parameters(log_weights, params.means,
+                                     np.diagonal(params.precisions_cholesky, axis1=1, axis2=2),
+                                     "diag", np.float32)
+    assert diag.mode == _models.DIAG_GEMM and diag.coef.dtype == np.float64
+    means = params.means.copy()
+    means[0] += 200.0       # R^2 ~ 10 * 200^2 / var: past SINGLE_PRECISION_REACH
+    far = _models.kernel_parameters(log_weights, means, params.precisions_cholesky, "full",
+                                    np.float32)
+    assert far.mode == _models.FULL_GEMM and far.coef.dtype == np.float64
+
+
+@pytest.mark.parametrize("d", [2, 6])     # FULL_LOOPS, FULL_GEMM
+def test_float32_responsibilities_match_double_reference(d):
+    """float32 data take a shorter exp polynomial (and, near the centre, a
+    float32 log-density GEMM at d > 2): the responsibilities of d = 2 (loops,
+    every other step in double) still match a float64 scipy reference on the
+    same rows to 1e-10, and the GEMM mode's to float32 accuracy."""
+    from scipy.special import softmax
+    rng = np.random.default_rng(d)
+    k = 3
+    X = (rng.standard_normal((3000, d)) + rng.normal(scale=1.5, size=(k, d))[
+        np.arange(3000) % k]).astype(np.float32)
+    gm = GaussianMixture(k, covariance_type="full", random_state=0).fit(X)
+    # in float64 from the float32 parameters the kernels take (U: precision Cholesky)
+    U = gm.precisions_cholesky_.astype(np.float64)
+    z = np.einsum("ncd,cde->nce", X.astype(np.float64)[:, None, :] - gm.means_.astype(np.float64),
+                  U)
+    log_joint = (np.log(gm.weights_.astype(np.float64))
+                 + np.log(np.diagonal(U, axis1=1, axis2=2)).sum(axis=1)
+                 - 0.5 * np.einsum("nce,nce->nc", z, z))
+    expected = softmax(log_joint, axis=1)
+    rtol = 1e-10 if d == 2 else 1e-5
+    assert_allclose(gm.predict_proba(X), expected.astype(np.float32), rtol=1e-6, atol=1e-7)
+    stats, _ = e_step_statistics(X, np.empty(0, np.float32), Parameters(
+        gm.weights_.astype(np.float64), gm.means_, gm.covariances_, gm.precisions_cholesky_),
+        "full", 2)
+    assert_allclose(stats.N, expected.sum(axis=0), rtol=rtol)

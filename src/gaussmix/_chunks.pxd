@@ -29,9 +29,11 @@
 #   DIAG_GEMM (diag/spherical): around one centre g; coef [2d, k], column k =
 #       [-2 p^2 m, p^2] (p = diag U_k, m = mu_k - g, offsets absorbing
 #       0.5 sum p^2 m^2): log p = offsets - 0.5 [z, z^2] . coef, one GEMM, and
-#       the statistics one GEMM resp^T [1, z, z^2].
-#   DIAG_LOOPS (diag/spherical, when g is too far from a component, see
-#       _models.COMMON_CENTER_LIMIT): prec[k, d] = diag(U_k), shift_k = mu_k;
+#       the statistics one GEMM resp^T [1, z, z^2]. Far components as in
+#       FULL_GEMM: prec[k, d] holds their diag(U_k) (zero rows for the others),
+#       shift_k = mu_k, and loops over the rows instead of the GEMMs.
+#   DIAG_LOOPS (diag/spherical, when too many components are far from g, see
+#       _models.MAX_FAR_SHARE): prec[k, d] = diag(U_k), shift_k = mu_k;
 #       vectorised loops over the rows of a transposed chunk.
 # Around one centre, the expanded log-densities lose about eps * R^2
 # (absolute) and the scatter about the new mean, W - S S^T / N, about
@@ -46,15 +48,52 @@ from ._blas cimport trmm_right_upper, syrk_lower_ata, gemm_ab
 from ._parallel cimport (CHUNK_ROWS, FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS,
                          Scratch, ScratchSizes)
 
+# The GEMM modes' coef: double, or float32 for a single-precision log-density
+# GEMM (float32 X only, _models.SINGLE_PRECISION_REACH).
+ctypedef fused coefficient:
+    float
+    double
+
+
 cdef extern from *:
     """
     #include <stdint.h>
     #include <string.h>
-    /* x[i] := exp(x[i] - shift[i]); total[i] := x[i] (first) or += x[i]:
-       one pass per component of normalize(). */
-    static void gaussmix_exp_shifted_sum(double *restrict x, const double *restrict shift,
-                                         double *restrict total, Py_ssize_t n, int first) {
+    static inline double gaussmix_exp_scale(double v, double *r) {
+        /* v = k ln2 + r, |r| <= ln2 / 2; returns 2^k */
         const double magic = 6755399441055744.0;  /* 1.5 * 2^52: rounds to integer */
+        double t = v * 1.4426950408889634 + magic;
+        double kf = t - magic;
+        *r = (v - kf * 6.93147180369123816490e-01) - kf * 1.90821492927058770002e-10;
+        uint64_t bits;
+        memcpy(&bits, &t, sizeof bits);    /* low bits of t hold k */
+        bits = (bits + 1023u) << 52;
+        double scale;
+        memcpy(&scale, &bits, sizeof scale);
+        return scale;
+    }
+    /* sum r^j / j! for |r| <= ln2 / 2 in Estrin's scheme (a chain of 4
+       products instead of Horner's 13, so consecutive rows overlap): j <= 13
+       for double, j <= 9 for float32 data (truncation below 7e-12 relative;
+       float32 rounds at 6e-8). */
+    static inline double gaussmix_exp_poly(double r, int single) {
+        double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+        double a0 = 1.0 + r, a1 = 0.5 + r * (1.0 / 6.0);
+        double a2 = 1.0 / 24.0 + r * (1.0 / 120.0), a3 = 1.0 / 720.0 + r * (1.0 / 5040.0);
+        double a4 = 1.0 / 40320.0 + r * (1.0 / 362880.0);
+        if (single)
+            return ((a0 + r2 * a1) + r4 * (a2 + r2 * a3)) + r8 * a4;
+        double a5 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0);
+        double a6 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
+        double b0 = a0 + r2 * a1, b1 = a2 + r2 * a3, b2 = a4 + r2 * a5;
+        return (b0 + r4 * b1) + r8 * (b2 + r4 * a6);
+    }
+    /* x[i] := exp(x[i] - shift[i]); total[i] := x[i] (first) or += x[i]:
+       one pass per component of normalize(). single is a constant at each
+       call below, so each inlined copy keeps only its own polynomial. */
+    static inline void gaussmix_exp_shifted_sum_impl(
+            double *restrict x, const double *restrict shift, double *restrict total,
+            Py_ssize_t n, int first, int single) {
         if (first)
             for (Py_ssize_t i = 0; i < n; i++) total[i] = 0.0;
         #pragma omp simd
@@ -62,29 +101,20 @@ cdef extern from *:
             double v = x[i] - shift[i];
             double keep = v > -708.0 ? 1.0 : 0.0;
             v = v > -708.0 ? v : -708.0;
-            double t = v * 1.4426950408889634 + magic;
-            double kf = t - magic;
-            double r = v - kf * 6.93147180369123816490e-01;
-            r = r - kf * 1.90821492927058770002e-10;
-            /* sum r^j / j!, j <= 13, in Estrin's scheme: a chain of 4 products
-               instead of Horner's 13, so consecutive rows overlap */
-            double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-            double a0 = 1.0 + r, a1 = 0.5 + r * (1.0 / 6.0);
-            double a2 = 1.0 / 24.0 + r * (1.0 / 120.0), a3 = 1.0 / 720.0 + r * (1.0 / 5040.0);
-            double a4 = 1.0 / 40320.0 + r * (1.0 / 362880.0);
-            double a5 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0);
-            double a6 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
-            double b0 = a0 + r2 * a1, b1 = a2 + r2 * a3, b2 = a4 + r2 * a5;
-            double p = (b0 + r4 * b1) + r8 * (b2 + r4 * a6);
-            uint64_t bits;
-            memcpy(&bits, &t, sizeof bits);    /* low bits of t hold k */
-            bits = (bits + 1023u) << 52;
-            double scale;
-            memcpy(&scale, &bits, sizeof scale);
-            double e = p * scale * keep;
+            double r;
+            double scale = gaussmix_exp_scale(v, &r);
+            double e = gaussmix_exp_poly(r, single) * scale * keep;
             x[i] = e;
             total[i] += e;
         }
+    }
+    static void gaussmix_exp_shifted_sum(double *restrict x, const double *restrict shift,
+                                         double *restrict total, Py_ssize_t n, int first) {
+        gaussmix_exp_shifted_sum_impl(x, shift, total, n, first, 0);
+    }
+    static void gaussmix_exp_shifted_sum_single(double *restrict x, const double *restrict shift,
+                                                double *restrict total, Py_ssize_t n, int first) {
+        gaussmix_exp_shifted_sum_impl(x, shift, total, n, first, 1);
     }
 
     /* log() of n positive normal doubles in place, vectorisable like the exp
@@ -232,6 +262,8 @@ cdef extern from *:
     void exp_shifted_sum "gaussmix_exp_shifted_sum"(double *x, const double *shift,
                                                     double *total, Py_ssize_t n,
                                                     int first) noexcept nogil
+    void exp_shifted_sum_single "gaussmix_exp_shifted_sum_single"(
+        double *x, const double *shift, double *total, Py_ssize_t n, int first) noexcept nogil
     void log_inplace "gaussmix_log_inplace"(double *x, Py_ssize_t n) noexcept nogil
     double sum_log_totals "gaussmix_sum_log_totals"(double *total, Py_ssize_t n) noexcept nogil
     double row_sum "gaussmix_sum"(const double *r, Py_ssize_t n) noexcept nogil
@@ -287,10 +319,10 @@ cdef inline Py_ssize_t feature_rows(Py_ssize_t d, int mode) noexcept nogil:
 
 
 cdef inline ScratchSizes scratch_sizes(Py_ssize_t d, Py_ssize_t k, int mode,
-                                       size_t itemsize) noexcept nogil:
+                                       size_t itemsize, bint single) noexcept nogil:
     """The scratch one thread needs to run chunk_log_prob and chunk_accumulate
-    in ``mode``: only the buffers that mode touches (a diagonal mode never gets
-    a d x d one)."""
+    in ``mode`` (``single``: with a float32 coef): only the buffers that mode
+    touches (a diagonal mode never gets a d x d one)."""
     cdef ScratchSizes z
     cdef size_t rows = CHUNK_ROWS
     cdef Py_ssize_t width = feature_width(d, mode)
@@ -303,6 +335,7 @@ cdef inline ScratchSizes scratch_sizes(Py_ssize_t d, Py_ssize_t k, int mode,
     z.feat = feature_rows(d, mode) * width * sizeof(double)
     z.resp = rows * k * sizeof(double) if width > 0 else 0
     z.acc = k * width * sizeof(double)
+    z.single = feature_rows(d, mode) * (width - 1 + k) * sizeof(float) if single else 0
     return z
 
 
@@ -346,19 +379,25 @@ cdef inline void chunk_features(const floating *X, Py_ssize_t n_rows, Py_ssize_t
                 f += 1
 
 
-cdef inline bint far_component(const floating *prec, Py_ssize_t c,
-                               Py_ssize_t d) noexcept nogil:
-    """FULL_GEMM: component c runs on its own factor prec[c], around its mean."""
-    return prec != NULL and prec[c * d * d] != 0
+cdef inline Py_ssize_t factor_size(Py_ssize_t d, int mode) noexcept nogil:
+    """Entries of one component's factor in prec: its d scales (diagonal
+    modes) or its d x d Cholesky factor."""
+    return d if mode == DIAG_GEMM or mode == DIAG_LOOPS else d * d
 
 
-cdef inline Py_ssize_t first_near(const floating *prec, Py_ssize_t k,
-                                  Py_ssize_t d) noexcept nogil:
-    """FULL_GEMM: the first component around the common centre (its shift
+cdef inline bint far_component(const floating *prec, Py_ssize_t c, Py_ssize_t d,
+                               int mode) noexcept nogil:
+    """GEMM modes: component c runs on its own factor prec[c], around its mean."""
+    return prec != NULL and prec[c * factor_size(d, mode)] != 0
+
+
+cdef inline Py_ssize_t first_near(const floating *prec, Py_ssize_t k, Py_ssize_t d,
+                                  int mode) noexcept nogil:
+    """GEMM modes: the first component around the common centre (its shift
     row is the centre), or k when every one is far."""
     cdef Py_ssize_t c
     for c in range(k):
-        if not far_component(prec, c, d):
+        if not far_component(prec, c, d, mode):
             return c
     return k
 
@@ -412,6 +451,20 @@ cdef inline void log_prob_diag_loops(const double *xt, Py_ssize_t n_rows, Py_ssi
         q[i] = offset - 0.5 * q[i]
 
 
+cdef inline void log_prob_diag_rows(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
+                                    const floating *mu, const floating *p, double offset,
+                                    double *q) noexcept nogil:  # OUT [n_rows]
+    """log_prob_diag_loops on the rows as they are (one far component of DIAG_GEMM)."""
+    cdef Py_ssize_t i, j
+    cdef double t, acc
+    for i in range(n_rows):
+        acc = 0.0
+        for j in range(d):
+            t = (<double> X[i * d + j] - mu[j]) * p[j]
+            acc += t * t
+        q[i] = offset - 0.5 * acc
+
+
 cdef inline void log_prob_blas_full(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
                                     const floating *mu, const floating *U, double offset,
                                     floating *work,   # scratch [n_rows, d]
@@ -425,18 +478,51 @@ cdef inline void log_prob_blas_full(const floating *X, Py_ssize_t n_rows, Py_ssi
         q[i] = offset - 0.5 * sum_of_squares(work + i * d, d)
 
 
+cdef inline void set_coefficients(const double **coef, const float **coef_single,
+                                  const coefficient[:, ::1] values) noexcept:
+    """Point coef or coef_single (by the dtype of ``values``) at ``values``,
+    the other at NULL; both NULL when ``values`` is empty."""
+    coef[0] = NULL
+    coef_single[0] = NULL
+    if values.shape[0] == 0 or values.shape[1] == 0:
+        return
+    if coefficient is float:
+        coef_single[0] = &values[0, 0]
+    else:
+        coef[0] = &values[0, 0]
+
+
+cdef inline void single_precision_gemm(const double *feat, Py_ssize_t n_rows,
+                                       Py_ssize_t width, const float *coef, Py_ssize_t k,
+                                       float *single, double *out) noexcept nogil:
+    """out[i, c] = feat[i, 1:] . coef[:, c] (row-major [n_rows, k]) as an SGEMM
+    on float32 copies of the features (``single``: [n_rows, width - 1 + k])."""
+    cdef Py_ssize_t i, a, m = width - 1
+    cdef float *f32 = single
+    cdef float *out32 = single + n_rows * m
+    for i in range(n_rows):
+        for a in range(m):
+            f32[i * m + a] = <float> feat[i * width + 1 + a]
+    gemm_ab(<int> n_rows, <int> k, <int> m, f32, <int> m, coef, <int> k, out32, <int> k)
+    for i in range(n_rows * k):
+        out[i] = out32[i]
+
+
 cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
                                 Py_ssize_t k, const floating *shift, const floating *prec,
-                                const double *coef, const double *offsets, int mode,
+                                const double *coef, const float *coef_single,
+                                const double *offsets, int mode,
                                 Scratch *s) noexcept nogil:
     """s.lp[c, i] = log p(x_i, c) for the chunk; leaves s.xt (FULL_LOOPS,
     DIAG_LOOPS) or s.feat (FULL_GEMM, DIAG_GEMM, see feature_rows) filled for
-    chunk_accumulate."""
+    chunk_accumulate. The GEMM modes take ``coef`` in double, or
+    ``coef_single`` in float32 (then the other is NULL)."""
     cdef Py_ssize_t c, i
     cdef double *row
     cdef Py_ssize_t width = feature_width(d, mode)
     cdef Py_ssize_t first, rows, piece = feature_rows(d, mode)
-    cdef Py_ssize_t near = first_near(prec, k, d) if mode == FULL_GEMM else 0
+    cdef Py_ssize_t near = (first_near(prec, k, d, mode)
+                            if mode == FULL_GEMM or mode == DIAG_GEMM else 0)
     if mode == DIAG_GEMM or mode == FULL_GEMM:
         first = 0
         while first < n_rows and near < k:
@@ -445,14 +531,21 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
             # log p[i, c] row-major from coef^T [width - 1, k]: a GEMM that
             # contracts no two operands along their contiguous axes, which
             # OpenBLAS would run in its slower packed path on these small sizes.
-            gemm_ab(<int> rows, <int> k, <int> (width - 1), s.feat + 1, <int> width,
-                    coef, <int> k, s.resp + first * k, <int> k)
+            if coef_single != NULL:
+                single_precision_gemm(s.feat, rows, width, coef_single, k, s.single,
+                                      s.resp + first * k)
+            else:
+                gemm_ab(<int> rows, <int> k, <int> (width - 1), s.feat + 1, <int> width,
+                        coef, <int> k, s.resp + first * k, <int> k)
             first += rows
         for c in range(k):
             row = s.lp + c * CHUNK_ROWS
-            if mode == FULL_GEMM and far_component(prec, c, d):
+            if far_component(prec, c, d, mode) and mode == FULL_GEMM:
                 log_prob_blas_full(X, n_rows, d, shift + c * d, prec + c * d * d, offsets[c],
                                    <floating *> s.work, row)
+                continue
+            if far_component(prec, c, d, mode):
+                log_prob_diag_rows(X, n_rows, d, shift + c * d, prec + c * d, offsets[c], row)
                 continue
             for i in range(n_rows):
                 row[i] = offsets[c] - 0.5 * s.resp[i * k + c]
@@ -480,9 +573,11 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
 
 cdef inline void shifted_exp(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
                              double *row_max,       # OUT [n_rows]
-                             double *total) noexcept nogil:  # OUT [n_rows]
+                             double *total,         # OUT [n_rows]
+                             bint single) noexcept nogil:
     """lp[c, i] := exp(lp[c, i] - row_max[i]), row_max[i] = max_c lp[c, i]
-    (0 for a row that is -inf everywhere), total[i] = sum_c lp[c, i], in [1, k] or 0."""
+    (0 for a row that is -inf everywhere), total[i] = sum_c lp[c, i], in [1, k] or 0;
+    to single precision (float32 data) when ``single``."""
     cdef Py_ssize_t i, c
     cdef double v
     cdef double *row
@@ -497,7 +592,10 @@ cdef inline void shifted_exp(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
         if row_max[i] == -INFINITY:
             row_max[i] = 0.0
     for c in range(k):
-        exp_shifted_sum(lp + c * CHUNK_ROWS, row_max, total, n_rows, c == 0)
+        if single:
+            exp_shifted_sum_single(lp + c * CHUNK_ROWS, row_max, total, n_rows, c == 0)
+        else:
+            exp_shifted_sum(lp + c * CHUNK_ROWS, row_max, total, n_rows, c == 0)
 
 
 cdef inline void scale_rows(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
@@ -511,16 +609,18 @@ cdef inline void scale_rows(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
 
 
 cdef inline void normalize(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
-                           double *log_norm) noexcept nogil:      # OUT [n_rows]
+                           double *log_norm,      # OUT [n_rows]
+                           bint single) noexcept nogil:
     """lp[c, i] := exp(lp[c, i] - log_norm[i]), log_norm[i] = logsumexp_c lp[c, i].
 
     Rows are shifted by their maximum and divided by their sum (not by
     exp(log_norm)), so probabilities sum to one even when log_norm is huge.
-    A row that is -inf everywhere gets probabilities 0 and log_norm -inf."""
+    A row that is -inf everywhere gets probabilities 0 and log_norm -inf.
+    ``single``: exp to single precision (float32 data, see shifted_exp)."""
     cdef double total[CHUNK_ROWS]
     cdef double log_total[CHUNK_ROWS]
     cdef Py_ssize_t i
-    shifted_exp(lp, n_rows, k, log_norm, total)
+    shifted_exp(lp, n_rows, k, log_norm, total, single)
     for i in range(n_rows):      # total is in [1, k]: its largest term is exp(0)
         log_total[i] = total[i] if total[i] > 0.0 else 1.0
     log_inplace(log_total, n_rows)
@@ -538,16 +638,17 @@ cdef inline double log_prob_to_resp(double *lp, Py_ssize_t n_rows, Py_ssize_t k,
                                     const floating *sample_weight) noexcept nogil:
     """Turn log p(x_i, c) into w_i * r_ic in place; return sum_i w_i log p(x_i).
 
-    sample_weight is NULL for unit weights."""
+    sample_weight is NULL for unit weights; float32 sample weights (float32
+    data) take exp to single precision."""
     cdef Py_ssize_t i, c
     cdef double w, total = 0.0
     cdef double row_total[CHUNK_ROWS]
     if sample_weight == NULL:       # only the sum of the log-normalisers is needed
-        shifted_exp(lp, n_rows, k, log_norm, row_total)
+        shifted_exp(lp, n_rows, k, log_norm, row_total, floating is float)
         total = sum_log_totals(row_total, n_rows)
         scale_rows(lp, n_rows, k, row_total)
         return total + row_sum(log_norm, n_rows)
-    normalize(lp, n_rows, k, log_norm)
+    normalize(lp, n_rows, k, log_norm, floating is float)
     for i in range(n_rows):
         w = sample_weight[i]
         if w != 0.0:                  # a zero-weight row adds nothing, even at -inf
@@ -615,17 +716,84 @@ cdef inline void accumulate_blas(const floating *X, Py_ssize_t n_rows, Py_ssize_
             W[a * d + b] += scatter[a * d + b]
 
 
+cdef inline void accumulate_diag_rows(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
+                                      const double *r, const floating *shift,
+                                      double *N, double *S, double *W) noexcept nogil:
+    """One component's N, S and diag(W) from the rows as they are (a far
+    component of DIAG_GEMM). Rows with r == 0 are left out (exactly)."""
+    cdef Py_ssize_t i, j
+    cdef double t, rt
+    for i in range(n_rows):
+        if r[i] == 0.0:
+            continue
+        N[0] += r[i]
+        for j in range(d):
+            t = <double> X[i * d + j] - shift[j]
+            rt = r[i] * t
+            S[j] += rt
+            W[j] += rt * t
+
+
 cdef inline void prepare_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
                                     Py_ssize_t k, const floating *shift,
                                     const floating *prec, int mode,
                                     Scratch *s) noexcept nogil:
     """Fill what chunk_accumulate reads (when chunk_log_prob has not)."""
-    cdef Py_ssize_t near = first_near(prec, k, d) if mode == FULL_GEMM else 0
+    cdef Py_ssize_t near = (first_near(prec, k, d, mode)
+                            if mode == FULL_GEMM or mode == DIAG_GEMM else 0)
     if mode == FULL_LOOPS or mode == DIAG_LOOPS:
         transpose_chunk(X, n_rows, d, s.xt)
     elif ((mode == FULL_GEMM or mode == DIAG_GEMM) and n_rows <= feature_rows(d, mode)
           and near < k):
         chunk_features(X, n_rows, d, shift + near * d, mode, s.feat)
+
+
+cdef enum:
+    # statistics_product loops over the responsibilities that count instead of
+    # running a GEMM when at most 1 / SPARSE_SHARE of them do.
+    SPARSE_SHARE = 4
+
+cdef extern from *:
+    """
+    /* Responsibilities (times sample weight) below this add nothing to the
+       statistics: n of them, n <= 1e12, change N_k by at most 1e-28, far
+       below double rounding of any N_k the M-step can use (it adds 10 eps =
+       2e-15 to every N_k). Once EM has sorted the rows most responsibilities
+       are below it, on overlapping clusters too. */
+    #define GAUSSMIX_NEGLIGIBLE 1e-40
+    """
+    const double NEGLIGIBLE "GAUSSMIX_NEGLIGIBLE"
+
+
+cdef inline void statistics_product(const double *r, Py_ssize_t n_rows, Py_ssize_t k,
+                                    const double *feat, Py_ssize_t width,
+                                    double *acc) noexcept nogil:   # OUT [k, width]
+    """acc = r^T feat, r [k, n_rows] (row stride CHUNK_ROWS), feat [n_rows, width]:
+    the GEMM modes' per-component sums. When most responsibilities are
+    negligible (each row near one or two components) only the others are
+    added, a row of features each, at a fraction of the GEMM's cost."""
+    cdef Py_ssize_t i, c, a, counted = 0
+    cdef double w
+    cdef double *out
+    cdef const double *f
+    for c in range(k):
+        for i in range(n_rows):
+            counted += r[c * CHUNK_ROWS + i] >= NEGLIGIBLE
+    if counted * SPARSE_SHARE > n_rows * k:
+        gemm_ab(<int> k, <int> width, <int> n_rows, r, <int> CHUNK_ROWS,
+                feat, <int> width, acc, <int> width)
+        return
+    for c in range(k):
+        out = acc + c * width
+        for a in range(width):
+            out[a] = 0.0
+        for i in range(n_rows):
+            w = r[c * CHUNK_ROWS + i]
+            if w < NEGLIGIBLE:
+                continue
+            f = feat + i * width
+            for a in range(width):
+                out[a] += w * f[a]
 
 
 cdef inline void add_gemm_statistics(const double *acc, Py_ssize_t k, Py_ssize_t d, int mode,
@@ -636,7 +804,7 @@ cdef inline void add_gemm_statistics(const double *acc, Py_ssize_t k, Py_ssize_t
     cdef Py_ssize_t c, a, b, width = feature_width(d, mode)
     cdef const double *row
     for c in range(k):
-        if mode == FULL_GEMM and far_component(prec, c, d):
+        if far_component(prec, c, d, mode):
             continue
         row = acc + c * width
         N[c] += row[0]
@@ -663,25 +831,27 @@ cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize
     r in s.lp (component-major), after prepare_accumulate or chunk_log_prob."""
     cdef Py_ssize_t c, width = feature_width(d, mode)
     cdef Py_ssize_t first, rows, piece = feature_rows(d, mode)
-    cdef Py_ssize_t near = first_near(prec, k, d) if mode == FULL_GEMM else 0
+    cdef Py_ssize_t near = (first_near(prec, k, d, mode)
+                            if mode == FULL_GEMM or mode == DIAG_GEMM else 0)
     if mode == DIAG_GEMM or mode == FULL_GEMM:
         if n_rows <= piece and near < k:
-            gemm_ab(<int> k, <int> width, <int> n_rows, s.lp, <int> CHUNK_ROWS,
-                    s.feat, <int> width, s.acc, <int> width)
+            statistics_product(s.lp, n_rows, k, s.feat, width, s.acc)
             add_gemm_statistics(s.acc, k, d, mode, prec, N, S, W)
         first = 0
         while first < n_rows and n_rows > piece and near < k:
             rows = min(piece, n_rows - first)
             chunk_features(X + first * d, rows, d, shift + near * d, mode, s.feat)
-            gemm_ab(<int> k, <int> width, <int> rows, s.lp + first, <int> CHUNK_ROWS,
-                    s.feat, <int> width, s.acc, <int> width)
+            statistics_product(s.lp + first, rows, k, s.feat, width, s.acc)
             add_gemm_statistics(s.acc, k, d, mode, prec, N, S, W)
             first += rows
         for c in range(k):
-            if mode == FULL_GEMM and far_component(prec, c, d):
+            if far_component(prec, c, d, mode) and mode == FULL_GEMM:
                 accumulate_blas(X, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
                                 <floating *> s.work, <floating *> s.scatter,
                                 N + c, S + c * d, W + c * d * d)
+            elif far_component(prec, c, d, mode):
+                accumulate_diag_rows(X, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
+                                     N + c, S + c * d, W + c * d)
         return
     for c in range(k):
         if mode == DIAG_LOOPS:

@@ -7,7 +7,7 @@ from cython cimport floating
 
 from ._kernel_checks import check_parameters, check_rows, optional_shape
 
-from ._chunks cimport chunk_log_prob, normalize, scratch_sizes
+from ._chunks cimport chunk_log_prob, coefficient, normalize, scratch_sizes, set_coefficients
 from ._parallel cimport (CHUNK_ROWS, Scratch, ScratchSizes, chunk_rows, count_chunks,
                          run_tasks)
 
@@ -16,6 +16,7 @@ cdef struct EStep:
     const void *shift          # floating [k, d]
     const void *prec           # floating, or NULL when the mode has none
     const double *coef         # or NULL when the mode has none
+    const float *coef_single   # float32 coef instead of coef, or NULL
     const double *offsets      # [k]
     Py_ssize_t n, d, k
     int mode
@@ -32,8 +33,8 @@ cdef void e_step_chunk(const floating *X, void *context, Scratch *s, Py_ssize_t 
     cdef floating *proba = <floating *> e.proba
     chunk_rows(chunk, e.n, &start, &rows)
     chunk_log_prob(X + start * e.d, rows, e.d, k,
-                   <const floating *> e.shift, <const floating *> e.prec, e.coef, e.offsets,
-                   e.mode, s)
+                   <const floating *> e.shift, <const floating *> e.prec, e.coef, e.coef_single,
+                   e.offsets, e.mode, s)
     if e.labels != NULL:
         for i in range(rows):
             best = 0
@@ -43,7 +44,7 @@ cdef void e_step_chunk(const floating *X, void *context, Scratch *s, Py_ssize_t 
             e.labels[start + i] = best
     if log_norm == NULL and proba == NULL:
         return
-    normalize(s.lp, rows, k, s.norm)
+    normalize(s.lp, rows, k, s.norm, floating is float)
     if log_norm != NULL:
         for i in range(rows):
             log_norm[start + i] = <floating> s.norm[i]
@@ -56,7 +57,7 @@ cdef void e_step_chunk(const floating *X, void *context, Scratch *s, Py_ssize_t 
 def e_step(const floating[:, ::1] X,          # IN [n, d]
            const floating[:, ::1] shift,      # IN [k, d]
            const floating[:, ::1] prec,       # IN see _chunks.pxd; empty for DIAG_GEMM
-           const double[:, ::1] coef,         # IN see _chunks.pxd; empty when unused
+           const coefficient[:, ::1] coef,    # IN see _chunks.pxd; empty when unused
            const double[::1] offsets,         # IN [k]
            int mode,                          # kernel mode (_parallel.pxd)
            floating[::1] log_norm,            # OUT [n] log p(x_i), or empty
@@ -76,11 +77,11 @@ def e_step(const floating[:, ::1] X,          # IN [n, d]
         return
     e.shift, e.offsets = &shift[0, 0], &offsets[0]
     e.prec = &prec[0, 0] if prec.shape[0] > 0 and prec.shape[1] > 0 else NULL
-    e.coef = &coef[0, 0] if coef.shape[0] > 0 and coef.shape[1] > 0 else NULL
+    set_coefficients(&e.coef, &e.coef_single, coef)
     e.log_norm = &log_norm[0] if log_norm.shape[0] > 0 else NULL
     e.labels = &labels[0] if labels.shape[0] > 0 else NULL
     e.proba = &proba[0, 0] if proba.shape[0] > 0 else NULL
-    sizes = scratch_sizes(e.d, e.k, mode, sizeof(floating))
+    sizes = scratch_sizes(e.d, e.k, mode, sizeof(floating), e.coef_single != NULL)
     n_threads = <int> max(1, min(n_threads, n_chunks))
     with nogil:
         ok = run_tasks(e_step_chunk[floating], &X[0, 0], &e, n_chunks, n_threads, &sizes)

@@ -39,6 +39,7 @@ def check_parameters(X, shift, prec, coef, offsets, mode):
         optional_shape("prec", prec, (k, d * d))   # the far components' factors
         expect_shape("coef", coef, (d + d * (d + 1) // 2, k))
     elif mode == DIAG_GEMM:
+        optional_shape("prec", prec, (k, d))       # the far components' scales
         expect_shape("coef", coef, (2 * d, k))
 
 

@@ -36,12 +36,23 @@ MANY_COMPONENTS = 16
 # of the magnitudes of the expansion's terms), the Mahalanobis distance for
 # diagonal factors. Their
 # features and statistics are double for float32 X too. Past R^2 = 1e6 (2e-10)
-# a pass runs the components beyond it on their own (FULL_GEMM: a trmm and a
-# syrk around their means in the same pass); when more than MAX_FAR_SHARE of
-# them are beyond it, or for diagonal layouts, it falls back to the
-# per-component modes.
+# a pass runs the components beyond it on their own, around their means in
+# the same pass (FULL_GEMM: a trmm and a syrk; DIAG_GEMM: loops over the
+# rows); when more than MAX_FAR_SHARE of them are beyond it, it falls back to
+# the per-component modes.
 COMMON_CENTER_LIMIT = 1e6
 MAX_FAR_SHARE = 0.5
+
+# With float32 X, FULL_GEMM's log-density GEMM runs in single precision
+# (features and coef rounded to float32, an SGEMM at about twice DGEMM's rate)
+# when every component around the centre has R^2 <= SINGLE_PRECISION_REACH
+# (DIAG_GEMM, 2d features, is cheap enough in double).
+# A log-density then loses at most about eps32 * R^2 <= 6e-4 (absolute; as
+# rounding errors add up at random, measured 1e-6 to 1e-5), the order of what
+# rounding X and the parameters to float32 already costs (eps32 |x| |x - mu| in
+# the component's metric). The statistics GEMM stays double, so the M-step
+# keeps its accuracy (benchmarks/README.md: float32 fits against float64 fits).
+SINGLE_PRECISION_REACH = 1e4
 
 
 def kernel_mode(covariance_type, n_components, n_features, common_shift=True):
@@ -82,8 +93,10 @@ def kernel_parameters(log_weights, means, prec_chol, covariance_type, dtype):
 
     FULL_GEMM and DIAG_GEMM work around one centre g = sum_k pi_k mu_k with
     pi = softmax(log_weights) (every row of ``shift``), which keeps their expansions accurate when the
-    data sit far from the origin; the other modes around the means, and so
-    does any pass where g is too far from a component (COMMON_CENTER_LIMIT).
+    data sit far from the origin, except for components too far from g
+    (COMMON_CENTER_LIMIT), which run around their means inside the pass; the
+    other modes work around the means, as does a pass with too many far
+    components (MAX_FAR_SHARE).
     Diagonal layouts stay O(k d): their factors are the (k, d) scales.
     """
     layout = _covariance.model(covariance_type).layout
@@ -106,28 +119,32 @@ def kernel_parameters(log_weights, means, prec_chol, covariance_type, dtype):
         reach = np.einsum("kd,kde,ke->k", np.abs(m), P_abs, np.abs(m))
         log_det = np.log(np.diagonal(U, axis1=1, axis2=2)).sum(axis=1)
     far = ~(reach <= COMMON_CENTER_LIMIT)
-    # A few far full/tied components run on their own inside the common-centre pass.
-    around_center = not far.any() or (far.mean() <= MAX_FAR_SHARE and not layout.diagonal)
+    # A few far components run on their own inside the common-centre pass.
+    around_center = far.mean() <= MAX_FAR_SHARE
     mode = kernel_mode(covariance_type, k, d, common_shift=around_center)
     offsets = log_weights + log_det - 0.5 * d * np.log(2 * np.pi)
     common_shift = np.ascontiguousarray(np.broadcast_to(center, (k, d)))
     empty = np.empty((0, 0))
+    # far components: their own mean as shift and their factor in prec (zero
+    # rows mark the components around g, _chunks.pxd); prec empty when none
+    shift = np.where(far[:, None], np.asarray(means, dtype=dtype), common_shift)
+    far_factors = (np.where(far[:, None], U.reshape(k, -1), 0.0).astype(dtype)
+                   if far.any() else empty.astype(dtype))
     if mode == DIAG_GEMM:
         p2 = U ** 2
-        return KernelParameters(mode, common_shift, empty.astype(dtype),
+        return KernelParameters(mode, shift, far_factors,
                                 np.ascontiguousarray(np.hstack([-2 * p2 * m, p2]).T),
-                                offsets - 0.5 * (p2 * m ** 2).sum(axis=1))
+                                np.where(far, offsets, offsets - 0.5 * (p2 * m ** 2).sum(axis=1)))
     if mode == FULL_GEMM:
         P = U @ np.swapaxes(U, 1, 2)              # precision matrices
         Pm = np.einsum("kde,ke->kd", P, m)
         rows, cols = np.tril_indices(d)
         quad = P[:, rows, cols] * np.where(rows == cols, 1.0, 2.0)
-        shift, far_factors = common_shift, empty.astype(dtype)
-        if far.any():     # zero rows mark the components around g (_chunks.pxd)
-            shift = np.where(far[:, None], np.asarray(means, dtype=dtype), common_shift)
-            far_factors = np.where(far[:, None], U.reshape(k, d * d), 0.0).astype(dtype)
+        # the log-density GEMM's coef in float32 or double (_chunks.pxd: coefficient)
+        single = np.dtype(dtype) == np.float32 and np.all(reach[~far] <= SINGLE_PRECISION_REACH)
         return KernelParameters(mode, shift, far_factors,
-                                np.ascontiguousarray(np.hstack([-2 * Pm, quad]).T),
+                                np.ascontiguousarray(np.hstack([-2 * Pm, quad]).T,
+                                                     dtype=np.float32 if single else np.float64),
                                 np.where(far, offsets,
                                          offsets - 0.5 * np.einsum("kd,kd->k", Pm, m)))
     factors = U if mode == DIAG_LOOPS else U.reshape(k, d * d)

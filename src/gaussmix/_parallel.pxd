@@ -32,17 +32,20 @@ cdef struct Scratch:
     double *feat      # [rows, width] features [1, z, z^2 or z z^T] (_chunks.feature_rows)
     double *resp      # [CHUNK_ROWS, k] log-probabilities, row-major (GEMM modes)
     double *acc       # [k, width] statistics of one chunk
+    float *single     # [rows, width - 1 + k] float32 features and log-densities
+                      # (single-precision GEMM, _chunks.single_precision_gemm)
 
 
 cdef struct ScratchSizes:
     # Bytes of each Scratch buffer a kernel needs; 0 leaves it NULL.
-    size_t lp, norm, xt, tmp, work, scatter, feat, resp, acc
+    size_t lp, norm, xt, tmp, work, scatter, feat, resp, acc, single
 
 
 cdef inline ScratchSizes no_scratch() noexcept nogil:
     """All sizes zero: set the buffers a kernel needs on it."""
     cdef ScratchSizes z
     z.lp = z.norm = z.xt = z.tmp = z.work = z.scatter = z.feat = z.resp = z.acc = 0
+    z.single = 0
     return z
 
 
@@ -63,6 +66,7 @@ cdef inline Scratch scratch_new(const ScratchSizes *z) noexcept nogil:
     s.feat = <double *> _alloc(z.feat)
     s.resp = <double *> _alloc(z.resp)
     s.acc = <double *> _alloc(z.acc)
+    s.single = <float *> _alloc(z.single)
     return s
 
 
@@ -72,7 +76,7 @@ cdef inline bint scratch_ok(const Scratch *s, const ScratchSizes *z) noexcept no
             and (s.xt != NULL or z.xt == 0) and (s.tmp != NULL or z.tmp == 0)
             and (s.work != NULL or z.work == 0) and (s.scatter != NULL or z.scatter == 0)
             and (s.feat != NULL or z.feat == 0) and (s.resp != NULL or z.resp == 0)
-            and (s.acc != NULL or z.acc == 0))
+            and (s.acc != NULL or z.acc == 0) and (s.single != NULL or z.single == 0))
 
 
 cdef inline void scratch_free(Scratch *s) noexcept nogil:
@@ -85,6 +89,7 @@ cdef inline void scratch_free(Scratch *s) noexcept nogil:
     free(s.feat)
     free(s.resp)
     free(s.acc)
+    free(s.single)
 
 
 cdef inline bint run_tasks(

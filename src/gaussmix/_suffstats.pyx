@@ -26,8 +26,9 @@ from libc.math cimport sqrt, log
 import numpy as np
 
 from ._blas cimport trmm_right_upper, syrk_lower_ata
-from ._chunks cimport (chunk_log_prob, log_prob_to_resp, normalize, prepare_accumulate,
-                       chunk_accumulate, dot, scratch_sizes, sum_of_squares)
+from ._chunks cimport (chunk_log_prob, coefficient, dot, factor_size, log_prob_to_resp,
+                       normalize, prepare_accumulate, chunk_accumulate, scratch_sizes,
+                       set_coefficients, sum_of_squares)
 from ._parallel cimport (CHUNK_ROWS, FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS, Scratch,
                          ScratchSizes, chunk_rows, count_chunks, no_scratch, run_tasks)
 
@@ -71,6 +72,7 @@ cdef struct Pass:
     const void *shift            # floating [k, d]
     const void *prec             # floating, or NULL when the mode has none
     const double *coef           # or NULL when the mode has none
+    const float *coef_single     # float32 coef instead of coef, or NULL
     const double *offsets        # [k]
     const double *given_resp     # [n, k] responsibilities given by the caller, or NULL
     Py_ssize_t n, d, k, w_size   # w_size: entries of W per component
@@ -109,8 +111,8 @@ cdef void slot_chunk(const floating *X, void *context, Scratch *s, Py_ssize_t ch
         copy_given_resp(p, start, rows, 0, k, s.lp)
         prepare_accumulate(x, rows, d, k, shift, <const floating *> p.prec, p.mode, s)
     else:
-        chunk_log_prob(x, rows, d, k, shift, <const floating *> p.prec, p.coef, p.offsets,
-                       p.mode, s)
+        chunk_log_prob(x, rows, d, k, shift, <const floating *> p.prec, p.coef, p.coef_single,
+                       p.offsets, p.mode, s)
         p.loglik[tid] += log_prob_to_resp(s.lp, rows, k, s.norm,
                                           weights + start if weights != NULL else NULL)
     chunk_accumulate(x, rows, d, k, shift, <const floating *> p.prec, p.mode, s, p.N + tid * k,
@@ -129,7 +131,7 @@ cdef void block_resp_chunk(const floating *X, void *context, Scratch *s, Py_ssiz
     t.lp = p.block_resp + j * p.k * CHUNK_ROWS
     chunk_rows(p.first_chunk + j, p.n, &start, &rows)
     chunk_log_prob(X + start * p.d, rows, p.d, p.k, <const floating *> p.shift,
-                   <const floating *> p.prec, p.coef, p.offsets, p.mode, &t)
+                   <const floating *> p.prec, p.coef, p.coef_single, p.offsets, p.mode, &t)
     p.block_loglik[j] = log_prob_to_resp(t.lp, rows, p.k, t.norm,
                                          weights + start if weights != NULL else NULL)
 
@@ -142,8 +144,9 @@ cdef void group_statistics(const floating *X, void *context, Scratch *s, Py_ssiz
     cdef Py_ssize_t j, start, rows, d = p.d
     cdef Py_ssize_t c0 = group * p.k // p.n_groups, c1 = (group + 1) * p.k // p.n_groups
     cdef const floating *shift = <const floating *> p.shift + c0 * d
-    cdef const floating *prec = (<const floating *> p.prec + c0 * d * d
-                                 if p.mode == FULL_GEMM and p.prec != NULL else NULL)
+    cdef const floating *prec = (<const floating *> p.prec + c0 * factor_size(d, p.mode)
+                                 if (p.mode == FULL_GEMM or p.mode == DIAG_GEMM)
+                                 and p.prec != NULL else NULL)
     cdef Scratch t = s[0]
     for j in range(p.block_chunks):
         chunk_rows(p.first_chunk + j, p.n, &start, &rows)
@@ -207,7 +210,7 @@ def em_pass(const floating[:, ::1] X,              # IN [n, d]
             const floating[::1] sample_weight,     # IN [n] or empty for unit weights
             const floating[:, ::1] shift,          # IN [k, d]
             const floating[:, ::1] prec,           # IN see _chunks.pxd; empty for DIAG_GEMM
-            const double[:, ::1] coef,             # IN see _chunks.pxd; empty when unused
+            const coefficient[:, ::1] coef,        # IN see _chunks.pxd; empty when unused
             const double[::1] offsets,             # IN [k]
             int mode,                              # kernel mode (_parallel.pxd)
             double[:, ::1] N,                      # INOUT [slots, k]
@@ -233,11 +236,11 @@ def em_pass(const floating[:, ::1] X,              # IN [n, d]
     p.weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     p.shift, p.offsets, p.given_resp = &shift[0, 0], &offsets[0], NULL
     p.prec = &prec[0, 0] if prec.shape[0] > 0 and prec.shape[1] > 0 else NULL
-    p.coef = &coef[0, 0] if coef.shape[0] > 0 and coef.shape[1] > 0 else NULL
+    set_coefficients(&p.coef, &p.coef_single, coef)
     p.loglik = &loglik[0]
     set_accumulators(&p, N, S, W)
     p.n_groups = min(threads, p.k)
-    sizes = scratch_sizes(p.d, p.k, mode, sizeof(floating))
+    sizes = scratch_sizes(p.d, p.k, mode, sizeof(floating), p.coef_single != NULL)
     with nogil:
         ok = run_pass(&X[0, 0], &p, threads, N.shape[0] < threads, &sizes)
     if not ok:
@@ -272,10 +275,11 @@ def accumulate_responsibilities(
         return
     p.n, p.d, p.k, p.mode = n, d, k, mode
     p.weights, p.prec, p.coef, p.offsets, p.loglik = NULL, NULL, NULL, NULL, NULL
+    p.coef_single = NULL
     p.shift, p.given_resp = &shift[0, 0], &resp[0, 0]
     set_accumulators(&p, N, S, W)
     p.n_groups = min(threads, k)
-    sizes = scratch_sizes(d, k, mode, sizeof(floating))
+    sizes = scratch_sizes(d, k, mode, sizeof(floating), False)
     with nogil:
         ok = run_pass(&X[0, 0], &p, threads, N.shape[0] < threads, &sizes)
     if not ok:
@@ -501,7 +505,7 @@ cdef void filled_task(const floating *X, void *context, Scratch *s, Py_ssize_t c
         for i in range(rows):
             lp[i] = offset[i] - 0.5 * sum_of_squares(work + i * d, d)
     if f.out_norm != NULL:
-        normalize(s.lp, rows, k, f.out_norm + start)
+        normalize(s.lp, rows, k, f.out_norm + start, floating is float)
         for i in range(rows):
             for c in range(k):
                 f.out_resp[(start + i) * k + c] = s.lp[c * CHUNK_ROWS + i]
