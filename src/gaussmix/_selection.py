@@ -201,7 +201,8 @@ def select_model(X, n_components=range(1, 10), covariance_types=None, criterion=
     random_state : int, RandomState or None, default=0
     tol, reg_covar, max_iter
         As for ``GaussianMixture``: every fit stops when its mean
-        log-likelihood changes by less than ``tol``.
+        log-likelihood changes by less than ``tol`` and, as mclust's EM,
+        its total log-likelihood by less than ``tol`` (1 + |total|).
     cross_starts : bool, default=True
         Also start every model from the partitions the other models reached
         with the same number of components (without it 6 of mclust's 126 Old
