@@ -158,10 +158,40 @@ def test_failed_cells_are_missing_not_raised(faithful_X):
     (dict(n_components=[0, 2]), "positive"),
     (dict(covariance_types=["VVV", "XYZ"]), "unknown"),
     (dict(criterion="bic2"), "criterion"),
+    (dict(cross_starts=-1), "cross_starts"),
+    (dict(cross_starts=2.5), "cross_starts"),
 ])
 def test_select_model_rejects_bad_arguments(faithful_X, kwargs, message):
     with pytest.raises(ValueError, match=message):
         select_model(faithful_X, **kwargs)
+
+
+def test_cross_starts_come_from_the_best_optima(faithful_X, monkeypatch):
+    """cross_starts=n: every model also starts from the partitions of the n
+    best optima of the number of components; True: from all of them."""
+    X = faithful_X
+    grid = dict(n_components=[4], covariance_types=["EII", "VVI", "VVV"], n_kmeans_starts=0)
+    alone = select_model(X, cross_starts=0, **grid)
+    order = np.argsort(-alone.log_likelihood_[0])
+    starts = []
+    original = _selection._best_fit
+
+    def spy(data, k, covariance_type, partitions, settings, tried, incumbent=None):
+        if incumbent is not None:
+            starts.append([_selection._partition_key(p) for p in partitions])
+        return original(data, k, covariance_type, partitions, settings, tried, incumbent)
+
+    monkeypatch.setattr(_selection, "_best_fit", spy)
+    select_model(X, cross_starts=1, **grid)
+    data = _selection_em.GridData(X)
+    best = alone.covariance_types[order[0]]
+    # refit the best cell alone: its optimum's partition is the one cross start
+    fit = select_model(X, covariance_types=[best], n_components=[4], n_kmeans_starts=0,
+                       cross_starts=0).best_estimator_
+    assert starts == [[_selection._partition_key(fit.predict(data.X))]] * 3
+    starts.clear()
+    select_model(X, cross_starts=True, **grid)
+    assert all(len(s) == len({*s}) for s in starts) and max(map(len, starts)) == 3
 
 
 def test_selection_is_the_same_serial_and_parallel():
