@@ -270,6 +270,24 @@ def test_large_data_search_on_a_subsample_then_refit_on_all_rows(monkeypatch):
     assert again.lower_bound_ == pytest.approx(best.lower_bound_, abs=1e-4)
 
 
+def test_refit_on_all_rows_keeps_the_best_of_the_candidates(blobs5d_X):
+    """Each cell refines its subsample winner and its fit from mclust's start
+    on all rows, and keeps the higher log-likelihood."""
+    settings = dict(tol=1e-5, reg_covar=1e-6, max_iter=1000)
+    data, subsample = _selection_em.GridData(blobs5d_X), _selection_em.GridData(blobs5d_X[::4])
+    first = subsample.X[:, 0]
+    by_first_feature = np.searchsorted(np.quantile(first, [1 / 3, 2 / 3]), first)
+    fits = [_selection_em.em(subsample, "EEE", _selection_em.partition_parameters(
+        subsample, labels, 3, "EEE", 1e-6), **settings)
+        for labels in (by_first_feature, np.arange(subsample.n_samples) % 3)]
+    refits = [_selection_em.em(data, "EEE", fit.params, **settings) for fit in fits]
+    refits = [fit.lower_bound for fit in refits
+              if not _selection_em.degenerate("EEE", fit.params, 1e-6)]
+    assert len(refits) == 2 and refits[0] < refits[1]
+    best, problem = _selection._refined(data, "EEE", fits + [None], None, settings)
+    assert problem is None and best.lower_bound == max(refits)
+
+
 def test_weights_scale_the_likelihood_table(faithful_X):
     grid = dict(n_components=[1, 2], covariance_types=["EEE", "VII"], n_kmeans_starts=1)
     plain = select_model(faithful_X, **grid)
