@@ -394,22 +394,31 @@ def _best_fit(data, k, covariance_type, partitions, settings, tried, incumbent=N
 
 
 def _refined(data, covariance_type, fits, problem, settings):
-    """EM on all rows from fits found on a subsample: (best Fit or None, problem)."""
-    best, tried = None, set()
+    """EM on all rows from fits found on a subsample: (best Fit or None, problem).
+
+    As the starts of a cell, the fits race to ``RACE_TOL`` first; only the
+    leader runs on to ``tol``.
+    """
+    race = dict(settings, tol=max(settings["tol"], RACE_TOL))
+    runners, tried = [], set()
     for fit in fits:
         if fit is None or fit.lower_bound in tried:
             continue
         tried.add(fit.lower_bound)
         try:
-            fit = _selection_em.em(data, covariance_type, fit.params, **settings)
+            runners.append(_selection_em.em(data, covariance_type, fit.params, **race))
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            problem = str(exc)
+    for fit in sorted(runners, key=lambda fit: -fit.lower_bound):
+        try:
+            fit = _selection_em.resume(data, covariance_type, fit, **settings)
         except (ValueError, np.linalg.LinAlgError) as exc:
             problem = str(exc)
             continue
-        if _selection_em.degenerate(covariance_type, fit.params, settings["reg_covar"]):
-            problem = DEGENERATE
-        elif best is None or fit.lower_bound > best.lower_bound:
-            best = fit
-    return best, None if best is not None else problem
+        if not _selection_em.degenerate(covariance_type, fit.params, settings["reg_covar"]):
+            return fit, None
+        problem = DEGENERATE
+    return None, problem
 
 
 def _tabulate(data, criterion, components, types, results, settings, n_threads):
