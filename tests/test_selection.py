@@ -158,10 +158,40 @@ def test_failed_cells_are_missing_not_raised(faithful_X):
     (dict(n_components=[0, 2]), "positive"),
     (dict(covariance_types=["VVV", "XYZ"]), "unknown"),
     (dict(criterion="bic2"), "criterion"),
+    (dict(cross_starts=-1), "cross_starts"),
+    (dict(cross_starts=2.5), "cross_starts"),
 ])
 def test_select_model_rejects_bad_arguments(faithful_X, kwargs, message):
     with pytest.raises(ValueError, match=message):
         select_model(faithful_X, **kwargs)
+
+
+def test_cross_starts_come_from_the_best_optima(faithful_X, monkeypatch):
+    """cross_starts=n: every model also starts from the partitions of the n
+    best optima of the number of components; True: from all of them."""
+    X = faithful_X
+    grid = dict(n_components=[4], covariance_types=["EII", "VVI", "VVV"], n_kmeans_starts=0)
+    alone = select_model(X, cross_starts=0, **grid)
+    order = np.argsort(-alone.log_likelihood_[0])
+    starts = []
+    original = _selection._best_fit
+
+    def spy(data, k, covariance_type, partitions, settings, tried, incumbent=None):
+        if incumbent is not None:
+            starts.append([_selection._partition_key(p) for p in partitions])
+        return original(data, k, covariance_type, partitions, settings, tried, incumbent)
+
+    monkeypatch.setattr(_selection, "_best_fit", spy)
+    select_model(X, cross_starts=1, **grid)
+    data = _selection_em.GridData(X)
+    best = alone.covariance_types[order[0]]
+    # refit the best cell alone: its optimum's partition is the one cross start
+    fit = select_model(X, covariance_types=[best], n_components=[4], n_kmeans_starts=0,
+                       cross_starts=0).best_estimator_
+    assert starts == [[_selection._partition_key(fit.predict(data.X))]] * 3
+    starts.clear()
+    select_model(X, cross_starts=True, **grid)
+    assert all(len(s) == len({*s}) for s in starts) and max(map(len, starts)) == 3
 
 
 def test_selection_is_the_same_serial_and_parallel():
@@ -180,13 +210,8 @@ def test_plot_draws_one_line_per_model(faithful_selection):
     assert len(ax.get_lines()) == 14
 
 
-# Cells below mclust's optimum on the other data sets, as with every start
-# gaussmix had before the lean grid too: mclust's own agglomeration finds them.
-KNOWN_BELOW = {"diabetes": {(6, "VEI"), (8, "VII")}, "iris": set()}
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(KNOWN_BELOW))
+@pytest.mark.parametrize("name", ["diabetes", "iris"])
 def test_other_data_sets_pick_mclust_model_at_its_optima(name):
     X = np.loadtxt(DATA / f"{name}.csv", delimiter=",", skiprows=1)
     with open(DATA / f"mclust_{name}_loglik.csv") as file:
@@ -200,7 +225,7 @@ def test_other_data_sets_pick_mclust_model_at_its_optima(name):
              for j, t in enumerate(sel.covariance_types)
              if (int(k), t) in reference
              and not sel.log_likelihood_[i, j] >= reference[(int(k), t)] - 1e-3}
-    assert below == KNOWN_BELOW[name]
+    assert below == set()
 
 
 def test_grid_em_is_the_estimators_em(blobs5d_X):
@@ -243,6 +268,24 @@ def test_large_data_search_on_a_subsample_then_refit_on_all_rows(monkeypatch):
                             tol=1e-5, max_iter=1000, weights_init=best.weights_,
                             means_init=best.means_, precisions_init=best.precisions_).fit(X)
     assert again.lower_bound_ == pytest.approx(best.lower_bound_, abs=1e-4)
+
+
+def test_refit_on_all_rows_keeps_the_best_of_the_candidates(blobs5d_X):
+    """Each cell refines its subsample winner and its fit from mclust's start
+    on all rows, and keeps the higher log-likelihood."""
+    settings = dict(tol=1e-5, reg_covar=1e-6, max_iter=1000)
+    data, subsample = _selection_em.GridData(blobs5d_X), _selection_em.GridData(blobs5d_X[::4])
+    first = subsample.X[:, 0]
+    by_first_feature = np.searchsorted(np.quantile(first, [1 / 3, 2 / 3]), first)
+    fits = [_selection_em.em(subsample, "EEE", _selection_em.partition_parameters(
+        subsample, labels, 3, "EEE", 1e-6), **settings)
+        for labels in (by_first_feature, np.arange(subsample.n_samples) % 3)]
+    refits = [_selection_em.em(data, "EEE", fit.params, **settings) for fit in fits]
+    refits = [fit.lower_bound for fit in refits
+              if not _selection_em.degenerate("EEE", fit.params, 1e-6)]
+    assert len(refits) == 2 and refits[0] < refits[1]
+    best, problem = _selection._refined(data, "EEE", fits + [None], None, settings)
+    assert problem is None and best.lower_bound == max(refits)
 
 
 def test_weights_scale_the_likelihood_table(faithful_X):

@@ -5,6 +5,9 @@
 # (Debian/Ubuntu: apt install r-cran-mclust.) Each cell is mclust's own fit:
 # hierarchical-agglomeration initialisation, then EM, default tolerances.
 # With --time, prints only the seconds mclustBIC(X, G = 1:9) took.
+# With --hclass, prints the partitions mclustBIC starts from (hcVVV on the "SVD"-transformed
+# data, cut at 1-9 clusters), one column per number of clusters:
+#      Rscript tools/mclust_reference.R --hclass faithful > tests/data/mclust_faithful_hclass.csv
 suppressMessages(library(mclust))
 args <- commandArgs(trailingOnly = TRUE)
 name <- args[length(args)]
@@ -12,6 +15,12 @@ X <- switch(name, faithful = faithful, diabetes = diabetes[, -1], iris = iris[, 
             read.csv(name))
 if ("--data" %in% args) {
   write.csv(X, stdout(), row.names = FALSE)
+  quit(save = "no")
+}
+if ("--hclass" %in% args) {
+  classes <- hclass(hc(X, modelName = mclust.options("hcModelName"),
+                       use = mclust.options("hcUse")), 1:9)
+  write.csv(classes, stdout(), row.names = FALSE)
   quit(save = "no")
 }
 seconds <- system.time(bic <- mclustBIC(X, G = 1:9, verbose = FALSE))[["elapsed"]]
