@@ -26,7 +26,8 @@ from libc.math cimport sqrt, log
 import numpy as np
 
 from ._blas cimport trmm_right_upper, syrk_lower_ata
-from ._chunks cimport (chunk_log_prob, coefficient, dot, factor_size, log_prob_to_resp,
+from ._chunks cimport (NEGLIGIBLE, chunk_log_prob, coefficient, dot, factor_size,
+                       log_prob_to_resp,
                        normalize, prepare_accumulate, chunk_accumulate, scratch_sizes,
                        set_coefficients, sum_of_squares)
 from ._parallel cimport (CHUNK_ROWS, FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS, Scratch,
@@ -65,6 +66,9 @@ cdef enum:
     # statistics of the missing-value pass (the components past it are filled
     # twice); 2 MiB keeps 128 components of 16 features.
     FILL_BYTES = 2 << 20
+    # Fewer rows of a component than this in a chunk (the others negligible)
+    # update its scatter row by row rather than through a syrk call.
+    FEW_ROWS = 16
 
 
 cdef struct Pass:
@@ -523,7 +527,7 @@ cdef void filled_task(const floating *X, void *context, Scratch *s, Py_ssize_t c
         used = 0
         for i in range(rows):
             r = lp[i]
-            if r == 0.0:
+            if r < NEGLIGIBLE:       # adds nothing (_chunks.pxd); most do not count
                 continue
             z = Z + i * d
             N[c] += r
@@ -537,18 +541,25 @@ cdef void filled_task(const floating *X, void *context, Scratch *s, Py_ssize_t c
             for j in range(d):
                 work[used * d + j] = sr * z[j]
             used += 1
-        if not f.diagonal and used > 0:
+        if not f.diagonal and used >= FEW_ROWS:
             syrk_lower_ata(<int> d, <int> used, work, <int> d, scatter, <int> d)
             for a in range(d):
                 for b in range(a + 1):
                     W[c * d * d + a * d + b] += scatter[a * d + b]
+        elif not f.diagonal:          # a few rows: their rank-one updates, no BLAS call
+            for i in range(used):
+                z = work + i * d
+                for a in range(d):
+                    for b in range(a + 1):
+                        W[c * d * d + a * d + b] += z[a] * z[b]
         i0 = 0
         while i0 < rows:      # the conditional covariance inv(P_MM), once per run
             q = f.pattern[start + i0]
             mass = 0.0
             i1 = i0
             while i1 < rows and f.pattern[start + i1] == q:
-                mass += lp[i1]
+                if lp[i1] >= NEGLIGIBLE:
+                    mass += lp[i1]
                 i1 += 1
             miss, m = f.miss_idx + f.miss_ptr[q], f.miss_ptr[q + 1] - f.miss_ptr[q]
             if mass > 0.0:
