@@ -187,7 +187,6 @@ class DaskData:
         one for the scatter, each a tree sum of per-block results. With NaN:
         of the rows ``_missing.initialisation_rows`` would take."""
         import dask
-        import dask.array as da
 
         X = self.X.astype(np.float64)
         w = None if self.weights is None else self.weights.astype(np.float64)

@@ -143,7 +143,7 @@ class PartialRows:
         missing = (~patterns.observed[ids]).sum(axis=1)
         ids = ids[np.argsort(missing, kind="stable")]
         observed = patterns.observed[ids]
-        self.n_patterns, self.n_features = ids.size, d
+        self.n_patterns = ids.size
         self.missing = (~observed).sum(axis=1)
         counts = patterns.bounds[ids + 1] - patterns.bounds[ids]
         self.rows = (np.concatenate([patterns.rows(p) for p in ids]) if ids.size
