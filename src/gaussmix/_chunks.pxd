@@ -697,16 +697,38 @@ cdef inline void accumulate_full2(const double *xt, Py_ssize_t n_rows, const dou
     W[3] += acc[5]
 
 
+cdef enum:
+    # statistics_product loops over the responsibilities that count instead of
+    # running a GEMM when at most 1 / SPARSE_SHARE of them do.
+    SPARSE_SHARE = 4
+    # accumulate_blas adds fewer counted rows than this by their rank-one
+    # updates rather than through a syrk call (and its packing).
+    FEW_ROWS = 16
+
+cdef extern from *:
+    """
+    /* Responsibilities (times sample weight) below this add nothing to the
+       statistics: n of them, n <= 1e12, change N_k by at most 1e-28, far
+       below double rounding of any N_k the M-step can use (it adds 10 eps =
+       2e-15 to every N_k). Once EM has sorted the rows most responsibilities
+       are below it, on overlapping clusters too. */
+    #define GAUSSMIX_NEGLIGIBLE 1e-40
+    """
+    const double NEGLIGIBLE "GAUSSMIX_NEGLIGIBLE"
+
+
 cdef inline void accumulate_blas(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
-                                 const double *r, const floating *shift,
+                                 const double *r, const floating *shift, double least,
                                  floating *work, floating *scatter,
                                  double *N, double *S, double *W) noexcept nogil:
     """One component's statistics via syrk on sqrt(r)-scaled centred rows.
-    Rows with r == 0 are left out (exactly: they add nothing)."""
+    Rows with r <= ``least`` are left out (0: exactly those that add nothing;
+    NEGLIGIBLE: also those that add nothing the M-step can see)."""
     cdef Py_ssize_t i, j, m = 0, a, b
     cdef double sr, t
+    cdef floating *z
     for i in range(n_rows):
-        if r[i] == 0.0:
+        if r[i] <= least:
             continue
         N[0] += r[i]
         sr = sqrt(r[i])
@@ -715,23 +737,29 @@ cdef inline void accumulate_blas(const floating *X, Py_ssize_t n_rows, Py_ssize_
             S[j] += r[i] * t
             work[m * d + j] = <floating> (sr * t)
         m += 1
-    if m == 0:
+    if m >= FEW_ROWS:
+        syrk_lower_ata(<int> d, <int> m, work, <int> d, scatter, <int> d)
+        for a in range(d):
+            for b in range(a + 1):
+                W[a * d + b] += scatter[a * d + b]
         return
-    syrk_lower_ata(<int> d, <int> m, work, <int> d, scatter, <int> d)
-    for a in range(d):
-        for b in range(a + 1):
-            W[a * d + b] += scatter[a * d + b]
+    for i in range(m):
+        z = work + i * d
+        for a in range(d):
+            for b in range(a + 1):
+                W[a * d + b] += <double> z[a] * z[b]
 
 
 cdef inline void accumulate_diag_rows(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
-                                      const double *r, const floating *shift,
+                                      const double *r, const floating *shift, double least,
                                       double *N, double *S, double *W) noexcept nogil:
     """One component's N, S and diag(W) from the rows as they are (a far
-    component of DIAG_GEMM). Rows with r == 0 are left out (exactly)."""
+    component of DIAG_GEMM). Rows with r <= ``least`` are left out, as in
+    accumulate_blas."""
     cdef Py_ssize_t i, j
     cdef double t, rt
     for i in range(n_rows):
-        if r[i] == 0.0:
+        if r[i] <= least:
             continue
         N[0] += r[i]
         for j in range(d):
@@ -753,23 +781,6 @@ cdef inline void prepare_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssi
     elif ((mode == FULL_GEMM or mode == DIAG_GEMM) and n_rows <= feature_rows(d, mode)
           and near < k):
         chunk_features(X, n_rows, d, shift + near * d, mode, s.feat)
-
-
-cdef enum:
-    # statistics_product loops over the responsibilities that count instead of
-    # running a GEMM when at most 1 / SPARSE_SHARE of them do.
-    SPARSE_SHARE = 4
-
-cdef extern from *:
-    """
-    /* Responsibilities (times sample weight) below this add nothing to the
-       statistics: n of them, n <= 1e12, change N_k by at most 1e-28, far
-       below double rounding of any N_k the M-step can use (it adds 10 eps =
-       2e-15 to every N_k). Once EM has sorted the rows most responsibilities
-       are below it, on overlapping clusters too. */
-    #define GAUSSMIX_NEGLIGIBLE 1e-40
-    """
-    const double NEGLIGIBLE "GAUSSMIX_NEGLIGIBLE"
 
 
 cdef inline void statistics_product(const double *r, Py_ssize_t n_rows, Py_ssize_t k,
@@ -853,11 +864,11 @@ cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize
             first += rows
         for c in range(k):
             if far_component(prec, c, d, mode) and mode == FULL_GEMM:
-                accumulate_blas(X, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
+                accumulate_blas(X, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d, 0.0,
                                 <floating *> s.work, <floating *> s.scatter,
                                 N + c, S + c * d, W + c * d * d)
             elif far_component(prec, c, d, mode):
-                accumulate_diag_rows(X, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
+                accumulate_diag_rows(X, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d, 0.0,
                                      N + c, S + c * d, W + c * d)
         return
     for c in range(k):
@@ -871,6 +882,6 @@ cdef inline void chunk_accumulate(const floating *X, Py_ssize_t n_rows, Py_ssize
             accumulate_transposed(s.xt, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
                                   False, N + c, S + c * d, W + c * d * d)
         else:
-            accumulate_blas(X, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d,
+            accumulate_blas(X, n_rows, d, s.lp + c * CHUNK_ROWS, shift + c * d, 0.0,
                             <floating *> s.work, <floating *> s.scatter,
                             N + c, S + c * d, W + c * d * d)

@@ -25,11 +25,11 @@ from libc.math cimport sqrt, log
 
 import numpy as np
 
-from ._blas cimport trmm_right_upper, syrk_lower_ata
-from ._chunks cimport (NEGLIGIBLE, chunk_log_prob, coefficient, dot, factor_size,
-                       log_prob_to_resp,
-                       normalize, prepare_accumulate, chunk_accumulate, scratch_sizes,
-                       set_coefficients, sum_of_squares)
+from ._blas cimport trmm_right_upper
+from ._chunks cimport (NEGLIGIBLE, accumulate_blas, accumulate_diag_rows, chunk_accumulate,
+                       chunk_log_prob, coefficient, dot, factor_size, log_prob_to_resp,
+                       normalize, prepare_accumulate, scratch_sizes, set_coefficients,
+                       sum_of_squares)
 from ._parallel cimport (CHUNK_ROWS, FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS, Scratch,
                          ScratchSizes, chunk_rows, count_chunks, no_scratch, run_tasks)
 
@@ -66,9 +66,6 @@ cdef enum:
     # statistics of the missing-value pass (the components past it are filled
     # twice); 2 MiB keeps 128 components of 16 features.
     FILL_BYTES = 2 << 20
-    # Fewer rows of a component than this in a chunk (the others negligible)
-    # update its scatter row by row rather than through a syrk call.
-    FEW_ROWS = 16
 
 
 cdef struct Pass:
@@ -316,6 +313,7 @@ cdef struct FilledPass:
     # ordered by how many values they miss, and more missing values cost more).
     Py_ssize_t threads, chunks_per_thread
     Py_ssize_t kept              # components whose filled rows scratch keeps (FILL_BYTES)
+    const double *zeros          # [d]: the filled rows are already centred
 
 
 cdef inline bint missing_block_factor(const double *P, const Py_ssize_t *miss, Py_ssize_t m,
@@ -390,6 +388,15 @@ cdef inline void add_conditional_covariance(const double *L, const Py_ssize_t *m
             W[miss[a] * d + miss[b]] += mass * t
 
 
+cdef inline Py_ssize_t run_end(const FilledPass *f, Py_ssize_t start, Py_ssize_t i0,
+                               Py_ssize_t rows) noexcept nogil:
+    """End of the run of one pattern's rows that starts at the chunk's row i0."""
+    cdef Py_ssize_t i1 = i0 + 1
+    while i1 < rows and f.pattern[start + i1] == f.pattern[start + i0]:
+        i1 += 1
+    return i1
+
+
 cdef inline void fill_segment(const double *xg, const FilledPass *f, Py_ssize_t start,
                               Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t c, const double *B,
                               double *fill, double *Z) noexcept nogil:
@@ -435,9 +442,7 @@ cdef void fill_component(const FilledPass *f, const double *xg, Py_ssize_t start
     i0 = 0
     while i0 < rows:                       # the chunk's runs of one pattern
         q = f.pattern[start + i0]
-        i1 = i0 + 1
-        while i1 < rows and f.pattern[start + i1] == q:
-            i1 += 1
+        i1 = run_end(f, start, i0, rows)
         miss, m = f.miss_idx + f.miss_ptr[q], f.miss_ptr[q + 1] - f.miss_ptr[q]
         log_det = 0.0
         if f.diagonal:
@@ -466,10 +471,9 @@ cdef void filled_task(const floating *X, void *context, Scratch *s, Py_ssize_t c
     filled rows of the first ``f.kept`` components stay in scratch between
     the two phases; the others are filled again."""
     cdef FilledPass *f = <FilledPass *> context
-    cdef Py_ssize_t start, rows, i, i0, i1, j, c, a, b, q, m, used, d = f.d, k = f.k
+    cdef Py_ssize_t start, rows, i, i0, i1, j, c, a, q, m, d = f.d, k = f.k
     cdef const floating *weights = <const floating *> f.weights
     cdef double *Z
-    cdef double *z
     cdef double *work = <double *> s.work
     cdef double *scatter = <double *> s.scatter
     cdef double *offset = s.tmp               # [CHUNK_ROWS]
@@ -478,7 +482,7 @@ cdef void filled_task(const floating *X, void *context, Scratch *s, Py_ssize_t c
     cdef const double *u
     cdef const double *P
     cdef const Py_ssize_t *miss
-    cdef double r, sr, t, mass
+    cdef double r, t, mass
     cdef double *N = f.N + tid * k
     cdef double *S = f.S + tid * k * d
     cdef double *W = f.W + tid * k * (d if f.diagonal else d * d)
@@ -524,43 +528,20 @@ cdef void filled_task(const floating *X, void *context, Scratch *s, Py_ssize_t c
         else:
             Z = spare
             fill_component(f, s.xt, start, rows, c, s.acc, Z, NULL, f.failed + tid)
-        used = 0
-        for i in range(rows):
-            r = lp[i]
-            if r < NEGLIGIBLE:       # adds nothing (_chunks.pxd); most do not count
-                continue
-            z = Z + i * d
-            N[c] += r
-            for j in range(d):
-                S[c * d + j] += r * z[j]
-            if f.diagonal:
-                for j in range(d):
-                    W[c * d + j] += r * z[j] * z[j]
-                continue
-            sr = sqrt(r)
-            for j in range(d):
-                work[used * d + j] = sr * z[j]
-            used += 1
-        if not f.diagonal and used >= FEW_ROWS:
-            syrk_lower_ata(<int> d, <int> used, work, <int> d, scatter, <int> d)
-            for a in range(d):
-                for b in range(a + 1):
-                    W[c * d * d + a * d + b] += scatter[a * d + b]
-        elif not f.diagonal:          # a few rows: their rank-one updates, no BLAS call
-            for i in range(used):
-                z = work + i * d
-                for a in range(d):
-                    for b in range(a + 1):
-                        W[c * d * d + a * d + b] += z[a] * z[b]
+        if f.diagonal:      # the filled rows' statistics, around the mean (no shift)
+            accumulate_diag_rows(Z, rows, d, lp, f.zeros, NEGLIGIBLE, N + c, S + c * d,
+                                 W + c * d)
+        else:
+            accumulate_blas(Z, rows, d, lp, f.zeros, NEGLIGIBLE, work, scatter, N + c,
+                            S + c * d, W + c * d * d)
         i0 = 0
         while i0 < rows:      # the conditional covariance inv(P_MM), once per run
             q = f.pattern[start + i0]
+            i1 = run_end(f, start, i0, rows)
             mass = 0.0
-            i1 = i0
-            while i1 < rows and f.pattern[start + i1] == q:
-                if lp[i1] >= NEGLIGIBLE:
-                    mass += lp[i1]
-                i1 += 1
+            for i in range(i0, i1):
+                if lp[i] > NEGLIGIBLE:   # the rows the statistics counted
+                    mass += lp[i]
             miss, m = f.miss_idx + f.miss_ptr[q], f.miss_ptr[q + 1] - f.miss_ptr[q]
             if mass > 0.0:
                 if f.diagonal:
@@ -626,6 +607,7 @@ def em_pass_filled(const floating[:, ::1] X,             # IN [n, d], NaN where 
     cdef Py_ssize_t d = X.shape[1], width = d if diagonal else d * d, i, q
     cdef int slots = <int> N.shape[0], threads
     cdef int[::1] failed
+    cdef double[::1] zeros
     cdef bint ok
     if k < 1 or d < 1 or P < 0:
         raise ValueError("gaussmix kernel: need at least one component, feature and pattern")
@@ -662,6 +644,8 @@ def em_pass_filled(const floating[:, ::1] X,             # IN [n, d], NaN where 
     f.out_norm = &out_norm[0] if out_norm.shape[0] > 0 else NULL
     f.out_resp = &out_resp[0, 0] if out_norm.shape[0] > 0 else NULL
     f.failed = &failed[0]
+    zeros = np.zeros(d)
+    f.zeros = &zeros[0]
     sizes.lp = k * CHUNK_ROWS * sizeof(double)
     sizes.norm = CHUNK_ROWS * sizeof(double)
     sizes.tmp = CHUNK_ROWS * sizeof(double)
