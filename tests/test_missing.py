@@ -420,7 +420,7 @@ def test_imputer_in_a_pipeline():
 def test_threads_and_blocks_give_one_fit(monkeypatch, covariance_type):
     """One or two threads (patterns split across their chunks and slots), and
     complete rows in blocks of any size: one result."""
-    from gaussmix import _missing
+    from gaussmix import _em, _missing
 
     X = with_holes(blobs(n=1500)[0], 0.25)
     X[:300, 0] = np.nan          # one pattern over several chunks
@@ -429,7 +429,8 @@ def test_threads_and_blocks_give_one_fit(monkeypatch, covariance_type):
     weights = np.arange(1500) % 3
     with pytest.warns(Warning):
         reference = GaussianMixture(n_threads=1, **kwargs).fit(X, sample_weight=weights)
-    monkeypatch.setattr(_missing, "BLOCK_ROWS", 7)
+    monkeypatch.setattr(_em, "BLOCK_ROWS", 7)         # complete rows (fit, predictions)
+    monkeypatch.setattr(_missing, "BLOCK_ROWS", 7)     # incomplete rows (predictions)
     with pytest.warns(Warning):
         other = GaussianMixture(n_threads=2, **kwargs).fit(X, sample_weight=weights)
     np.testing.assert_allclose(other.means_, reference.means_, rtol=1e-9, atol=1e-12)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _covariance, _models
-from ._blocks import row_ranges
+from ._blocks import row_ranges, take_rows
 from ._kernels import suffstats
 from ._threading import team_size
 
@@ -84,11 +84,12 @@ def parameters_from_statistics(stats, covariance_type, reg_covar, dtype, previou
     return params
 
 
-def pass_statistics(X, sample_weight, kernel_params, n_threads):
+def pass_statistics(X, sample_weight, kernel_params, n_threads, rows=None):
     """One fused E-step + accumulation pass under the per-component constants
     ``kernel_params`` (``_models.KernelParameters`` in X's dtype).
 
-    ``sample_weight`` is empty for unweighted rows.
+    ``sample_weight`` is empty for unweighted rows. ``rows``: only these rows
+    of X (and of the weights), copied a block at a time; None: all of X.
 
     Returns
     -------
@@ -98,15 +99,28 @@ def pass_statistics(X, sample_weight, kernel_params, n_threads):
         sum_i w_i log p(x_i) (unnormalised).
     """
     kp = kernel_params
-    threads = team_size(n_threads, X.shape[0], _models.flops_per_row(kp.mode, *kp.shift.shape))
+    n = X.shape[0] if rows is None else rows.size
+    threads = team_size(n_threads, n, _models.flops_per_row(kp.mode, *kp.shift.shape))
     stats = Statistics.zeros(kp.shift, kp.mode, threads)
     loglik = np.zeros(len(stats.N))
     weighted = sample_weight.shape[0] > 0
-    for start, stop in row_ranges(X):
-        suffstats.em_pass(X[start:stop], sample_weight[start:stop] if weighted else sample_weight,
+    for block, index in row_blocks(X, rows):
+        suffstats.em_pass(block, sample_weight[index] if weighted else sample_weight,
                           kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
                           stats.N, stats.S, stats.W, loglik, threads)
     return stats.reduced(), float(loglik.sum())
+
+
+def row_blocks(X, rows=None):
+    """(block of X, its index into X's rows): X's rows in order (views), or
+    the given ``rows``, copied BLOCK_ROWS at a time."""
+    if rows is None:
+        for start, stop in row_ranges(X):
+            yield X[start:stop], slice(start, stop)
+        return
+    for start in range(0, rows.size, BLOCK_ROWS):
+        index = rows[start:start + BLOCK_ROWS]
+        yield take_rows(X, index), index
 
 
 def rescaled_weights(sample_weight, dtype):

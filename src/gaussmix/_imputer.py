@@ -112,7 +112,7 @@ class GaussianMixtureImputer(ParameterProtocol):
                        mixture.means[:, None, :], None)
         partial = PartialRows(patterns, [p for p in range(len(patterns))
                                          if p != empty and not patterns.observed[p].all()])
-        for group, obs, mis in partial.groups:
+        for group, obs, mis in partial.groups():
             B, C = mixture.conditionals(obs, mis)
             for g, q in enumerate(range(group.start, group.stop)):
                 rows = partial.rows_of(q)

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _covariance, _models
 from ._blocks import take_rows
-from ._em import BLOCK_ROWS, InMemoryData, Statistics
+from ._em import BLOCK_ROWS, InMemoryData, Statistics, pass_statistics, row_blocks
 from ._far_rows import redo_far_rows
 from ._kernels import estep, suffstats
 from ._threading import kernel_team, team_size
@@ -140,11 +140,10 @@ class PartialRows:
     def __init__(self, patterns, ids):
         d = patterns.observed.shape[1]
         ids = np.asarray(ids, dtype=np.intp)
-        missing = (~patterns.observed[ids]).sum(axis=1)
-        ids = ids[np.argsort(missing, kind="stable")]
+        ids = ids[np.argsort((~patterns.observed[ids]).sum(axis=1), kind="stable")]
         observed = patterns.observed[ids]
+        missing = (~observed).sum(axis=1)
         self.n_patterns = ids.size
-        self.missing = (~observed).sum(axis=1)
         counts = patterns.bounds[ids + 1] - patterns.bounds[ids]
         self.rows = (np.concatenate([patterns.rows(p) for p in ids]) if ids.size
                      else np.empty(0, dtype=np.intp))
@@ -152,16 +151,22 @@ class PartialRows:
         self.bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
         self.obs_idx = (np.flatnonzero(observed.ravel()) % d).astype(np.intp)
         self.miss_idx = (np.flatnonzero(~observed.ravel()) % d).astype(np.intp)
-        self.obs_ptr = np.concatenate([[0], np.cumsum(d - self.missing)]).astype(np.intp)
-        self.miss_ptr = np.concatenate([[0], np.cumsum(self.missing)]).astype(np.intp)
-        # patterns missing equally many values: (slice of patterns, obs (G, o), mis (G, m))
-        self.groups = []
-        for m in np.unique(self.missing):
-            where = np.flatnonzero(self.missing == m)
+        self.obs_ptr = np.concatenate([[0], np.cumsum(d - missing)]).astype(np.intp)
+        self.miss_ptr = np.concatenate([[0], np.cumsum(missing)]).astype(np.intp)
+
+    def groups(self):
+        """The patterns in groups that miss equally many (m) values, as
+        (slice of patterns, obs (G, o), mis (G, m)) (``Mixture.conditionals``)."""
+        d = self.obs_ptr[1] - self.obs_ptr[0] + self.miss_ptr[1] - self.miss_ptr[0]
+        missing = np.diff(self.miss_ptr)
+        for m in np.unique(missing):
+            where = np.flatnonzero(missing == m)
             group = slice(where[0], where[-1] + 1)
-            self.groups.append((group, self.obs_idx[self.obs_ptr[group.start]:self.obs_ptr[
-                group.stop]].reshape(-1, d - m), self.miss_idx[self.miss_ptr[
-                    group.start]:self.miss_ptr[group.stop]].reshape(-1, m)))
+            yield (group,
+                   self.obs_idx[self.obs_ptr[group.start]:self.obs_ptr[group.stop]].reshape(
+                       -1, d - m),
+                   self.miss_idx[self.miss_ptr[group.start]:self.miss_ptr[group.stop]].reshape(
+                       -1, m))
 
     def __len__(self):
         return self.rows.size
@@ -265,8 +270,9 @@ class MissingData:
         N, S = np.zeros(k), np.zeros((k, d))
         W = np.zeros((k, d, d) if full else (k, d))
         if self.complete_rows.size:
-            stats, loglik = self._complete_pass(kernel_params, n_threads)
-            stats = recentred(stats.reduced(), mixture.means)
+            stats, loglik = pass_statistics(self.X, self._weights_arg, kernel_params, n_threads,
+                                            self.complete_rows)
+            stats = recentred(stats, mixture.means)
             N, S, W = stats.N, stats.S, stats.W
         if len(self.partial):
             threads = team_size(n_threads, len(self.partial), _filled_flops(mixture))
@@ -274,23 +280,6 @@ class MissingData:
                                                               mixture, threads)
             N, S, W, loglik = N + n_k, S + s_k, W + w_k, loglik + partial_loglik
         return Statistics(N, S, W, mixture.means.copy(), full), loglik
-
-    def _complete_pass(self, kp, n_threads):
-        """The complete-data pass over the complete rows under ``kp``:
-        (Statistics, log-likelihood)."""
-        k, d = kp.shift.shape
-        rows = self.complete_rows
-        threads = team_size(n_threads, rows.size, _models.flops_per_row(kp.mode, k, d))
-        stats = Statistics.zeros(kp.shift, kp.mode, threads)
-        loglik = np.zeros(len(stats.N))
-        weighted = self._weights_arg.shape[0] > 0
-        for start in range(0, rows.size, BLOCK_ROWS):
-            index = rows[start:start + BLOCK_ROWS]
-            suffstats.em_pass(take_rows(self.X, index),
-                              self._weights_arg[index] if weighted else self._weights_arg,
-                              kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
-                              stats.N, stats.S, stats.W, loglik, threads)
-        return stats, float(loglik.sum())
 
     def moments(self):
         """Weighted mean and covariance (``_em.InMemoryData.moments``) of the
@@ -388,9 +377,8 @@ def _predict_rows(X, rows, kp, dtype, n_threads, out_norm, out_labels, out_proba
     precision Cholesky factors, covariance type)."""
     k, o = kp.shift.shape
     flops = _models.flops_per_row(kp.mode, k, o)
-    for start in range(0, rows.size, BLOCK_ROWS):
-        index = rows[start:start + BLOCK_ROWS]
-        block = np.ascontiguousarray(take_rows(X, index), dtype=dtype)
+    for block, index in row_blocks(X, rows):
+        block = np.ascontiguousarray(block, dtype=dtype)
         norm = np.empty(index.size, dtype=dtype)
         labels = np.empty(index.size if out_labels.size else 0, dtype=np.intp)
         proba = np.empty((index.size, k) if out_proba.size else (0, k), dtype=dtype)
