@@ -13,6 +13,7 @@ import numpy as np
 from . import _missing
 from ._em import Statistics, pass_statistics
 from ._threading import single_threaded_blas
+from ._validation import infinity_error, nan_error
 
 # Rows gathered to the client for the initialisation (k-means etc.).
 SAMPLE_ROWS = 100_000
@@ -135,27 +136,24 @@ class DaskData:
         X, weights = dask.persist(X, weights)
         nan = da.isnan(X)
         observed = ~nan.all(axis=1)
-        checks = [(da.isfinite(X) | nan).all(), nan.any()]
+        checks = [(da.isfinite(X) | nan).all(), nan.any(), observed.sum()]
         if weights is not None:
             checks += [da.isfinite(weights).all(), (weights >= 0).all(), weights.max()]
         results = dask.compute(*checks)
         if not results[0]:
-            raise ValueError("Input X contains infinity; gaussmix needs finite values.")
+            raise infinity_error("X")
         self.has_missing = bool(results[1])
         if self.has_missing and not _missing.marginalizes(estimator):
-            raise ValueError("Input X contains NaN; gaussmix needs finite values: "
-                             "GaussianMixture(nan_policy='marginalize') fits and predicts "
-                             "with missing values, or drop or impute them first.")
-        if weights is not None:
-            _check_weights(*results[2:])
-            weights, self.weight_unit = _rescaled(weights, results[4], X.dtype)
-        else:
-            self.weight_unit = 1.0
+            raise nan_error("X")
+        self.weight_unit, self.total_weight = 1.0, float(results[2])
+        if weights is not None:    # the rescaled weights of the observed rows
+            _check_weights(*results[3:])
+            weights, self.weight_unit = _rescaled(weights, results[5], X.dtype)
+            self.total_weight = float(da.where(observed, weights, 0).sum(
+                dtype=np.float64).compute())
         self.X, self.weights, self.dtype = X, weights, X.dtype
-        counted = observed if weights is None else da.where(observed, weights, 0)
-        self.total_weight = float(counted.sum(dtype=np.float64).compute())
         if self.total_weight == 0:
-            raise ValueError("Every value of X is missing (NaN): nothing to fit.")
+            raise ValueError(_missing.NOTHING_OBSERVED)
         self.n_components = estimator.n_components
         self.block_threads = block_threads(estimator)
 

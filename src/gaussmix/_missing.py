@@ -30,6 +30,7 @@ from ._kernels import estep, suffstats
 from ._threading import kernel_team, team_size
 
 NAN_POLICIES = ("raise", "marginalize")
+NOTHING_OBSERVED = "Every value of X is missing (NaN): nothing to fit."
 _LOG_2PI = np.log(2 * np.pi)
 
 
@@ -247,7 +248,7 @@ class MissingData:
         self.partial = PartialRows(patterns, [p for p in range(len(patterns))
                                               if p not in (empty, complete)])
         if not len(self.partial) and not self.complete_rows.size and not allow_empty:
-            raise ValueError("Every value of X is missing (NaN): nothing to fit.")
+            raise ValueError(NOTHING_OBSERVED)
         weighted = self._weights_arg.shape[0] > 0
         self._partial_weights = (np.ascontiguousarray(self._weights_arg[self.partial.rows])
                                  if weighted else self._weights_arg)

@@ -91,12 +91,22 @@ def as_float_array(X, name="X", min_samples=1, parse_strings=True, allow_nan=Fal
         if np.isfinite(block.sum(dtype=np.float64)):
             continue
         if np.isinf(block).any():
-            raise ValueError(f"Input {name} contains infinity; gaussmix needs finite values.")
+            raise infinity_error(name)
         if not allow_nan and np.isnan(block).any():
-            raise ValueError(f"Input {name} contains NaN; gaussmix needs finite values: "
-                             "GaussianMixture(nan_policy='marginalize') fits and predicts "
-                             "with missing values, or drop or impute them first.")
+            raise nan_error(name)
     return X
+
+
+def infinity_error(name):
+    """The ValueError for an input ``name`` holding infinity."""
+    return ValueError(f"Input {name} contains infinity; gaussmix needs finite values.")
+
+
+def nan_error(name):
+    """The ValueError for an input ``name`` holding NaN without nan_policy='marginalize'."""
+    return ValueError(f"Input {name} contains NaN; gaussmix needs finite values: "
+                      "GaussianMixture(nan_policy='marginalize') fits and predicts "
+                      "with missing values, or drop or impute them first.")
 
 
 def parse_text_array(X):
