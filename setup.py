@@ -142,7 +142,7 @@ def main():
     extensions = [
         Extension(f"gaussmix.{name}", [f"src/gaussmix/{name}.pyx"],
                   extra_compile_args=opt + omp_compile, **ext_args)
-        for name in ["_estep", "_suffstats", "_kmeans_kernels", "_parallel"]
+        for name in ["_estep", "_suffstats", "_kmeans_kernels", "_parallel", "_parsimonious_steps"]
     ]
 
     # The hot kernels are compiled a second time for AVX2+FMA (x86-64 only); the
