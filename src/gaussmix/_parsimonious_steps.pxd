@@ -37,6 +37,8 @@ cdef inline bint diagonal_layout(int model) noexcept nogil:
     return model <= VVI
 
 
+# _parsimonious.covariances(MODELS[model], ...) given the mass fractions w and
+# the regularised S_k, without the GIL (documented in the .pyx).
 cdef int covariance_step(int model, Py_ssize_t k, Py_ssize_t d, const double *w,
                          const double *S, const double *previous, double *out,
                          int max_iter, double tol) noexcept nogil

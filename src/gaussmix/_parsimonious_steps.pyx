@@ -143,9 +143,14 @@ cdef void release(Workspace *work) noexcept nogil:
 cdef int covariance_step(int model, Py_ssize_t k, Py_ssize_t d, const double *w,
                          const double *S, const double *previous, double *out,
                          int max_iter, double tol) noexcept nogil:
-    """Sigma_k of `model` from the mass fractions w and the regularised S_k.
+    """Sigma_k of `model` (a model code) into `out`: _parsimonious.covariances.
 
-    Returns 0, an error code of _parsimonious_steps.pxd, or -1 when out of memory.
+    w holds the k mass fractions n_k / n, S the regularised S_k = W_k / n_k +
+    reg_covar I, previous (or NULL) the previous covariances, out the result,
+    all in the layout of the model (module docstring); max_iter and tol bound
+    the iterative models' inner iterations.  Returns 0, an error code of
+    _parsimonious_steps.pxd where the reference raises ValueError, or -1 when
+    out of memory.
     """
     if k < 1 or d < 1 or model < EII or model > VVV:
         return BAD_ARGUMENT
