@@ -204,7 +204,8 @@ def _build_inputs_digest(debug, extensions):
              for ext in extensions]
     digest = hashlib.sha256(repr((Cython.__version__, numpy.__version__, scipy.__version__,
                                   debug, sys.version, platform.machine(), flags)).encode())
-    for path in sorted(glob.glob("src/gaussmix/*.pyx") + glob.glob("src/gaussmix/*.pxd")):
+    for path in sorted(glob.glob("src/gaussmix/*.pyx") + glob.glob("src/gaussmix/*.pxd")
+                       + glob.glob("src/gaussmix/*.pxi")):
         with open(path, "rb") as f:
             digest.update(path.encode() + b"\0" + f.read())
     return digest.hexdigest()

@@ -664,3 +664,6 @@ def em_pass_filled(const floating[:, ::1] X,             # IN [n, d], NaN where 
     if not ok:
         raise MemoryError("gaussmix: could not allocate the kernels' scratch memory")
     return any(failed)
+
+
+include "_cell_em.pxi"

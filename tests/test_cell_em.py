@@ -1,0 +1,132 @@
+"""The compiled EM of a model-selection cell (``suffstats.cell_em``) against
+the numpy loop it replaces (``_selection_em._numpy_em``: the threaded pass
+and ``_parsimonious``' M-steps), which tests/test_selection.py and
+tests/test_parsimonious.py check against scikit-learn and R's mclust."""
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from gaussmix import _models, _selection_em
+from gaussmix._kernels import suffstats
+from gaussmix._parsimonious import MODELS
+
+SETTINGS = dict(tol=1e-6, reg_covar=1e-6, max_iter=400)
+
+
+def _data(faithful_X, weighted):
+    weights = np.random.default_rng(3).uniform(0.2, 3.0, faithful_X.shape[0]) if weighted else None
+    return _selection_em.GridData(faithful_X, weights)
+
+
+def _start(data, k, covariance_type, seed=0):
+    labels = np.random.default_rng(seed).permutation(np.arange(data.n_samples) % k)
+    return _selection_em.partition_parameters(data, labels, k, covariance_type, 1e-6)
+
+
+def _compiled_only(monkeypatch):
+    """Make a fall back to the numpy loop an error."""
+    def refuse(*args):
+        raise AssertionError("the compiled loop fell back to the numpy loop")
+    monkeypatch.setattr(_selection_em, "_numpy_em", refuse)
+
+
+@pytest.mark.parametrize("covariance_type", MODELS)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_compiled_em_runs_the_numpy_loops_iterations(faithful_X, monkeypatch, covariance_type,
+                                                      weighted, k):
+    data = _data(faithful_X, weighted)
+    start = _start(data, k, covariance_type)
+    expected = _selection_em._numpy_em(data, covariance_type, start, SETTINGS["tol"],
+                                       SETTINGS["reg_covar"], SETTINGS["max_iter"], 1)
+    _compiled_only(monkeypatch)
+    fit = _selection_em.em(data, covariance_type, start, **SETTINGS)
+    assert fit.converged == expected.converged
+    # the same iterations up to rounding; a slow ascent may stop one step apart
+    assert abs(fit.n_iter - expected.n_iter) <= 1
+    steps = min(fit.n_iter, expected.n_iter)
+    assert_allclose(fit.lower_bounds[:steps], expected.lower_bounds[:steps], rtol=1e-9, atol=1e-9)
+    if fit.n_iter == expected.n_iter:
+        assert_allclose(fit.params.weights, expected.params.weights, rtol=1e-6, atol=1e-9)
+        assert_allclose(fit.params.means, expected.params.means, rtol=1e-6, atol=1e-7)
+        assert_allclose(fit.params.covariances, expected.params.covariances, rtol=1e-6,
+                        atol=1e-7)
+        assert_allclose(fit.params.precisions_cholesky, expected.params.precisions_cholesky,
+                        rtol=1e-5, atol=1e-7)
+    assert fit.params.covariances.shape == expected.params.covariances.shape
+
+
+def test_compiled_em_stops_at_max_iter_and_resumes(faithful_X, monkeypatch):
+    data = _data(faithful_X, False)
+    start = _start(data, 4, "VVE")
+    _compiled_only(monkeypatch)
+    whole = _selection_em.em(data, "VVE", start, **SETTINGS)
+    settings = dict(SETTINGS, max_iter=5)
+    head = _selection_em.em(data, "VVE", start, **settings)
+    assert head.n_iter == 5 and not head.converged
+    rest = _selection_em.resume(data, "VVE", head, **SETTINGS)
+    assert rest.n_iter == whole.n_iter
+    assert_allclose(rest.lower_bounds, whole.lower_bounds, rtol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", ["VVV", "VEV", "VVE", "VEI", "VVI"])
+def test_a_failing_m_step_raises_the_numpy_loops_error(covariance_type):
+    # a cluster of three copies of one point: without reg_covar its
+    # covariance collapses in the first M-step
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(60, 2)), np.tile([[8.0, 8.0]], (3, 1))])
+    data = _selection_em.GridData(X)
+    labels = np.r_[np.zeros(60, dtype=np.intp), np.ones(3, dtype=np.intp)]
+    start = _selection_em.partition_parameters(data, labels, 2, covariance_type, 1e-3)
+    with pytest.raises(ValueError) as numpy_error:
+        _selection_em._numpy_em(data, covariance_type, start, 1e-8, 0.0, 50, 1)
+    with pytest.raises(ValueError) as compiled_error:
+        _selection_em.em(data, covariance_type, start, tol=1e-8, reg_covar=0.0, max_iter=50)
+    assert str(compiled_error.value) == str(numpy_error.value)
+
+
+def test_cell_em_rejects_malformed_arguments(faithful_X):
+    X = np.ascontiguousarray(faithful_X)
+    k, d = 2, X.shape[1]
+    args = dict(weights=np.full(k, 0.5), means=X[:k].copy(), covariances=np.tile(np.eye(d).ravel(),
+                                                                                 (k, 1)))
+
+    def run(mode=_models.FULL_LOOPS, lower_bounds=10, **changes):
+        a = dict(args, **changes)
+        return suffstats.cell_em(X, np.empty(0), MODELS.index("VVV"), mode, a["weights"],
+                                 a["means"], a["covariances"], 1e-6, 1e-5, 10, float(len(X)),
+                                 np.empty(lower_bounds))
+
+    assert run()[0] > 0
+    with pytest.raises(ValueError, match="per-component modes"):
+        run(mode=_models.FULL_GEMM)
+    with pytest.raises(ValueError, match="covariances"):
+        run(covariances=np.ones((k, d)))
+    with pytest.raises(ValueError, match="means"):
+        run(means=np.zeros((k + 1, d)))
+    with pytest.raises(ValueError, match="lower-bound"):
+        run(lower_bounds=5)
+
+
+@pytest.mark.parametrize("covariance_type", MODELS)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_compiled_partition_start_equals_numpys(faithful_X, monkeypatch, covariance_type,
+                                                weighted):
+    data = _data(faithful_X, weighted)
+    labels = np.random.default_rng(1).permutation(np.arange(data.n_samples) % 4)
+    expected = _selection_em._numpy_partition_parameters(data, labels, 4, covariance_type, 1e-6)
+    monkeypatch.setattr(_selection_em, "_numpy_partition_parameters", None)  # no fall back
+    start = _selection_em.partition_parameters(data, labels, 4, covariance_type, 1e-6)
+    for name in ("weights", "means", "covariances", "precisions_cholesky"):
+        assert_allclose(getattr(start, name), getattr(expected, name), rtol=1e-9, atol=1e-12,
+                        err_msg=name)
+
+
+def test_partition_start_rejects_an_empty_cluster(faithful_X):
+    data = _data(faithful_X, False)
+    labels = np.arange(data.n_samples) % 3
+    with pytest.raises(ValueError, match="empty cluster"):
+        _selection_em.partition_parameters(data, labels, 4, "VVV", 1e-6)
+    with pytest.raises(ValueError, match="cover 0..3"):
+        suffstats.cell_start(data.X, np.empty(0), labels, 13, False, 1e-6, np.empty(4),
+                             np.empty((4, 2)), np.empty((4, 4)))
