@@ -95,7 +95,7 @@ def test_cell_em_rejects_malformed_arguments(faithful_X):
         a = dict(args, **changes)
         return suffstats.cell_em(X, np.empty(0), MODELS.index("VVV"), mode, a["weights"],
                                  a["means"], a["covariances"], 1e-6, 1e-5, 10, float(len(X)),
-                                 np.empty(lower_bounds))
+                                 np.empty(lower_bounds), np.empty((k, d * d)))
 
     assert run()[0] > 0
     with pytest.raises(ValueError, match="per-component modes"):
@@ -129,4 +129,4 @@ def test_partition_start_rejects_an_empty_cluster(faithful_X):
         _selection_em.partition_parameters(data, labels, 4, "VVV", 1e-6)
     with pytest.raises(ValueError, match="cover 0..3"):
         suffstats.cell_start(data.X, np.empty(0), labels, 13, False, 1e-6, np.empty(4),
-                             np.empty((4, 2)), np.empty((4, 4)))
+                             np.empty((4, 2)), np.empty((4, 4)), np.empty((4, 4)))

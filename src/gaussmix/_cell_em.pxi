@@ -115,7 +115,8 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
             double[:, ::1] means,                # INOUT [k, d]
             double[:, ::1] covariances,          # INOUT [k, d*d] or [k, d]
             double reg_covar, double tol, int max_iter, double total_weight,
-            double[::1] lower_bounds):           # OUT [max_iter]
+            double[::1] lower_bounds,            # OUT [max_iter]
+            double[:, ::1] precisions_cholesky): # OUT like covariances
     """EM iterations of one mclust model from the given parameters, as
     ``_selection_em.em`` runs them.
 
@@ -125,16 +126,18 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
 
     Returns
     -------
-    (n_iter, converged, status) : (int, bool, int)
+    (n_iter, converged, status, factored) : (int, bool, int, bool)
         ``lower_bounds[:n_iter]`` are the mean log-likelihoods; status 0, or a
-        CELL_* code.
+        CELL_* code; ``factored``: ``precisions_cholesky`` holds the final
+        covariances' upper-triangular factors (or scales), False where one is
+        not positive definite.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = weights.shape[0]
     cdef bint diagonal = mode == DIAG_LOOPS
     cdef Py_ssize_t size = d if diagonal else d * d
     cdef Py_ssize_t c, it, n_iter = 0
     cdef int status = CELL_OK
-    cdef bint converged = False
+    cdef bint converged = False, factored
     cdef double lower_bound = -INFINITY, previous, change
     cdef double log_2pi_d = 0.5 * d * LOG_2PI
     cdef Pass p
@@ -143,6 +146,7 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
         raise ValueError(f"cell_em runs the per-component modes, not mode {mode}")
     expect_shape("means", means, (k, d))
     expect_shape("covariances", covariances, (k, size))
+    expect_shape("precisions_cholesky", precisions_cholesky, (k, size))
     check_rows("sample_weight", sample_weight, n, optional=True)
     if lower_bounds.shape[0] < max_iter or n == 0 or k == 0:
         raise ValueError("cell_em needs rows, components and max_iter lower-bound slots")
@@ -200,7 +204,9 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
                                                                 * total_weight):
                 converged = True
                 break
-    return n_iter, converged, status
+        factored = factor_covariances(&covariances[0, 0], k, d, diagonal,
+                                      &precisions_cholesky[0, 0], log_det, L, M)
+    return n_iter, converged, status, factored
 
 
 def cell_start(const double[:, ::1] X,              # IN [n, d]
@@ -209,10 +215,12 @@ def cell_start(const double[:, ::1] X,              # IN [n, d]
                int model, bint diagonal, double reg_covar,
                double[::1] weights,                 # OUT [k]
                double[:, ::1] means,                # OUT [k, d]
-               double[:, ::1] covariances):         # OUT [k, d*d] or [k, d]
+               double[:, ::1] covariances,          # OUT [k, d*d] or [k, d]
+               double[:, ::1] precisions_cholesky): # OUT like covariances
     """Parameters of the mclust model from a hard partition of the rows: the
     M-step of ``_selection_em.partition_parameters`` (100 inner iterations,
-    no warm start). Returns 0, or a CELL_* code."""
+    no warm start). Returns 0, or a CELL_* code (CELL_FACTOR_FAILED: a
+    covariance is not positive definite)."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = weights.shape[0]
     cdef Py_ssize_t size = d if diagonal else d * d
     cdef Py_ssize_t i, c, a, b
@@ -220,6 +228,7 @@ def cell_start(const double[:, ::1] X,              # IN [n, d]
     cdef int status
     expect_shape("means", means, (k, d))
     expect_shape("covariances", covariances, (k, size))
+    expect_shape("precisions_cholesky", precisions_cholesky, (k, size))
     check_rows("sample_weight", sample_weight, n, optional=True)
     check_rows("labels", labels, n)
     given = np.asarray(labels)
@@ -227,13 +236,16 @@ def cell_start(const double[:, ::1] X,              # IN [n, d]
             np.bincount(given, minlength=k).min() == 0):
         raise ValueError(f"labels must cover 0..{k - 1}, each at least once")
     means[:, :] = 0.0
-    buffer = np.zeros(k * (1 + 2 * d + 2 * size) + d)
+    buffer = np.zeros(k * (2 + 2 * d + 2 * size) + 2 * d * d + d)
     cdef double[::1] work = buffer
     cdef double *N = &work[0]
     cdef double *S = N + k
     cdef double *W = S + k * d
     cdef double *reg_scatter = W + k * size
     cdef double *offset = reg_scatter + k * size
+    cdef double *log_det = offset + d
+    cdef double *L = log_det + k
+    cdef double *M = L + d * d
     cdef double *mu
     cdef const double *x
     with nogil:
@@ -257,6 +269,9 @@ def cell_start(const double[:, ::1] X,              # IN [n, d]
         status = cell_m_step(model, k, d, diagonal, N, S, W, &means[0, 0], NULL, 100,
                              reg_covar, &weights[0], &means[0, 0], &covariances[0, 0],
                              reg_scatter, offset)
-    if status != 0:
-        return CELL_NO_MEMORY if status < 0 else CELL_M_STEP_FAILED
-    return CELL_OK
+        if status == 0 and not factor_covariances(&covariances[0, 0], k, d, diagonal,
+                                                  &precisions_cholesky[0, 0], log_det, L, M):
+            status = CELL_FACTOR_FAILED
+        elif status != 0:
+            status = CELL_NO_MEMORY if status < 0 else CELL_M_STEP_FAILED
+    return status

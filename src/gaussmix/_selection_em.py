@@ -173,13 +173,14 @@ def _compiled_em(data, covariance_type, mode, params, tol, reg_covar, max_iter):
                            order="C").reshape(k, -1)
     weights = np.array(params.weights, dtype=np.float64, order="C")
     means = np.array(params.means, dtype=np.float64, order="C")
-    lower_bounds = np.empty(max(max_iter, 1))
-    n_iter, converged, status = suffstats.cell_em(
+    lower_bounds, factors = np.empty(max(max_iter, 1)), np.empty_like(covariances)
+    n_iter, converged, status, factored = suffstats.cell_em(
         data.X, data.weights_arg, _parsimonious.MODELS.index(entry.mclust), mode, weights,
-        means, covariances, reg_covar, tol, max_iter, data.total_weight, lower_bounds)
+        means, covariances, reg_covar, tol, max_iter, data.total_weight, lower_bounds, factors)
     if n_iter == 0:
         return Fit(params, -np.inf, [], 0, False), status != 0
-    params = _parameters(layout, weights, means, covariances)
+    # unfactored, the numpy factorisation raises the numpy loop's error
+    params = _parameters(layout, weights, means, covariances, factors if factored else None)
     bounds = lower_bounds[:n_iter].tolist()
     return Fit(params, bounds[-1], bounds, n_iter, bool(converged)), status != 0
 
@@ -230,12 +231,14 @@ def partition_parameters(data, labels, k, covariance_type, reg_covar):
     d = data.n_features
     weights, means = np.empty(k), np.empty((k, d))
     covariances = np.empty((k, d if entry.layout.diagonal else d * d))
+    factors = np.empty_like(covariances)
     status = suffstats.cell_start(data.X, data.weights_arg, np.asarray(labels, dtype=np.intp),
                                   _parsimonious.MODELS.index(entry.mclust),
-                                  entry.layout.diagonal, reg_covar, weights, means, covariances)
+                                  entry.layout.diagonal, reg_covar, weights, means, covariances,
+                                  factors)
     if status != 0:
         return _numpy_partition_parameters(data, labels, k, covariance_type, reg_covar)
-    return _parameters(entry.layout, weights, means, covariances)
+    return _parameters(entry.layout, weights, means, covariances, factors)
 
 
 def _numpy_partition_parameters(data, labels, k, covariance_type, reg_covar):
@@ -252,17 +255,21 @@ def _numpy_partition_parameters(data, labels, k, covariance_type, reg_covar):
     return m_step(covariance_type, N, np.zeros_like(means), W, means, reg_covar)
 
 
-def _parameters(layout, weights, means, covariances):
+def _parameters(layout, weights, means, covariances, factors=None):
     """Parameters from the compiled code's per-component (k, d*d) or (k, d)
-    covariances, in ``layout``."""
+    covariances and, unless None, their precision Cholesky factors, in ``layout``."""
     k, d = means.shape
-    if layout is _covariance.SPHERICAL:
-        covariances = covariances[:, 0].copy()
-    elif layout is _covariance.TIED:
-        covariances = covariances[0].reshape(d, d)
-    elif not layout.diagonal:
-        covariances = covariances.reshape(k, d, d)
-    return Parameters(weights, means, covariances, layout.precision_cholesky(covariances))
+
+    def in_layout(array):
+        if layout is _covariance.SPHERICAL:
+            return array[:, 0].copy()
+        if layout is _covariance.TIED:
+            return array[0].reshape(d, d)
+        return array if layout.diagonal else array.reshape(k, d, d)
+
+    covariances = in_layout(covariances)
+    factors = layout.precision_cholesky(covariances) if factors is None else in_layout(factors)
+    return Parameters(weights, means, covariances, factors)
 
 
 def degenerate(covariance_type, params, reg_covar):
