@@ -176,10 +176,11 @@ def test_cross_starts_come_from_the_best_optima(faithful_X, monkeypatch):
     starts = []
     original = _selection._best_fit
 
-    def spy(data, k, covariance_type, partitions, settings, tried, incumbent=None):
+    def spy(data, k, covariance_type, partitions, settings, tried, incumbent=None, **kwargs):
         if incumbent is not None:
             starts.append([_selection._partition_key(p) for p in partitions])
-        return original(data, k, covariance_type, partitions, settings, tried, incumbent)
+        return original(data, k, covariance_type, partitions, settings, tried, incumbent,
+                        **kwargs)
 
     monkeypatch.setattr(_selection, "_best_fit", spy)
     select_model(X, cross_starts=1, **grid)
@@ -284,7 +285,7 @@ def test_refit_on_all_rows_keeps_the_best_of_the_candidates(blobs5d_X):
     refits = [fit.lower_bound for fit in refits
               if not _selection_em.degenerate("EEE", fit.params, 1e-6)]
     assert len(refits) == 2 and refits[0] < refits[1]
-    best, problem = _selection._refined(data, "EEE", fits + [None], None, settings)
+    best, problem = _selection._refined(data, subsample, "EEE", fits + [None], None, settings)
     assert problem is None and best.lower_bound == max(refits)
 
 

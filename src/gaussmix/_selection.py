@@ -268,14 +268,15 @@ def select_model(X, n_components=range(1, 10), covariance_types=None, criterion=
     progress = _Progress(len(components) * len(types), verbose)
 
     def fit_components(k):
-        fits = _search_cells(search, k, types, partitions[k], settings, cross_starts)
+        fits, mclust_starts = _search_cells(search, k, types, partitions[k], settings,
+                                            cross_starts)
         if search is data:
             progress.advance(len(types))
             return fits
         for t, (fit, problem) in fits.items():
             # mclust refines its own start's fit: so do we, besides the winner
-            first, _ = _best_fit(search, k, t, partitions[k][:1], settings, set())
-            fits[t] = _refined(data, t, [fit, first], problem, settings)
+            first = _converged(search, t, mclust_starts[t], settings)
+            fits[t] = _refined(data, search, t, [fit, first], problem, settings)
             progress.advance(1)
         return fits
 
@@ -321,9 +322,22 @@ def _starting_partitions(data, components, n_kmeans_starts, random_state, n_thre
 
 
 def _search_cells(data, k, types, partitions, settings, cross_starts):
-    """Best fit of every covariance type with k components: {type: (Fit, problem)}."""
+    """Best fit of every covariance type with k components.
+
+    Returns
+    -------
+    fits : dict
+        {type: (Fit or None, problem)}
+    mclust_starts : dict
+        {type: the fit from ``partitions[0]`` (mclust's start) raced to
+        ``RACE_TOL``, or None}
+    """
     tried = {t: set() for t in types}
-    fits = {t: _best_fit(data, k, t, partitions, settings, tried[t]) for t in types}
+    raced = {t: {} for t in types}
+    fits = {t: _best_fit(data, k, t, partitions, settings, tried[t], race_fits=raced[t])
+            for t in types}
+    first = _partition_key(partitions[0]) if partitions else None
+    mclust_starts = {t: raced[t].get(first) for t in types}
     if cross_starts != 0:  # every model also starts from the best optima's partitions
         ranked = sorted((fit.lower_bound, t) for t, (fit, _) in fits.items() if fit is not None)
         optima = {}
@@ -336,7 +350,7 @@ def _search_cells(data, k, types, partitions, settings, cross_starts):
             fit, problem = _best_fit(data, k, t, starts, settings, tried[t],
                                      incumbent=fits[t][0])
             fits[t] = (fit, fits[t][1] if fit is not None else problem)
-    return fits
+    return fits, mclust_starts
 
 
 def _partition_key(labels):
@@ -347,13 +361,14 @@ def _partition_key(labels):
     return relabel[canonical].tobytes()
 
 
-def _best_fit(data, k, covariance_type, partitions, settings, tried, incumbent=None):
+def _best_fit(data, k, covariance_type, partitions, settings, tried, incumbent=None,
+              race_fits=None):
     """Best non-degenerate fit of one cell from the partitions not ``tried`` yet.
 
     The starts race to the looser tolerance ``RACE_TOL`` first; then, best
     first, those within ``RACE_MARGIN`` of the leading log-likelihood (of
     the incumbent or the best start that ended non-degenerate) run on to
-    ``tol``.
+    ``tol``. ``race_fits``, a dict, receives the raced fits by partition key.
 
     Returns
     -------
@@ -371,6 +386,8 @@ def _best_fit(data, k, covariance_type, partitions, settings, tried, incumbent=N
             start = _selection_em.partition_parameters(data, labels, k, covariance_type,
                                                        settings["reg_covar"])
             runners.append(_selection_em.em(data, covariance_type, start, **race))
+            if race_fits is not None:
+                race_fits[key] = runners[-1]
         except (ValueError, np.linalg.LinAlgError) as exc:
             problem = str(exc)
     best, lead = incumbent, None if incumbent is None else incumbent.lower_bound
@@ -393,18 +410,36 @@ def _best_fit(data, k, covariance_type, partitions, settings, tried, incumbent=N
     return best, problem
 
 
-def _refined(data, covariance_type, fits, problem, settings):
-    """EM on all rows from fits found on a subsample: (best Fit or None, problem).
+def _converged(data, covariance_type, fit, settings):
+    """A raced fit run on to ``tol``; None when it fails or ends degenerate."""
+    if fit is None:
+        return None
+    try:
+        fit = _selection_em.resume(data, covariance_type, fit, **settings)
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    return None if _selection_em.degenerate(covariance_type, fit.params,
+                                            settings["reg_covar"]) else fit
 
-    As the starts of a cell, the fits race to ``RACE_TOL`` first; only the
-    leader runs on to ``tol``.
+
+def _refined(data, search, covariance_type, fits, problem, settings):
+    """EM on all rows from fits found on the subsample ``search``: (best Fit
+    or None, problem).
+
+    Fits that classify the subsample alike start once (the first of them):
+    on 5000 x 5 and 20000 x 5 that left every cell's optimum as it was and
+    took a fifth less time. As the starts of a cell, the fits race to
+    ``RACE_TOL`` first; only the leader runs on to ``tol``.
     """
     race = dict(settings, tol=max(settings["tol"], RACE_TOL))
     runners, tried = [], set()
     for fit in fits:
-        if fit is None or fit.lower_bound in tried:
+        if fit is None:
             continue
-        tried.add(fit.lower_bound)
+        key = _partition_key(search.labels(covariance_type, fit.params))
+        if key in tried:
+            continue
+        tried.add(key)
         try:
             runners.append(_selection_em.em(data, covariance_type, fit.params, **race))
         except (ValueError, np.linalg.LinAlgError) as exc:
