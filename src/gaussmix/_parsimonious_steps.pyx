@@ -321,8 +321,7 @@ cdef int previous_volumes(Py_ssize_t k, Py_ssize_t d, bint diagonal, const doubl
     """lam_k = _volumes(previous / unit), or ones without a previous."""
     cdef Py_ssize_t c, j, size = d if diagonal else d * d
     cdef double *scaled = work.square
-    cdef double *eigenvalues = work.vector
-    cdef int info
+    cdef double log_det
     for c in range(k):
         if previous == NULL:
             lam[c] = 1.0
@@ -330,15 +329,17 @@ cdef int previous_volumes(Py_ssize_t k, Py_ssize_t d, bint diagonal, const doubl
         for j in range(size):
             scaled[j] = previous[c * size + j] / unit
         if diagonal:
-            eigenvalues = scaled
-        else:
-            info = eigh(d, scaled, eigenvalues, False, work)
-            if info != 0:
-                return EIGH_FAILED
+            for j in range(d):
+                if not scaled[j] > 0:
+                    return PREVIOUS_NOT_POSITIVE_DEFINITE
+            lam[c] = geomean(scaled, d)
+            continue
+        if not cholesky(d, scaled, work.inverse):
+            return PREVIOUS_NOT_POSITIVE_DEFINITE
+        log_det = 0.0
         for j in range(d):
-            if not eigenvalues[j] > 0:
-                return PREVIOUS_NOT_POSITIVE_DEFINITE
-        lam[c] = geomean(eigenvalues, d)
+            log_det += log(work.inverse[j * d + j])
+        lam[c] = exp(2.0 * log_det / d)
     return 0
 
 
