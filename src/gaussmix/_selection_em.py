@@ -1,13 +1,16 @@
 """Lean EM for the cells of a model-selection grid.
 
-``select_model`` runs thousands of short fits. Through ``GaussianMixture.fit``
-each EM iteration pays for input validation, kernel constants built for the
-GEMM modes, float32 checks and bookkeeping that only a public estimator
-needs; on a few hundred rows that costs ten times the arithmetic. Here a fit
-is a bare loop of the compiled pass and the covariance model's M-step on
-float64 data validated once, returning parameters and log-likelihood only.
-Its iterations are those of ``GaussianMixture.fit`` (same pass, same M-step;
-its stopping rule and mclust's must both hold), so it reaches the same optimum.
+``select_model`` runs tens of thousands of short fits. Through
+``GaussianMixture.fit`` each EM iteration pays for input validation, kernel
+constants built for the GEMM modes, float32 checks and bookkeeping that only
+a public estimator needs; on a few hundred rows that costs ten times the
+arithmetic. Here a fit runs on float64 data validated once and returns
+parameters and log-likelihood only: on up to ``SMALL_ROWS`` rows as one
+compiled, GIL-free call (``suffstats.cell_em``: the fit pass and the mclust
+M-step of ``_parsimonious_steps``), beyond as a loop of the threaded pass and
+the numpy M-step. Its iterations are those of ``GaussianMixture.fit`` (same
+pass, same M-step; its stopping rule and mclust's must both hold), so it
+reaches the same optimum.
 """
 from typing import NamedTuple
 
