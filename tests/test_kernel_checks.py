@@ -36,14 +36,14 @@ def kernel_args(request):
 def em_pass_args(kernel_args):
     X, kp, acc, n, k = kernel_args
     return dict(X=X, sample_weight=np.ones(n), shift=kp.shift, prec=kp.prec, coef=kp.coef,
-                offsets=kp.offsets, mode=kp.mode, **{name: a.copy() for name, a in acc.items()},
+                exact=kp.exact, offsets=kp.offsets, mode=kp.mode, **{name: a.copy() for name, a in acc.items()},
                 loglik=np.zeros(2))
 
 
 def run_em_pass(args):
     suffstats.em_pass(*[args[name] for name in (
-        "X", "sample_weight", "shift", "prec", "coef", "offsets", "mode", "N", "S", "W",
-        "loglik")])
+        "X", "sample_weight", "shift", "prec", "coef", "exact", "offsets", "mode", "N", "S",
+        "W", "loglik")])
 
 
 def test_em_pass_accepts_consistent_arguments(kernel_args):
@@ -52,7 +52,7 @@ def test_em_pass_accepts_consistent_arguments(kernel_args):
     assert args["N"].sum() == pytest.approx(kernel_args[3])
 
 
-@pytest.mark.parametrize("name", ["sample_weight", "shift", "prec", "coef", "offsets",
+@pytest.mark.parametrize("name", ["sample_weight", "shift", "prec", "coef", "exact", "offsets",
                                   "N", "S", "W", "loglik"])
 @pytest.mark.parametrize("change", [grow, shrink_last])
 def test_em_pass_rejects_any_inconsistent_argument(kernel_args, name, change):
@@ -76,6 +76,28 @@ def test_em_pass_rejects_unknown_mode(kernel_args):
         run_em_pass(args)
 
 
+@pytest.mark.parametrize("change", [grow, shrink_last])
+def test_single_precision_pass_rejects_inconsistent_refinement(monkeypatch, change):
+    """float32 X in FULL_GEMM: ``exact`` (what refines the single-precision
+    log-densities) is empty or (k, 1 + d + d*d)."""
+    d, k = 8, 3
+    monkeypatch.setattr(_models, "SINGLE_REFINED_MIN_DIM", d)
+    X = make_blobs(600, np.eye(k, d) * 6, [1.0] * k, seed=0).astype(np.float32)
+    means = np.eye(k, d) * 6
+    means[0, 0] += 200.0                    # past SINGLE_PRECISION_REACH from the centre
+    kp = _models.kernel_parameters(np.log(np.full(k, 1 / k)), means,
+                                   np.stack([np.eye(d)] * k), "full", np.float32)
+    assert kp.coef.dtype == np.float32 and kp.exact.shape == (k, 1 + d + d * d)
+    args = dict(X=X, sample_weight=np.empty(0, np.float32), shift=kp.shift, prec=kp.prec,
+                coef=kp.coef, exact=kp.exact, offsets=kp.offsets, mode=kp.mode,
+                N=np.zeros((1, k)), S=np.zeros((1, k, d)), W=np.zeros((1, k, d * d)),
+                loglik=np.zeros(1))
+    run_em_pass(args)
+    args["exact"] = change(args["exact"])
+    with pytest.raises(ValueError, match="exact"):
+        run_em_pass(args)
+
+
 @pytest.mark.parametrize("output", ["log_norm", "labels", "proba"])
 def test_e_step_rejects_wrong_output_sizes(kernel_args, output):
     X, kp, _, n, k = kernel_args
@@ -83,7 +105,8 @@ def test_e_step_rejects_wrong_output_sizes(kernel_args, output):
     outputs[output] = {"log_norm": np.empty(n - 1), "labels": np.empty(n + 1, np.intp),
                        "proba": np.empty((n, k + 1))}[output]
     with pytest.raises(ValueError, match="gaussmix kernel"):
-        estep.e_step(X, kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode, outputs["log_norm"],
+        estep.e_step(X, kp.shift, kp.prec, kp.coef, kp.exact, kp.offsets, kp.mode,
+                     outputs["log_norm"],
                      outputs["labels"], outputs["proba"], 2)
 
 

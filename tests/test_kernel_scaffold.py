@@ -72,9 +72,9 @@ def test_diagonal_kernels_stay_order_kd():
             _models.DIAG_LOOPS: (means, p, np.empty((0, 0)), offsets),
         }
         for mode, (shift, prec, coef, offs) in modes.items():
-            suffstats.em_pass(X, np.empty(0), shift, prec, coef, offs, mode, *accumulators(d),
-                              np.zeros(2))
-            estep.e_step(X, shift, prec, coef, offs, mode, np.empty(len(X)),
+            suffstats.em_pass(X, np.empty(0), shift, prec, coef, np.empty((0, 0)), offs, mode,
+                              *accumulators(d), np.zeros(2))
+            estep.e_step(X, shift, prec, coef, np.empty((0, 0)), offs, mode, np.empty(len(X)),
                          np.empty(0, np.intp), np.empty((0, k)), 2)
         suffstats.accumulate_responsibilities(X, np.full((len(X), k), 0.5),
                                               modes[_models.DIAG_GEMM][0], _models.DIAG_GEMM,
@@ -144,8 +144,8 @@ def test_accumulators_do_not_grow_with_threads():
     try:
         stats = Statistics.zeros(kp.shift, kp.mode, threads)
         loglik = np.zeros(len(stats.N))
-        suffstats.em_pass(X, np.empty(0), kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
-                          stats.N, stats.S, stats.W, loglik, threads)
+        suffstats.em_pass(X, np.empty(0), kp.shift, kp.prec, kp.coef, kp.exact, kp.offsets,
+                          kp.mode, stats.N, stats.S, stats.W, loglik, threads)
         reduced = stats.reduced()
         peak = tracemalloc.get_traced_memory()[1]
     finally:

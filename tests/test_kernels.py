@@ -6,7 +6,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from gaussmix import GaussianMixture, _covariance, _models
-from gaussmix._em import Parameters, Statistics, parameters_from_statistics
+from gaussmix._em import Parameters, Statistics, parameters_from_statistics, pass_statistics
 from conftest import e_step_statistics
 
 baseline = importlib.import_module("gaussmix._suffstats")
@@ -21,8 +21,8 @@ def _pass(module, X, covariance_type, params):
     kp = _models.kernel_parameters(np.log(weights), means, prec_chol, covariance_type, X.dtype)
     stats = Statistics.zeros(kp.shift, kp.mode, 2)
     loglik = np.zeros(2)
-    module.em_pass(X, np.empty(0, X.dtype), kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
-                   stats.N, stats.S, stats.W, loglik)
+    module.em_pass(X, np.empty(0, X.dtype), kp.shift, kp.prec, kp.coef, kp.exact, kp.offsets,
+                   kp.mode, stats.N, stats.S, stats.W, loglik)
     return stats.reduced(), loglik.sum()
 
 
@@ -164,11 +164,10 @@ def _overlapping_mixture(covariance_type, d=10, k=5, offset=5.0, seed=3):
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
-def test_single_precision_log_density_is_within_float32_accuracy(monkeypatch, covariance_type):
+def test_single_precision_log_density_is_within_float32_accuracy(covariance_type):
     """float32 X: the log-density GEMM in single precision (coef float32) gives
     the log-likelihood and M-step of the float64 pass on the unrounded rows to
-    float32 accuracy (a few eps32 = 6e-8 relative; measured up to 3.5e-7). The
-    double GEMM on the same float32 X, for scale, is within 1e-8."""
+    float32 accuracy (a few eps32 = 6e-8 relative; measured up to 3.5e-7)."""
     X64, params = _overlapping_mixture(covariance_type)
     X32 = X64.astype(np.float32)
     params32 = Parameters(*(np.asarray(getattr(params, a), dtype=np.float32) for a in
@@ -177,43 +176,96 @@ def test_single_precision_log_density_is_within_float32_accuracy(monkeypatch, co
                                    params32.precisions_cholesky, covariance_type, np.float32)
     assert kp.mode == _models.FULL_GEMM and kp.coef.dtype == np.float32
     reference = e_step_statistics(X64, np.empty(0), params32, covariance_type, 2)
-    errors = []
-    for limit in (_models.SINGLE_PRECISION_REACH, 0.0):    # single, then double GEMM
-        monkeypatch.setattr(_models, "SINGLE_PRECISION_REACH", limit)
-        stats, loglik = e_step_statistics(X32, np.empty(0, np.float32), params32,
-                                          covariance_type, 2)
-        step = parameters_from_statistics(stats, covariance_type, 1e-6, np.float64)
-        ref_step = parameters_from_statistics(reference[0], covariance_type, 1e-6, np.float64)
-        errors.append([abs(loglik - reference[1]) / X64.shape[0]]
-                      + [np.max(np.abs(getattr(step, a) - getattr(ref_step, a)))
-                         / np.max(np.abs(getattr(ref_step, a)))
-                         for a in ("weights", "means", "covariances")])
-    single, double = np.array(errors)
-    assert single[0] <= 1e-6 and np.all(single[1:] <= 1e-6), single
-    assert np.all(double <= 1e-8), double
+    stats, loglik = e_step_statistics(X32, np.empty(0, np.float32), params32, covariance_type, 2)
+    step = parameters_from_statistics(stats, covariance_type, 1e-6, np.float64)
+    ref_step = parameters_from_statistics(reference[0], covariance_type, 1e-6, np.float64)
+    errors = [abs(loglik - reference[1]) / X64.shape[0]] + [
+        np.max(np.abs(getattr(step, a) - getattr(ref_step, a)))
+        / np.max(np.abs(getattr(ref_step, a))) for a in ("weights", "means", "covariances")]
+    assert np.all(np.array(errors) <= 1e-6), errors
 
 
-def test_single_precision_only_near_the_centre():
-    """Components far from the common centre in their own metric keep the
-    log-density GEMM in double (its error grows with that distance squared),
-    as do float64 X and the diagonal GEMM."""
+def _anisotropic_pairs(seed=2, d=16, n=4000):
+    """Float64 X of two far-apart pairs of overlapping anisotropic clusters
+    (covariances A A^T, A entries N(0, 1/d)): the components lie far from the
+    common centre in their own narrow metric, and the rows of each pair split
+    their responsibility. Returns X and the fitted float32 Parameters."""
+    rng = np.random.default_rng(seed)
+    k = 4
+    pair = rng.normal(scale=2.0, size=(1, d)) * np.array([[1.0], [1.0], [-1.0], [-1.0]])
+    centers = pair + rng.normal(scale=0.3, size=(k, d))
+    labels = np.arange(n) % k
+    factors = rng.normal(scale=1 / np.sqrt(d), size=(k, d, d))
+    X = centers[labels] + np.einsum("nd,ned->ne", rng.standard_normal((n, d)), factors[labels])
+    gm = GaussianMixture(k, covariance_type="full", reg_covar=1e-3, random_state=0).fit(X)
+    return X, Parameters(*(np.asarray(getattr(gm, a), dtype=np.float32) for a in
+                           ("weights_", "means_", "covariances_", "precisions_cholesky_")))
+
+
+@pytest.mark.parametrize("d", [16, 13])    # 13: U_k's columns past the last multiple of 8
+def test_single_precision_refined_where_it_matters(monkeypatch, d):
+    """The single-precision GEMM's log-densities of refined components that can
+    matter are recomputed in double: with every component refined, the float32
+    pass gives the float64 pass's log-likelihood and M-step on the same
+    (float32) rows and parameters to 1e-12, where the single-precision values
+    alone are off by 1e-6 to 1e-5 on these far, narrow components."""
+    X64, params32 = _anisotropic_pairs(d=d)
+    X32 = X64.astype(np.float32)
+    monkeypatch.setattr(_models, "SINGLE_PRECISION_REACH", 0.0)
+    monkeypatch.setattr(_models, "SINGLE_REFINED_MIN_DIM", d)
+    kp = _models.kernel_parameters(np.log(params32.weights), params32.means,
+                                   params32.precisions_cholesky, "full", np.float32)
+    assert kp.coef.dtype == np.float32 and np.all(kp.exact[:, 1 + d] > 0)   # all refined
+    kp64 = _models.kernel_parameters(np.log(params32.weights), params32.means,
+                                     params32.precisions_cholesky, "full", np.float64)
+    reference = pass_statistics(X32.astype(np.float64), np.empty(0), kp64, 2)
+    ref_step = parameters_from_statistics(reference[0], "full", 1e-3, np.float64)
+
+    def errors(kernel_params):
+        stats, loglik = pass_statistics(X32, np.empty(0, np.float32), kernel_params, 2)
+        step = parameters_from_statistics(stats, "full", 1e-3, np.float64)
+        return np.array([abs(loglik - reference[1]) / X64.shape[0]] + [
+            np.max(np.abs(getattr(step, a) - getattr(ref_step, a)))
+            / np.max(np.abs(getattr(ref_step, a))) for a in ("weights", "means", "covariances")])
+
+    refined = errors(kp)
+    assert np.all(refined <= 1e-12), refined
+    unrefined = errors(kp._replace(exact=np.empty((0, 0))))
+    assert np.max(unrefined) >= 1e-6, unrefined     # the data exercise the refinement
+
+
+def test_single_precision_refines_only_far_from_the_centre(monkeypatch):
+    """float32 X: FULL_GEMM's log-density GEMM is in single precision; only
+    components beyond SINGLE_PRECISION_REACH from the common centre in their
+    own metric have their log-densities refined (none here: no ``exact``,
+    until one is moved away, which takes the others past it too), and only
+    from SINGLE_REFINED_MIN_DIM features (below, the GEMM stays double).
+    float64 X and the diagonal GEMM stay double."""
     X64, params = _overlapping_mixture("full", offset=0.0)
     log_weights = np.log(params.weights)
+    d = X64.shape[1]
     near = _models.kernel_parameters(log_weights, params.means, params.precisions_cholesky,
                                      "full", np.float32)
-    assert near.coef.dtype == np.float32
+    assert near.coef.dtype == np.float32 and near.exact.size == 0
     as_f64 = _models.kernel_parameters(log_weights, params.means, params.precisions_cholesky,
                                        "full", np.float64)
-    assert as_f64.coef.dtype == np.float64
+    assert as_f64.coef.dtype == np.float64 and as_f64.exact.size == 0
     diag = _models.kernel_parameters(log_weights, params.means,
                                      np.diagonal(params.precisions_cholesky, axis1=1, axis2=2),
                                      "diag", np.float32)
     assert diag.mode == _models.DIAG_GEMM and diag.coef.dtype == np.float64
     means = params.means.copy()
     means[0] += 200.0       # R^2 ~ 10 * 200^2 / var: past SINGLE_PRECISION_REACH
+    narrow = _models.kernel_parameters(log_weights, means, params.precisions_cholesky, "full",
+                                       np.float32)
+    assert narrow.coef.dtype == np.float64 and narrow.exact.size == 0     # d < 32
+    monkeypatch.setattr(_models, "SINGLE_REFINED_MIN_DIM", d)
     far = _models.kernel_parameters(log_weights, means, params.precisions_cholesky, "full",
                                     np.float32)
-    assert far.mode == _models.FULL_GEMM and far.coef.dtype == np.float64
+    assert far.mode == _models.FULL_GEMM and far.coef.dtype == np.float32
+    assert far.exact[0, 1 + d] != 0                 # [offset, mu_0, U_0]
+    assert_allclose(far.exact[0, 1:1 + d], means[0])
+    assert_allclose(far.exact[0, 1 + d:].reshape(d, d), params.precisions_cholesky[0])
 
 
 @pytest.mark.parametrize("d", [2, 6])     # FULL_LOOPS, FULL_GEMM

@@ -579,7 +579,7 @@ class BaseMixture(ParameterProtocol, metaclass=ABCMeta):
                     norm = np.empty(stop - start, dtype=dtype)
                 block_labels = out_labels[rows] if labels else out_labels
                 block_proba = out_proba[rows] if proba else out_proba
-                estep.e_step(block, kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
+                estep.e_step(block, kp.shift, kp.prec, kp.coef, kp.exact, kp.offsets, kp.mode,
                              norm, block_labels, block_proba, threads)
                 if norm.size and not np.isfinite(norm.min()):
                     redo_far_rows(block, norm, block_labels, block_proba, log_weights,

@@ -48,8 +48,12 @@ from ._blas cimport trmm_right_upper, syrk_lower_ata, gemm_ab
 from ._parallel cimport (CHUNK_ROWS, FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS,
                          Scratch, ScratchSizes)
 
-# The GEMM modes' coef: double, or float32 for a single-precision log-density
-# GEMM (float32 X only, _models.SINGLE_PRECISION_REACH).
+# The GEMM modes' coef: double, or float32 for FULL_GEMM's single-precision
+# log-density GEMM (float32 X, _models.kernel_parameters); then ``exact``
+# [k, 1 + d + d*d] holds in double, for each component whose log-densities
+# that matter refine_log_prob recomputes, [offset, mu_k, U_k] (offset:
+# log(weight_k) + log det U_k - d/2 log(2 pi); U_k upper triangular with zeros
+# below the diagonal), and zero rows for the others; empty when none is.
 ctypedef fused coefficient:
     float
     double
@@ -259,6 +263,44 @@ cdef extern from *:
         for (; i < n; i++) s0 += x[i] * y[i];
         return (s0 + s1) + (s2 + s3);
     }
+    /* q[i] = ||T[i] U||^2 for rows T[i] (of d) of r <= 4 rows at a time, U
+       upper triangular d x d row-major with zeros below the diagonal: eight
+       columns of y = t U for r rows stay in registers while the rows of U
+       stream past (each U entry read once per r rows, no stores in the loop);
+       columns past the last multiple of 8 by dot products. */
+    static inline void gaussmix_triangular_norms_impl(
+            const double *restrict T, Py_ssize_t d, const double *restrict U,
+            double *restrict q, int r) {
+        Py_ssize_t jb = 0;
+        for (int i = 0; i < r; i++) q[i] = 0.0;
+        for (; jb + 8 <= d; jb += 8) {
+            double y[4][8] = {{0.0}};
+            for (Py_ssize_t a = 0; a < jb + 8; a++) {
+                const double *restrict u = U + a * d + jb;
+                for (int i = 0; i < r; i++) {
+                    const double ta = T[i * d + a];
+                    #pragma omp simd
+                    for (int j = 0; j < 8; j++) y[i][j] += ta * u[j];
+                }
+            }
+            for (int i = 0; i < r; i++)
+                for (int j = 0; j < 8; j++) q[i] += y[i][j] * y[i][j];
+        }
+        for (Py_ssize_t j = jb; j < d; j++)
+            for (int i = 0; i < r; i++) {
+                double v = 0.0;
+                for (Py_ssize_t a = 0; a <= j; a++) v += T[i * d + a] * U[a * d + j];
+                q[i] += v * v;
+            }
+    }
+    static void gaussmix_triangular_norms(const double *T, Py_ssize_t m, Py_ssize_t d,
+                                          const double *U, double *q) {
+        Py_ssize_t i = 0;
+        for (; i + 4 <= m; i += 4)
+            gaussmix_triangular_norms_impl(T + i * d, d, U, q + i, 4);
+        for (; i < m; i++)
+            gaussmix_triangular_norms_impl(T + i * d, d, U, q + i, 1);
+    }
     static double gaussmix_sumsq_f(const float *x, Py_ssize_t n) {
         double s = 0.0;
         #pragma omp simd reduction(+:s)
@@ -288,6 +330,9 @@ cdef extern from *:
     double sumsq_d "gaussmix_sumsq_d"(const double *x, Py_ssize_t n) noexcept nogil
     double dot "gaussmix_dot"(const double *x, const double *y, Py_ssize_t n) noexcept nogil
     double sumsq_f "gaussmix_sumsq_f"(const float *x, Py_ssize_t n) noexcept nogil
+    void triangular_norms "gaussmix_triangular_norms"(const double *T, Py_ssize_t m,
+                                                      Py_ssize_t d, const double *U,
+                                                      double *q) noexcept nogil
 
 
 cdef inline double sum_of_squares(const floating *x, Py_ssize_t n) noexcept nogil:
@@ -336,7 +381,8 @@ cdef inline ScratchSizes scratch_sizes(Py_ssize_t d, Py_ssize_t k, int mode,
     z.lp = k * rows * sizeof(double)
     z.norm = rows * sizeof(double)
     z.xt = d * rows * sizeof(double) if mode == FULL_LOOPS or mode == DIAG_LOOPS else 0
-    z.tmp = (d + 1) * rows * sizeof(double) if mode == FULL_LOOPS else 0
+    z.tmp = ((d + 1) * rows * sizeof(double) if mode == FULL_LOOPS
+             else (d + 3) * rows * sizeof(double) if mode == FULL_GEMM and single else 0)
     z.work = rows * d * itemsize if mode == FULL_BLAS or mode == FULL_GEMM else 0
     z.scatter = d * d * itemsize if mode == FULL_BLAS or mode == FULL_GEMM else 0
     z.feat = feature_rows(d, mode) * width * sizeof(double)
@@ -486,15 +532,21 @@ cdef inline void log_prob_blas_full(const floating *X, Py_ssize_t n_rows, Py_ssi
 
 
 cdef inline void set_coefficients(const double **coef, const float **coef_single,
-                                  const coefficient[:, ::1] values) noexcept:
+                                  const double **exact, const coefficient[:, ::1] values,
+                                  const double[:, ::1] exact_values) noexcept:
     """Point coef or coef_single (by the dtype of ``values``) at ``values``,
-    the other at NULL; both NULL when ``values`` is empty."""
+    the other at NULL; both NULL when ``values`` is empty. ``exact`` points at
+    ``exact_values`` with coef_single, unless empty (_kernel_checks has
+    checked its shape)."""
     coef[0] = NULL
     coef_single[0] = NULL
+    exact[0] = NULL
     if values.shape[0] == 0 or values.shape[1] == 0:
         return
     if coefficient is float:
         coef_single[0] = &values[0, 0]
+        if exact_values.shape[0] > 0:
+            exact[0] = &exact_values[0, 0]
     else:
         coef[0] = &values[0, 0]
 
@@ -515,15 +567,101 @@ cdef inline void single_precision_gemm(const double *feat, Py_ssize_t n_rows,
         out[i] = out32[i]
 
 
+cdef extern from *:
+    """
+    /* refine_log_prob recomputes a row's single-precision log-densities down
+       to this far below its largest one. A single-precision value is off by
+       about eps32 R^2 <= 0.06 (R^2 <= _models.COMMON_CENTER_LIMIT; measured
+       up to 0.06 at R^2 = 8e5), so every log-density within 30 nats of the
+       row's largest (responsibility above 1e-13) comes out of double
+       arithmetic; those left add at most k e^-30 (e^0.06 - 1) = 1e-13 relative
+       error to a responsibility, far below float32 rounding (6e-8). */
+    #define GAUSSMIX_REFINE_MARGIN 30.0
+    """
+    const double REFINE_MARGIN "GAUSSMIX_REFINE_MARGIN"
+
+
+cdef inline bint refined(const double *exact, Py_ssize_t c, Py_ssize_t d) noexcept nogil:
+    """Single-precision FULL_GEMM: component c's log-densities are refined
+    (its row of ``exact`` holds its U_k, U_k[0, 0] > 0; zero rows mark the others)."""
+    return exact != NULL and exact[c * (1 + d + d * d) + 1 + d] != 0
+
+
+cdef inline void refine_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
+                                 Py_ssize_t k, const double *exact,
+                                 double *lp,          # INOUT [k, CHUNK_ROWS] rows' log p
+                                 double *pending,     # scratch [n_rows, k]
+                                 double *work) noexcept nogil:  # scratch [d + 3, CHUNK_ROWS]
+    """Single-precision FULL_GEMM: recompute in double, around the mean, the
+    log-densities of refined components that can matter, until in every row
+    each one left is more than REFINE_MARGIN below the row's largest double or
+    unrefined value. Each round takes, per unfinished row, those within the
+    margin of its largest remaining or trusted value, so it always includes
+    the largest remaining one; the stopping test compares trusted values
+    only, whatever the single-precision errors. Component by component: the
+    round's rows of a component, centred, times its U_k in one pass over U_k."""
+    cdef Py_ssize_t i, c, a, m, size = 1 + d + d * d
+    cdef double v, most
+    cdef bint unfinished
+    cdef const double *row
+    cdef double *top = work                         # [n_rows] largest trusted value
+    cdef double *threshold = work + CHUNK_ROWS      # this round's, +inf when the row is done
+    cdef double *norms = work + 2 * CHUNK_ROWS      # [m] ||(x - mu_k) U_k||^2
+    cdef double *centred = work + 3 * CHUNK_ROWS    # [m, d] x - mu_k
+    for i in range(n_rows):
+        top[i] = -INFINITY
+        for c in range(k):
+            v = lp[c * CHUNK_ROWS + i]
+            if refined(exact, c, d):
+                pending[i * k + c] = v
+            else:
+                pending[i * k + c] = -INFINITY
+                top[i] = v if v > top[i] else top[i]
+    while True:
+        unfinished = False
+        for i in range(n_rows):
+            most = -INFINITY
+            for c in range(k):
+                v = pending[i * k + c]
+                most = v if v > most else most
+            if most == -INFINITY or not (most >= top[i] - REFINE_MARGIN):
+                threshold[i] = INFINITY
+                continue
+            threshold[i] = (most if most > top[i] else top[i]) - REFINE_MARGIN
+            unfinished = True
+        if not unfinished:
+            return
+        for c in range(k):
+            row = exact + c * size          # [offset, mu_k, U_k]
+            m = 0
+            for i in range(n_rows):
+                if pending[i * k + c] >= threshold[i]:
+                    for a in range(d):
+                        centred[m * d + a] = <double> X[i * d + a] - row[1 + a]
+                    m += 1
+            if m == 0:
+                continue
+            triangular_norms(centred, m, d, row + 1 + d, norms)
+            m = 0
+            for i in range(n_rows):
+                if pending[i * k + c] >= threshold[i]:
+                    v = row[0] - 0.5 * norms[m]
+                    m += 1
+                    lp[c * CHUNK_ROWS + i] = v
+                    pending[i * k + c] = -INFINITY
+                    top[i] = v if v > top[i] else top[i]
+
+
 cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t d,
                                 Py_ssize_t k, const floating *shift, const floating *prec,
                                 const double *coef, const float *coef_single,
-                                const double *offsets, int mode,
+                                const double *exact, const double *offsets, int mode,
                                 Scratch *s) noexcept nogil:
     """s.lp[c, i] = log p(x_i, c) for the chunk; leaves s.xt (FULL_LOOPS,
     DIAG_LOOPS) or s.feat (FULL_GEMM, DIAG_GEMM, see feature_rows) filled for
     chunk_accumulate. The GEMM modes take ``coef`` in double, or
-    ``coef_single`` in float32 (then the other is NULL)."""
+    ``coef_single`` in float32 with ``exact`` (then coef is NULL): the
+    log-densities that matter are then recomputed in double (refine_log_prob)."""
     cdef Py_ssize_t c, i
     cdef double *row
     cdef Py_ssize_t width = feature_width(d, mode)
@@ -531,6 +669,13 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
     cdef Py_ssize_t near = (first_near(prec, k, d, mode)
                             if mode == FULL_GEMM or mode == DIAG_GEMM else 0)
     if mode == DIAG_GEMM or mode == FULL_GEMM:
+        for c in range(k):
+            row = s.lp + c * CHUNK_ROWS
+            if far_component(prec, c, d, mode) and mode == FULL_GEMM:
+                log_prob_blas_full(X, n_rows, d, shift + c * d, prec + c * d * d, offsets[c],
+                                   <floating *> s.work, row)
+            elif far_component(prec, c, d, mode):
+                log_prob_diag_rows(X, n_rows, d, shift + c * d, prec + c * d, offsets[c], row)
         first = 0
         while first < n_rows and near < k:
             rows = min(piece, n_rows - first)
@@ -539,23 +684,19 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
             # contracts no two operands along their contiguous axes, which
             # OpenBLAS would run in its slower packed path on these small sizes.
             if coef_single != NULL:
-                single_precision_gemm(s.feat, rows, width, coef_single, k, s.single,
-                                      s.resp + first * k)
+                single_precision_gemm(s.feat, rows, width, coef_single, k, s.single, s.resp)
             else:
                 gemm_ab(<int> rows, <int> k, <int> (width - 1), s.feat + 1, <int> width,
-                        coef, <int> k, s.resp + first * k, <int> k)
+                        coef, <int> k, s.resp, <int> k)
+            for c in range(k):
+                if far_component(prec, c, d, mode):
+                    continue
+                row = s.lp + c * CHUNK_ROWS + first
+                for i in range(rows):
+                    row[i] = offsets[c] - 0.5 * s.resp[i * k + c]
             first += rows
-        for c in range(k):
-            row = s.lp + c * CHUNK_ROWS
-            if far_component(prec, c, d, mode) and mode == FULL_GEMM:
-                log_prob_blas_full(X, n_rows, d, shift + c * d, prec + c * d * d, offsets[c],
-                                   <floating *> s.work, row)
-                continue
-            if far_component(prec, c, d, mode):
-                log_prob_diag_rows(X, n_rows, d, shift + c * d, prec + c * d, offsets[c], row)
-                continue
-            for i in range(n_rows):
-                row[i] = offsets[c] - 0.5 * s.resp[i * k + c]
+        if exact != NULL:
+            refine_log_prob(X, n_rows, d, k, exact, s.lp, s.resp, s.tmp)
     elif mode == FULL_LOOPS and d == 2:
         transpose_chunk(X, n_rows, d, s.xt)
         for c in range(k):

@@ -106,7 +106,7 @@ def pass_statistics(X, sample_weight, kernel_params, n_threads, rows=None):
     weighted = sample_weight.shape[0] > 0
     for block, index in row_blocks(X, rows):
         suffstats.em_pass(block, sample_weight[index] if weighted else sample_weight,
-                          kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
+                          kp.shift, kp.prec, kp.coef, kp.exact, kp.offsets, kp.mode,
                           stats.N, stats.S, stats.W, loglik, threads)
     return stats.reduced(), float(loglik.sum())
 

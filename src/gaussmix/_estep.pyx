@@ -17,6 +17,7 @@ cdef struct EStep:
     const void *prec           # floating, or NULL when the mode has none
     const double *coef         # or NULL when the mode has none
     const float *coef_single   # float32 coef instead of coef, or NULL
+    const double *exact        # with coef_single: [k, 1 + d + d*d] (_chunks.pxd), else NULL
     const double *offsets      # [k]
     Py_ssize_t n, d, k
     int mode
@@ -34,7 +35,7 @@ cdef void e_step_chunk(const floating *X, void *context, Scratch *s, Py_ssize_t 
     chunk_rows(chunk, e.n, &start, &rows)
     chunk_log_prob(X + start * e.d, rows, e.d, k,
                    <const floating *> e.shift, <const floating *> e.prec, e.coef, e.coef_single,
-                   e.offsets, e.mode, s)
+                   e.exact, e.offsets, e.mode, s)
     if e.labels != NULL:
         for i in range(rows):
             best = 0
@@ -58,6 +59,7 @@ def e_step(const floating[:, ::1] X,          # IN [n, d]
            const floating[:, ::1] shift,      # IN [k, d]
            const floating[:, ::1] prec,       # IN see _chunks.pxd; empty for DIAG_GEMM
            const coefficient[:, ::1] coef,    # IN see _chunks.pxd; empty when unused
+           const double[:, ::1] exact,        # IN with a float32 coef (_chunks.pxd), else empty
            const double[::1] offsets,         # IN [k]
            int mode,                          # kernel mode (_parallel.pxd)
            floating[::1] log_norm,            # OUT [n] log p(x_i), or empty
@@ -68,7 +70,7 @@ def e_step(const floating[:, ::1] X,          # IN [n, d]
     cdef ScratchSizes sizes
     cdef Py_ssize_t n_chunks = count_chunks(X.shape[0])
     cdef bint ok
-    check_parameters(X, shift, prec, coef, offsets, mode)
+    check_parameters(X, shift, prec, coef, exact, offsets, mode)
     e.n, e.d, e.k, e.mode = X.shape[0], X.shape[1], offsets.shape[0], mode
     check_rows("log_norm", log_norm, e.n, optional=True)
     check_rows("labels", labels, e.n, optional=True)
@@ -77,7 +79,7 @@ def e_step(const floating[:, ::1] X,          # IN [n, d]
         return
     e.shift, e.offsets = &shift[0, 0], &offsets[0]
     e.prec = &prec[0, 0] if prec.shape[0] > 0 and prec.shape[1] > 0 else NULL
-    set_coefficients(&e.coef, &e.coef_single, coef)
+    set_coefficients(&e.coef, &e.coef_single, &e.exact, coef, exact)
     e.log_norm = &log_norm[0] if log_norm.shape[0] > 0 else NULL
     e.labels = &labels[0] if labels.shape[0] > 0 else NULL
     e.proba = &proba[0, 0] if proba.shape[0] > 0 else NULL

@@ -23,7 +23,7 @@ def optional_shape(name, array, shape):
         expect_shape(name, array, shape)
 
 
-def check_parameters(X, shift, prec, coef, offsets, mode):
+def check_parameters(X, shift, prec, coef, exact, offsets, mode):
     """Kernel parameters of ``_models.kernel_parameters`` for rows X."""
     if mode not in _MODES:
         raise ValueError(f"gaussmix kernel: unknown kernel mode {mode}")
@@ -38,6 +38,8 @@ def check_parameters(X, shift, prec, coef, offsets, mode):
     if mode == FULL_GEMM:
         optional_shape("prec", prec, (k, d * d))   # the far components' factors
         expect_shape("coef", coef, (d + d * (d + 1) // 2, k))
+        if coef.itemsize == 4:      # single-precision GEMM: the components it refines
+            optional_shape("exact", exact, (k, 1 + d + d * d))
     elif mode == DIAG_GEMM:
         optional_shape("prec", prec, (k, d))       # the far components' scales
         expect_shape("coef", coef, (2 * d, k))

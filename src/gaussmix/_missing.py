@@ -384,7 +384,7 @@ def _predict_rows(X, rows, kp, dtype, n_threads, out_norm, out_labels, out_proba
         labels = np.empty(index.size if out_labels.size else 0, dtype=np.intp)
         proba = np.empty((index.size, k) if out_proba.size else (0, k), dtype=dtype)
         with kernel_team(n_threads, index.size, flops) as threads:
-            estep.e_step(block, kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
+            estep.e_step(block, kp.shift, kp.prec, kp.coef, kp.exact, kp.offsets, kp.mode,
                          norm, labels, proba, threads)
         if not np.isfinite(norm.min()):
             redo_far_rows(block, norm, labels, proba, *far_model)

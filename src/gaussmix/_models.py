@@ -13,7 +13,7 @@ from ._parallel import DIAG_GEMM, DIAG_LOOPS, FULL_BLAS, FULL_GEMM, FULL_LOOPS
 
 
 
-KernelParameters = namedtuple("KernelParameters", "mode shift prec coef offsets")
+KernelParameters = namedtuple("KernelParameters", "mode shift prec coef exact offsets")
 
 # Kernel modes: defined once in _parallel.pxd (_chunks.pxd documents each layout).
 DIAGONAL_MODES = (DIAG_GEMM, DIAG_LOOPS)
@@ -44,15 +44,27 @@ COMMON_CENTER_LIMIT = 1e6
 MAX_FAR_SHARE = 0.5
 
 # With float32 X, FULL_GEMM's log-density GEMM runs in single precision
-# (features and coef rounded to float32, an SGEMM at about twice DGEMM's rate)
-# when every component around the centre has R^2 <= SINGLE_PRECISION_REACH
-# (DIAG_GEMM, 2d features, is cheap enough in double).
-# A log-density then loses at most about eps32 * R^2 <= 6e-4 (absolute; as
-# rounding errors add up at random, measured 1e-6 to 1e-5), the order of what
-# rounding X and the parameters to float32 already costs (eps32 |x| |x - mu| in
-# the component's metric). The statistics GEMM stays double, so the M-step
-# keeps its accuracy (benchmarks/README.md: float32 fits against float64 fits).
+# (features and coef rounded to float32, an SGEMM at about twice DGEMM's rate;
+# DIAG_GEMM, 2d features, is cheap enough in double). A log-density then loses
+# about eps32 * R^2 times a factor that grows with d. Up to R^2 =
+# SINGLE_PRECISION_REACH that is about 6e-4 (absolute; measured 1e-6 to 1e-5
+# at d = 16, up to 2e-3 at d = 64), the order of what rounding X and the
+# parameters to float32 already costs (eps32 |x| |x - mu| in the component's
+# metric). Beyond it (up to 0.06 at COMMON_CENTER_LIMIT) the kernel
+# recomputes in double every log-density of such a component that can matter,
+# those within a margin of their row's largest (_chunks.refine_log_prob: about
+# one per row once EM has sorted the rows); the others carry responsibilities
+# below 1e-13, where that error is invisible. The statistics GEMM stays
+# double, so the M-step keeps its accuracy (benchmarks/README.md: float32 fits
+# against float64 fits).
+# Refining costs a few operations per row and component besides the
+# recomputations, which the SGEMM's savings (d^2 / 4 per row and component)
+# repay only for wide rows: below SINGLE_REFINED_MIN_DIM features, a pass
+# with components to refine runs the double GEMM instead (2e5 x 16, k = 16,
+# separated clusters: refined single precision at 0.82-0.85x its speed;
+# 1e5 x 64, k = 32, anisotropic: 1.25-1.35x, benchmarks/README.md).
 SINGLE_PRECISION_REACH = 1e4
+SINGLE_REFINED_MIN_DIM = 32
 
 
 def kernel_mode(covariance_type, n_components, n_features, common_shift=True):
@@ -133,20 +145,31 @@ def kernel_parameters(log_weights, means, prec_chol, covariance_type, dtype):
     if mode == DIAG_GEMM:
         p2 = U ** 2
         return KernelParameters(mode, shift, far_factors,
-                                np.ascontiguousarray(np.hstack([-2 * p2 * m, p2]).T),
+                                np.ascontiguousarray(np.hstack([-2 * p2 * m, p2]).T), empty,
                                 np.where(far, offsets, offsets - 0.5 * (p2 * m ** 2).sum(axis=1)))
     if mode == FULL_GEMM:
         P = U @ np.swapaxes(U, 1, 2)              # precision matrices
         Pm = np.einsum("kde,ke->kd", P, m)
         rows, cols = np.tril_indices(d)
         quad = P[:, rows, cols] * np.where(rows == cols, 1.0, 2.0)
-        # the log-density GEMM's coef in float32 or double (_chunks.pxd: coefficient)
-        single = np.dtype(dtype) == np.float32 and np.all(reach[~far] <= SINGLE_PRECISION_REACH)
+        coef = np.hstack([-2 * Pm, quad])         # (k, width - 1)
+        # the log-density GEMM's coef in float32, with what refines its
+        # components beyond SINGLE_PRECISION_REACH (zero rows for the others),
+        # or in double (_chunks.pxd: coefficient)
+        refined = ~far & (reach > SINGLE_PRECISION_REACH)
+        single = np.dtype(dtype) == np.float32 and (d >= SINGLE_REFINED_MIN_DIM
+                                                    or not refined.any())
+        refined &= single
+        exact = (np.where(refined[:, None],
+                          np.hstack([offsets[:, None], means64, np.triu(U).reshape(k, d * d)]),
+                          0.0)
+                 if refined.any() else empty)
         return KernelParameters(mode, shift, far_factors,
-                                np.ascontiguousarray(np.hstack([-2 * Pm, quad]).T,
+                                np.ascontiguousarray(coef.T,
                                                      dtype=np.float32 if single else np.float64),
+                                exact,
                                 np.where(far, offsets,
                                          offsets - 0.5 * np.einsum("kd,kd->k", Pm, m)))
     factors = U if mode == DIAG_LOOPS else U.reshape(k, d * d)
     return KernelParameters(mode, np.ascontiguousarray(means, dtype=dtype),
-                            np.ascontiguousarray(factors, dtype=dtype), empty, offsets)
+                            np.ascontiguousarray(factors, dtype=dtype), empty, empty, offsets)

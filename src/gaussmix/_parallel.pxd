@@ -26,7 +26,8 @@ cdef struct Scratch:
     double *lp        # [k, CHUNK_ROWS] log-probabilities, then responsibilities
     double *norm      # [CHUNK_ROWS] per-row log-normalisers
     double *xt        # [d, CHUNK_ROWS] the chunk, transposed, in double
-    double *tmp       # [d + 1, CHUNK_ROWS] centred features and one product row
+    double *tmp       # [d + 1, CHUNK_ROWS] centred features and one product row (FULL_LOOPS),
+                      # or [d + 3, CHUNK_ROWS] for _chunks.refine_log_prob (single-precision FULL_GEMM)
     void *work        # [CHUNK_ROWS, d] floating: BLAS operand (k-means: distances)
     void *scatter     # [d, d] floating: BLAS result
     double *feat      # [rows, width] features [1, z, z^2 or z z^T] (_chunks.feature_rows)

@@ -101,7 +101,7 @@ class GridData:
             offsets = np.log(params.weights) + log_det - 0.5 * d * np.log(2 * np.pi)
         mode = _models.kernel_mode(covariance_type, k, d, common_shift=False)
         return _models.KernelParameters(mode, params.means, np.ascontiguousarray(U), _EMPTY,
-                                        offsets)
+                                        _EMPTY, offsets)
 
     def statistics(self, covariance_type, params, n_threads):
         """(N, S, W, shift) and the total log-likelihood under ``params``."""
@@ -113,7 +113,7 @@ class GridData:
         full = kp.mode not in _models.DIAGONAL_MODES
         N, S = np.zeros((1, k)), np.zeros((1, k, d))
         W, log_likelihood = np.zeros((1, k, d * d if full else d)), np.zeros(1)
-        suffstats.em_pass(self.X, self.weights_arg, kp.shift, kp.prec, kp.coef, kp.offsets,
+        suffstats.em_pass(self.X, self.weights_arg, kp.shift, kp.prec, kp.coef, kp.exact, kp.offsets,
                           kp.mode, N, S, W, log_likelihood, 1)
         return (N[0], S[0], W[0].reshape(k, d, d) if full else W[0], kp.shift), log_likelihood[0]
 
@@ -121,7 +121,7 @@ class GridData:
         """The most probable component of every row."""
         kp = self.kernel_parameters(covariance_type, params)
         labels = np.empty(self.n_samples, dtype=np.intp)
-        estep.e_step(self.X, kp.shift, kp.prec, kp.coef, kp.offsets, kp.mode,
+        estep.e_step(self.X, kp.shift, kp.prec, kp.coef, kp.exact, kp.offsets, kp.mode,
                      np.empty(0), labels, np.empty((0, params.means.shape[0])), n_threads)
         return labels
 

@@ -74,6 +74,7 @@ cdef struct Pass:
     const void *prec             # floating, or NULL when the mode has none
     const double *coef           # or NULL when the mode has none
     const float *coef_single     # float32 coef instead of coef, or NULL
+    const double *exact          # with coef_single: [k, 1 + d + d*d] (_chunks.pxd), else NULL
     const double *offsets        # [k]
     const double *given_resp     # [n, k] responsibilities given by the caller, or NULL
     Py_ssize_t n, d, k, w_size   # w_size: entries of W per component
@@ -113,7 +114,7 @@ cdef void slot_chunk(const floating *X, void *context, Scratch *s, Py_ssize_t ch
         prepare_accumulate(x, rows, d, k, shift, <const floating *> p.prec, p.mode, s)
     else:
         chunk_log_prob(x, rows, d, k, shift, <const floating *> p.prec, p.coef, p.coef_single,
-                       p.offsets, p.mode, s)
+                       p.exact, p.offsets, p.mode, s)
         p.loglik[tid] += log_prob_to_resp(s.lp, rows, k, s.norm,
                                           weights + start if weights != NULL else NULL)
     chunk_accumulate(x, rows, d, k, shift, <const floating *> p.prec, p.mode, s, p.N + tid * k,
@@ -132,7 +133,8 @@ cdef void block_resp_chunk(const floating *X, void *context, Scratch *s, Py_ssiz
     t.lp = p.block_resp + j * p.k * CHUNK_ROWS
     chunk_rows(p.first_chunk + j, p.n, &start, &rows)
     chunk_log_prob(X + start * p.d, rows, p.d, p.k, <const floating *> p.shift,
-                   <const floating *> p.prec, p.coef, p.coef_single, p.offsets, p.mode, &t)
+                   <const floating *> p.prec, p.coef, p.coef_single, p.exact, p.offsets,
+                   p.mode, &t)
     p.block_loglik[j] = log_prob_to_resp(t.lp, rows, p.k, t.norm,
                                          weights + start if weights != NULL else NULL)
 
@@ -212,6 +214,7 @@ def em_pass(const floating[:, ::1] X,              # IN [n, d]
             const floating[:, ::1] shift,          # IN [k, d]
             const floating[:, ::1] prec,           # IN see _chunks.pxd; empty for DIAG_GEMM
             const coefficient[:, ::1] coef,        # IN see _chunks.pxd; empty when unused
+            const double[:, ::1] exact,            # IN with a float32 coef (_chunks.pxd), else empty
             const double[::1] offsets,             # IN [k]
             int mode,                              # kernel mode (_parallel.pxd)
             double[:, ::1] N,                      # INOUT [slots, k]
@@ -226,7 +229,7 @@ def em_pass(const floating[:, ::1] X,              # IN [n, d]
     cdef ScratchSizes sizes
     cdef int threads
     cdef bint ok
-    check_parameters(X, shift, prec, coef, offsets, mode)
+    check_parameters(X, shift, prec, coef, exact, offsets, mode)
     check_accumulators(N, S, W, offsets.shape[0], X.shape[1], mode)
     check_rows("sample_weight", sample_weight, X.shape[0], optional=True)
     expect_shape("loglik", loglik, (N.shape[0],))
@@ -237,7 +240,7 @@ def em_pass(const floating[:, ::1] X,              # IN [n, d]
     p.weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     p.shift, p.offsets, p.given_resp = &shift[0, 0], &offsets[0], NULL
     p.prec = &prec[0, 0] if prec.shape[0] > 0 and prec.shape[1] > 0 else NULL
-    set_coefficients(&p.coef, &p.coef_single, coef)
+    set_coefficients(&p.coef, &p.coef_single, &p.exact, coef, exact)
     p.loglik = &loglik[0]
     set_accumulators(&p, N, S, W)
     p.n_groups = min(threads, p.k)
@@ -276,7 +279,7 @@ def accumulate_responsibilities(
         return
     p.n, p.d, p.k, p.mode = n, d, k, mode
     p.weights, p.prec, p.coef, p.offsets, p.loglik = NULL, NULL, NULL, NULL, NULL
-    p.coef_single = NULL
+    p.coef_single, p.exact = NULL, NULL
     p.shift, p.given_resp = &shift[0, 0], &resp[0, 0]
     set_accumulators(&p, N, S, W)
     p.n_groups = min(threads, k)
