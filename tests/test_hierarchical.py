@@ -53,11 +53,11 @@ def test_tied_merges_follow_mclusts_order():
     assert merges[0].tolist() == [2, 3]
 
 
-def lu_det(A):
-    """det of each matrix of the stack A by LU with partial pivoting (the
-    first largest |entry|), rounded as the compiled kernel: the rows below a
-    pivot scaled by its reciprocal, the pivots multiplied in order; 0 after an
-    exactly zero pivot."""
+def scaled_det(A, size):
+    """det(A / size) of each matrix of the stack A, rounded as the compiled
+    kernel: LU of A with partial pivoting (the first largest |entry|), the rows
+    below a pivot scaled by its reciprocal, the pivots divided by size
+    multiplied in order; 0 after an exactly zero pivot."""
     A = A.copy()
     m, d, _ = A.shape
     rows = np.arange(m)
@@ -71,7 +71,7 @@ def lu_det(A):
             A[rows, p] = upper
             pivot = A[:, k, k]
             singular |= pivot == 0
-            det = det * pivot
+            det = det * (pivot / size)
             factor = A[:, k + 1:, k] * (1.0 / pivot)[:, None]
             A[:, k + 1:, k + 1:] = A[:, k + 1:, k + 1:] - factor[:, :, None] * A[:, k, None, k + 1:]
     return np.where(singular, 0.0, sign * det)
@@ -79,14 +79,14 @@ def lu_det(A):
 
 def reference_cost(size, scatter, alpha, d):
     """cost(C) per cluster, by the numpy formula agglomerate replaced, rounded as
-    its kernel: lu_det for np.linalg.det, the trace summed in order, and the C
+    its kernel: scaled_det for np.linalg.det, the trace summed in order, and the C
     library's log (math.log) for np.log, whose SIMD build rounds differently."""
     trace = np.zeros(size.shape)
     for i in range(d):
         trace = trace + scatter[:, i, i]
     det = np.zeros(size.shape)
     big = size > d
-    det[big] = lu_det(scatter[big] / size[big, None, None])
+    det[big] = scaled_det(scatter[big], size[big])
     log = np.frompyfunc(math.log, 1, 1)(det + (trace + alpha) / size).astype(np.float64)
     return size * log
 
@@ -159,15 +159,18 @@ def reference_agglomerate(X):
     return merges
 
 
-def test_lu_det_is_numpys_det():
+def test_scaled_det_is_numpys_det():
     """The reference's determinant: np.linalg.det's value and sign, 0 at a zero pivot."""
     rng = np.random.default_rng(1)
     A = rng.normal(size=(200, 5, 5))
-    np.testing.assert_allclose(lu_det(A), np.linalg.det(A), rtol=1e-10)
+    size = rng.uniform(1.0, 50.0, size=200)
+    np.testing.assert_allclose(scaled_det(A, size), np.linalg.det(A / size[:, None, None]),
+                               rtol=1e-10)
     psd = A @ A.transpose(0, 2, 1)
-    np.testing.assert_allclose(lu_det(psd), np.linalg.det(psd), rtol=1e-10)
+    np.testing.assert_allclose(scaled_det(psd, size), np.linalg.det(psd / size[:, None, None]),
+                               rtol=1e-10)
     singular = np.array([[[1.0, 2.0], [2.0, 4.0]], [[0.0, 1.0], [1.0, 0.0]]])
-    np.testing.assert_array_equal(lu_det(singular), [0.0, -1.0])
+    np.testing.assert_array_equal(scaled_det(singular, np.array([1.0, 2.0])), [0.0, -0.25])
 
 
 @pytest.mark.parametrize("d", range(1, 7))

@@ -19,16 +19,19 @@ from libc.stdlib cimport free, malloc
 import numpy as np
 
 
-cdef double lu_det(double *a, Py_ssize_t d) noexcept nogil:
-    """det of the row-major d x d matrix ``a`` (overwritten) by LU with partial
-    pivoting, as LAPACK's getrf pivots (first largest |entry|); 0 at an exactly
-    zero pivot, as np.linalg.det."""
+cdef double scaled_det(double *a, double size, Py_ssize_t d) noexcept nogil:
+    """det(a / size) of the row-major d x d matrix ``a`` (overwritten): LU of a
+    with partial pivoting as LAPACK's getrf pivots (first largest |entry|),
+    the pivots divided by size (d divisions, not d * d) multiplied in order;
+    0 at an exactly zero pivot, as np.linalg.det."""
     cdef Py_ssize_t i, j, k, p
-    cdef double det = 1.0, sign = 1.0, pivot, inverse, factor, swap
+    cdef double det = 1.0, sign = 1.0, largest, pivot, inverse, factor, swap
     for k in range(d):
         p = k
+        largest = fabs(a[k * d + k])
         for i in range(k + 1, d):
-            if fabs(a[i * d + k]) > fabs(a[p * d + k]):
+            if fabs(a[i * d + k]) > largest:
+                largest = fabs(a[i * d + k])
                 p = i
         pivot = a[p * d + k]
         if pivot == 0.0:
@@ -39,7 +42,7 @@ cdef double lu_det(double *a, Py_ssize_t d) noexcept nogil:
                 swap = a[k * d + j]
                 a[k * d + j] = a[p * d + j]
                 a[p * d + j] = swap
-        det = det * pivot
+        det = det * (pivot / size)
         inverse = 1.0 / pivot
         for i in range(k + 1, d):
             factor = a[i * d + k] * inverse
@@ -52,7 +55,7 @@ cdef double merged_cost(Py_ssize_t a, Py_ssize_t b, const double *sizes, const d
                         const double *scatters, double alpha, Py_ssize_t d,
                         double *work) noexcept nogil:
     """cost(A u B) from the sizes, means and scatters of clusters a and b;
-    ``work`` is d * d + d scratch."""
+    ``work`` is d * d + 2 d scratch."""
     cdef Py_ssize_t i, j, dd = d * d
     cdef double total = sizes[a] + sizes[b]
     cdef double weight = sizes[a] * sizes[b] / total, trace = 0.0, det = 0.0
@@ -61,19 +64,17 @@ cdef double merged_cost(Py_ssize_t a, Py_ssize_t b, const double *sizes, const d
     cdef double *delta = work + dd
     # W_A + W_B + ((n_A n_B / n) delta) delta' with delta = mean_B - mean_A:
     # exchanging A and B flips the signs of both delta factors only
+    cdef double *weighted = delta + d
     for i in range(d):
         delta[i] = means[b * d + i] - means[a * d + i]
-    if total <= d:  # no determinant: the diagonal is enough
-        for i in range(d):
-            trace = trace + ((Wa[i * d + i] + Wb[i * d + i]) + (weight * delta[i]) * delta[i])
-    else:
+        weighted[i] = weight * delta[i]
+    for i in range(d):
+        trace = trace + ((Wa[i * d + i] + Wb[i * d + i]) + weighted[i] * delta[i])
+    if total > d:
         for i in range(d):
             for j in range(d):
-                work[i * d + j] = (Wa[i * d + j] + Wb[i * d + j]) + (weight * delta[i]) * delta[j]
-            trace = trace + work[i * d + i]
-        for i in range(dd):
-            work[i] = work[i] / total
-        det = lu_det(work, d)
+                work[i * d + j] = (Wa[i * d + j] + Wb[i * d + j]) + weighted[i] * delta[j]
+        det = scaled_det(work, total, d)
     return total * log(det + (trace + alpha) / total)
 
 
@@ -86,28 +87,71 @@ cdef double own_cost(double size, const double *scatter, double alpha, Py_ssize_
         trace = trace + scatter[i * d + i]
     if size > d:
         for i in range(d * d):
-            work[i] = scatter[i] / size
-        det = lu_det(work, d)
+            work[i] = scatter[i]
+        det = scaled_det(work, size, d)
     return size * log(det + (trace + alpha) / size)
 
 
-cdef inline Py_ssize_t row_argmin(const double *row, const Py_ssize_t *alive,
-                                  Py_ssize_t n_alive) noexcept nogil:
-    """The first live column of the smallest entry of ``row``."""
-    cdef Py_ssize_t t, best = alive[0]
-    for t in range(1, n_alive):
-        if row[alive[t]] < row[best]:
-            best = alive[t]
-    return best
+cdef inline Py_ssize_t row_argmin(const double *row, Py_ssize_t m) noexcept nogil:
+    """The first column of the smallest of the m entries of ``row``."""
+    cdef Py_ssize_t i
+    cdef double m0 = INFINITY, m1 = INFINITY, m2 = INFINITY, m3 = INFINITY
+    # four running minima, not one chain of dependent compares
+    for i in range(0, m - 3, 4):
+        m0 = row[i] if row[i] < m0 else m0
+        m1 = row[i + 1] if row[i + 1] < m1 else m1
+        m2 = row[i + 2] if row[i + 2] < m2 else m2
+        m3 = row[i + 3] if row[i + 3] < m3 else m3
+    for i in range(m - m % 4, m):
+        m0 = row[i] if row[i] < m0 else m0
+    m0 = m1 if m1 < m0 else m0
+    m2 = m3 if m3 < m2 else m2
+    m0 = m2 if m2 < m0 else m0
+    for i in range(m):
+        if row[i] == m0:
+            return i
+    return 0
+
+
+cdef Py_ssize_t compact(Py_ssize_t m, Py_ssize_t n, Py_ssize_t d, double *sizes, double *means,
+                        double *scatters, double *own, double *costs, Py_ssize_t *row_arg,
+                        double *row_min, Py_ssize_t *slot, Py_ssize_t *ids,
+                        Py_ssize_t *new_pos) noexcept nogil:
+    """Move the live clusters (size > 0) among positions 0..m-1 to the first
+    positions, in order, and return their count. Every entry moves to a lower
+    or the same index, so a forward copy reads nothing it overwrote."""
+    cdef Py_ssize_t p, q, c, u, i, live = 0, dd = d * d
+    for p in range(m):
+        new_pos[p] = -1
+        if sizes[p] > 0:
+            new_pos[p] = live
+            live += 1
+    for p in range(m):
+        q = new_pos[p]
+        if q < 0:
+            continue
+        for c in range(m):
+            u = new_pos[c]
+            if u >= 0:
+                costs[q * n + u] = costs[p * n + c]
+        sizes[q], own[q], row_min[q] = sizes[p], own[p], row_min[p]
+        slot[q], ids[q], row_arg[q] = slot[p], ids[p], new_pos[row_arg[p]]
+        for i in range(d):
+            means[q * d + i] = means[p * d + i]
+        for i in range(dd):
+            scatters[q * dd + i] = scatters[p * dd + i]
+    return live
 
 
 cdef int agglomerate_loop(Py_ssize_t n, Py_ssize_t d, double alpha, double *sizes,
                           double *means, double *scatters, double *own, double *costs,
                           Py_ssize_t *row_arg, double *row_min, Py_ssize_t *slot,
-                          Py_ssize_t *alive, Py_ssize_t *merges, double *work) noexcept nogil:
-    """Fill ``merges`` (n - 1 rows); 0, or -1 at a non-finite merge cost.
-    ``work`` is d * d + d scratch."""
-    cdef Py_ssize_t i, j, t, u, x, r, c, a, b, last, step, n_alive = n, dd = d * d
+                          Py_ssize_t *ids, Py_ssize_t *new_pos, Py_ssize_t *merges,
+                          double *work) noexcept nogil:
+    """Fill ``merges`` (n - 1 rows of ``ids``); 0, or -1 at a non-finite merge
+    cost. Clusters live at positions 0..m-1 (size 0: merged away, its costs
+    infinite), founded by row ids[position]; ``work`` is d * d + 2 d scratch."""
+    cdef Py_ssize_t i, j, x, r, c, a, b, last, step, m = n, n_alive = n, dd = d * d
     cdef Py_ssize_t key_high, key_low, high, low
     cdef double best, value, weight, share, total
     cdef double *Wa
@@ -123,25 +167,23 @@ cdef int agglomerate_loop(Py_ssize_t n, Py_ssize_t d, double alpha, double *size
             costs[i * n + j] = value
             costs[j * n + i] = value
     for i in range(n):
-        row_arg[i] = row_argmin(costs + i * n, alive, n)
+        row_arg[i] = row_argmin(costs + i * n, n)
         row_min[i] = costs[i * n + row_arg[i]]
     for step in range(n - 1):
         best = INFINITY
-        for t in range(n_alive):
-            if row_min[alive[t]] < best:
-                best = row_min[alive[t]]
+        for i in range(m):
+            if row_min[i] < best:
+                best = row_min[i]
         # mclust's slots: clusters in order of first row; a merge keeps the
         # lower slot and moves the last cluster into the freed one. Of tied
         # merges it takes the pair with the highest higher slot, then the
         # highest lower slot.
         a = b = -1
         key_high = key_low = -1
-        for t in range(n_alive):
-            r = alive[t]
+        for r in range(m):
             if row_min[r] != best:
                 continue
-            for u in range(n_alive):
-                c = alive[u]
+            for c in range(m):
                 if costs[r * n + c] != best:
                     continue
                 high = slot[r] if slot[r] > slot[c] else slot[c]
@@ -149,13 +191,13 @@ cdef int agglomerate_loop(Py_ssize_t n, Py_ssize_t d, double alpha, double *size
                 if high > key_high or (high == key_high and low > key_low):
                     key_high, key_low = high, low
                     a, b = (r, c) if slot[r] < slot[c] else (c, r)
-        last = alive[0]
-        for t in range(n_alive):
-            if slot[alive[t]] > slot[last]:
-                last = alive[t]
+        last = a
+        for i in range(m):
+            if slot[i] > slot[last]:
+                last = i
         slot[last] = slot[b]
-        merges[2 * step] = a
-        merges[2 * step + 1] = b
+        merges[2 * step] = ids[a]
+        merges[2 * step + 1] = ids[b]
         # the merged cluster's statistics, rounded as numpy's
         # W_a += W_b + (n_a n_b / n) outer(delta, delta) and mean_a += delta n_b / n
         total = sizes[a] + sizes[b]
@@ -172,41 +214,42 @@ cdef int agglomerate_loop(Py_ssize_t n, Py_ssize_t d, double alpha, double *size
             means[a * d + i] = means[a * d + i] + (means[b * d + i] - means[a * d + i]) * share
         sizes[a] = total
         own[a] = own_cost(total, Wa, alpha, d, work)
-        for t in range(n):
-            costs[b * n + t] = INFINITY
-            costs[t * n + b] = INFINITY
+        sizes[b] = 0.0
+        slot[b] = -1
         row_min[b] = INFINITY
-        for t in range(n_alive):
-            if alive[t] == b:
-                break
-        for u in range(t, n_alive - 1):
-            alive[u] = alive[u + 1]
+        for i in range(m):
+            costs[b * n + i] = INFINITY
+            costs[i * n + b] = INFINITY
         n_alive -= 1
         if n_alive == 1:
             continue
-        for t in range(n_alive):
-            x = alive[t]
-            if x == a:
+        # the scans below cover m positions: at most twice the live clusters
+        if 2 * n_alive < m:
+            m = compact(m, n, d, sizes, means, scatters, own, costs, row_arg, row_min, slot,
+                        ids, new_pos)
+            a, b = new_pos[a], -1
+        for x in range(m):
+            if x == a or sizes[x] == 0.0:
                 continue
             value = merged_cost(a, x, sizes, means, scatters, alpha, d, work) - own[a] - own[x]
             if not isfinite(value):
                 return -1
             costs[a * n + x] = value
-            costs[x * n + a] = value
-        row_arg[a] = row_argmin(costs + a * n, alive, n_alive)
+        for x in range(m):
+            costs[x * n + a] = costs[a * n + x]
+        row_arg[a] = row_argmin(costs + a * n, m)
         row_min[a] = costs[a * n + row_arg[a]]
         # rows whose best partner was merged away look again; the others
         # only compare with the new cluster
-        for t in range(n_alive):
-            x = alive[t]
-            if x == a:
+        for x in range(m):
+            if x == a or sizes[x] == 0.0:
                 continue
             if row_arg[x] == a or row_arg[x] == b:
-                row_arg[x] = row_argmin(costs + x * n, alive, n_alive)
+                row_arg[x] = row_argmin(costs + x * n, m)
                 row_min[x] = costs[x * n + row_arg[x]]
-            if costs[x * n + a] < row_min[x]:
+            if costs[a * n + x] < row_min[x]:
                 row_arg[x] = a
-                row_min[x] = costs[x * n + a]
+                row_min[x] = costs[a * n + x]
     return 0
 
 
@@ -224,21 +267,23 @@ def merge_history(const double[:, ::1] X, double alpha):
     row_min_array = np.empty(n)
     row_arg_array = np.empty(n, dtype=np.intp)
     slot_array = np.arange(n, dtype=np.intp)
-    alive_array = np.arange(n, dtype=np.intp)
+    ids_array = np.arange(n, dtype=np.intp)
+    new_pos_array = np.empty(n, dtype=np.intp)
     merges_array = np.empty((n - 1, 2), dtype=np.intp)
     cdef double[::1] sizes = sizes_array, own = own_array, row_min = row_min_array
     cdef double[:, ::1] means = means_array, costs = costs_array
     cdef double[:, :, ::1] scatters = scatters_array
-    cdef Py_ssize_t[::1] row_arg = row_arg_array, slot = slot_array, alive = alive_array
+    cdef Py_ssize_t[::1] row_arg = row_arg_array, slot = slot_array, ids = ids_array
+    cdef Py_ssize_t[::1] new_pos = new_pos_array
     cdef Py_ssize_t[:, ::1] merges = merges_array
-    cdef double *work = <double *> malloc((d * d + d) * sizeof(double))
+    cdef double *work = <double *> malloc((d * d + 2 * d) * sizeof(double))
     cdef int status
     if work == NULL:
         raise MemoryError()
     with nogil:
         status = agglomerate_loop(n, d, alpha, &sizes[0], &means[0, 0], &scatters[0, 0, 0],
                                   &own[0], &costs[0, 0], &row_arg[0], &row_min[0], &slot[0],
-                                  &alive[0], &merges[0, 0], work)
+                                  &ids[0], &new_pos[0], &merges[0, 0], work)
     free(work)
     if status != 0:
         raise ValueError("a merge cost is not finite (are the data finite?)")
