@@ -15,6 +15,7 @@ order is mclust's (see ``agglomerate_loop``).
 """
 from libc.math cimport INFINITY, fabs, isfinite, log
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 import numpy as np
 
@@ -51,6 +52,12 @@ cdef double scaled_det(double *a, double size, Py_ssize_t d) noexcept nogil:
     return sign * det
 
 
+cdef inline double cluster_cost(double size, double trace, double det,
+                               double alpha) noexcept nogil:
+    """size log(det + (trace + alpha) / size), det being 0 up to size d."""
+    return size * log(det + (trace + alpha) / size)
+
+
 cdef double merged_cost(Py_ssize_t a, Py_ssize_t b, const double *sizes, const double *means,
                         const double *scatters, double alpha, Py_ssize_t d,
                         double *work) noexcept nogil:
@@ -62,9 +69,9 @@ cdef double merged_cost(Py_ssize_t a, Py_ssize_t b, const double *sizes, const d
     cdef const double *Wa = scatters + a * dd
     cdef const double *Wb = scatters + b * dd
     cdef double *delta = work + dd
+    cdef double *weighted = delta + d
     # W_A + W_B + ((n_A n_B / n) delta) delta' with delta = mean_B - mean_A:
     # exchanging A and B flips the signs of both delta factors only
-    cdef double *weighted = delta + d
     for i in range(d):
         delta[i] = means[b * d + i] - means[a * d + i]
         weighted[i] = weight * delta[i]
@@ -75,7 +82,7 @@ cdef double merged_cost(Py_ssize_t a, Py_ssize_t b, const double *sizes, const d
             for j in range(d):
                 work[i * d + j] = (Wa[i * d + j] + Wb[i * d + j]) + weighted[i] * delta[j]
         det = scaled_det(work, total, d)
-    return total * log(det + (trace + alpha) / total)
+    return cluster_cost(total, trace, det, alpha)
 
 
 cdef double own_cost(double size, const double *scatter, double alpha, Py_ssize_t d,
@@ -86,10 +93,9 @@ cdef double own_cost(double size, const double *scatter, double alpha, Py_ssize_
     for i in range(d):
         trace = trace + scatter[i * d + i]
     if size > d:
-        for i in range(d * d):
-            work[i] = scatter[i]
+        memcpy(work, scatter, d * d * sizeof(double))
         det = scaled_det(work, size, d)
-    return size * log(det + (trace + alpha) / size)
+    return cluster_cost(size, trace, det, alpha)
 
 
 cdef inline Py_ssize_t row_argmin(const double *row, Py_ssize_t m) noexcept nogil:
