@@ -75,7 +75,6 @@ cdef double merged_cost(Py_ssize_t a, Py_ssize_t b, const double *sizes, const d
     for i in range(d):
         delta[i] = means[b * d + i] - means[a * d + i]
         weighted[i] = weight * delta[i]
-    for i in range(d):
         trace = trace + ((Wa[i * d + i] + Wb[i * d + i]) + weighted[i] * delta[i])
     if total > d:
         for i in range(d):
