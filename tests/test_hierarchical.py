@@ -87,6 +87,7 @@ def reference_cost(size, scatter, alpha, d):
     det = np.zeros(size.shape)
     big = size > d
     det[big] = scaled_det(scatter[big], size[big])
+    det = np.where(det > 0, det, 0.0)  # below 0 is rounding
     log = np.frompyfunc(math.log, 1, 1)(det + (trace + alpha) / size).astype(np.float64)
     return size * log
 
