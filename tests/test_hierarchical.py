@@ -197,6 +197,16 @@ def test_merges_are_the_numpy_implementations_on_600_rows(d):
     np.testing.assert_array_equal(_hierarchical.agglomerate(Z), reference_agglomerate(Z))
 
 
+@pytest.mark.parametrize("scale", [1e-3, 1e3])
+def test_merges_are_the_numpy_implementations_at_any_scale(scale):
+    """Untransformed data: at large scales the determinant dominates the cost,
+    at small ones the trace term does (the kernel's lower bounds, tight or loose)."""
+    rng = np.random.default_rng(7)
+    for d in range(1, 6):
+        X = rng.normal(size=(150, d)) * scale
+        np.testing.assert_array_equal(_hierarchical.agglomerate(X), reference_agglomerate(X))
+
+
 def test_non_finite_data_are_refused():
     X = np.random.default_rng(0).normal(size=(10, 2))
     X[3, 1] = np.nan
