@@ -307,17 +307,18 @@ cdef int agglomerate_loop(State *st, Py_ssize_t *merges) noexcept nogil:
                 set_cost(st, a, x, False)
         st.row_arg[a] = resolve_argmin(st, a)
         st.row_min[a] = costs[a * n + st.row_arg[a]]
-        # rows whose best partner was merged away look again; the others
-        # only compare with the new cluster
+        # each row compares with the new cluster; below the old minimum it is
+        # the new one (every other entry is at least that), else a row whose
+        # best partner took part in the merge looks again
         for x in range(st.m):
             if x == a or sizes[x] == 0.0:
                 continue
-            if st.row_arg[x] == a or st.row_arg[x] == b:
-                st.row_arg[x] = resolve_argmin(st, x)
-                st.row_min[x] = costs[x * n + st.row_arg[x]]
             if costs[x * n + a] < st.row_min[x] and exact_cost(st, x, a) < st.row_min[x]:
                 st.row_arg[x] = a
                 st.row_min[x] = costs[x * n + a]
+            elif st.row_arg[x] == a or st.row_arg[x] == b:
+                st.row_arg[x] = resolve_argmin(st, x)
+                st.row_min[x] = costs[x * n + st.row_arg[x]]
     return -1 if st.failed else 0
 
 
