@@ -142,7 +142,8 @@ def main():
     extensions = [
         Extension(f"gaussmix.{name}", [f"src/gaussmix/{name}.pyx"],
                   extra_compile_args=opt + omp_compile, **ext_args)
-        for name in ["_estep", "_suffstats", "_kmeans_kernels", "_parallel", "_parsimonious_steps"]
+        for name in ["_estep", "_suffstats", "_kmeans_kernels", "_parallel", "_parsimonious_steps",
+                     "_hierarchical_kernels"]
     ]
 
     # The hot kernels are compiled a second time for AVX2+FMA (x86-64 only); the
