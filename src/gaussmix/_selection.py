@@ -198,7 +198,7 @@ def _hierarchical_labels(X, components, random_state):
 
 def select_model(X, n_components=range(1, 10), covariance_types=None, criterion="bic", *,
                  sample_weight=None, n_kmeans_starts=3, random_state=0, tol=1e-5,
-                 reg_covar=1e-6, max_iter=1000, cross_starts=3, n_jobs=1,
+                 reg_covar=1e-6, max_iter=1000, cross_starts=3, n_jobs=None,
                  n_threads=None, verbose=0):
     """Fit a grid of mixtures and pick the best by an information criterion.
 
@@ -225,13 +225,14 @@ def select_model(X, n_components=range(1, 10), covariance_types=None, criterion=
         from all of them, 0 or False: none. All took twice the time of 3 and
         found no optimum of mclust's more on Old Faithful, diabetes and iris
         (benchmarks/README.md).
-    n_jobs : int or None, default=1
+    n_jobs : int or None, default=None
         Threads fitting numbers of components side by side (None: one per
         core); each fit then runs single-threaded. Threads need no
-        ``if __name__ == "__main__":`` guard, but the M-steps of small fits
-        hold the GIL: on 2 cores 2 threads took 1.3-1.5x the serial time
-        (benchmarks/README.md). With the default, the passes over X of every
-        fit use ``n_threads`` threads instead, which pays on large data.
+        ``if __name__ == "__main__":`` guard, and the fits on up to
+        ``_selection_em.SMALL_ROWS`` rows run without the GIL: on 2 cores
+        2 threads took 0.55-0.75x the time of 1 (benchmarks/README.md). The
+        results agree to rounding whatever ``n_jobs``. With 1, the passes
+        over X of every fit use ``n_threads`` threads instead.
     n_threads : int or None, default=None
         OpenMP threads per fit when ``n_jobs`` is 1, and of the returned model.
     verbose : int, default=0
