@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
-from . import _parsimonious
+from . import _parsimonious, _parsimonious_steps
 
 FIT_FAILED = (
     "Fitting the mixture model failed because some components have ill-defined "
@@ -320,7 +320,8 @@ class CovarianceModel:
         return nk / nk.sum(), means, covariances
 
     def _constrained_covariances(self, nk, S, mean_offset, W, reg_covar, previous, max_iter):
-        """The mclust M-step (``_parsimonious``) on the scatter about the new means."""
+        """The mclust M-step on the scatter about the new means (compiled,
+        ``_parsimonious_steps``; the numpy ``_parsimonious`` where it fails)."""
         k, d = S.shape
         if self.layout.full_scatter:
             scatter = symmetric_scatter(W, S, mean_offset)
@@ -330,10 +331,16 @@ class CovarianceModel:
             previous = np.array(self.layout.per_component(
                 np.asarray(previous, dtype=np.float64), k, d))
         try:
-            covariances = _parsimonious.covariances(self.mclust, nk, scatter, reg_covar,
-                                                    previous=previous, max_iter=max_iter)
-        except ValueError as exc:  # say what to do, as the core models do
-            raise ValueError(f"{FIT_FAILED} ({self.mclust}: {exc})") from None
+            covariances = _parsimonious_steps.covariances(self.mclust, nk, scatter, reg_covar,
+                                                          previous=previous, max_iter=max_iter)
+        except ValueError:
+            # numpy's M-step names the failing components in its error (or,
+            # should rounding let it pass, gives the covariances)
+            try:
+                covariances = _parsimonious.covariances(self.mclust, nk, scatter, reg_covar,
+                                                        previous=previous, max_iter=max_iter)
+            except ValueError as exc:  # say what to do, as the core models do
+                raise ValueError(f"{FIT_FAILED} ({self.mclust}: {exc})") from None
         return covariances[:, 0] if self.layout is SPHERICAL else covariances
 
     def n_parameters(self, n_components, n_features):
