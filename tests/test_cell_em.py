@@ -130,3 +130,24 @@ def test_partition_start_rejects_an_empty_cluster(faithful_X):
     with pytest.raises(ValueError, match="cover 0..3"):
         suffstats.cell_start(data.X, np.empty(0), labels, 13, False, 1e-6, np.empty(4),
                              np.empty((4, 2)), np.empty((4, 4)), np.empty((4, 4)))
+
+
+@pytest.mark.parametrize("d", [1, 3, 8])
+@pytest.mark.parametrize("covariance_type", ["VVV", "EEE", "VEV", "EVE", "VEI", "EII"])
+def test_compiled_em_in_every_kernel_mode(monkeypatch, d, covariance_type):
+    """d = 3 runs the row loops of any d, d = 8 the per-component BLAS calls
+    (CELL_LOOPS_MAX_DIM), d = 1 the degenerate shapes."""
+    rng = np.random.default_rng(d)
+    centres = rng.normal(scale=4.0, size=(3, d))
+    X = np.vstack([c + rng.normal(size=(100, d)) @ rng.normal(size=(d, d)) / np.sqrt(d)
+                   for c in centres])
+    data = _selection_em.GridData(X, rng.uniform(0.5, 2.0, X.shape[0]))
+    start = _start(data, 3, covariance_type, seed=d)
+    expected = _selection_em._numpy_em(data, covariance_type, start, SETTINGS["tol"],
+                                       SETTINGS["reg_covar"], SETTINGS["max_iter"], 1)
+    _compiled_only(monkeypatch)
+    fit = _selection_em.em(data, covariance_type, start, **SETTINGS)
+    assert abs(fit.n_iter - expected.n_iter) <= 1
+    steps = min(fit.n_iter, expected.n_iter)
+    assert_allclose(fit.lower_bounds[:steps], expected.lower_bounds[:steps], rtol=1e-9, atol=1e-9)
+    assert_allclose(fit.params.means, expected.params.means, rtol=1e-5, atol=1e-6)
