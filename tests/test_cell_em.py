@@ -91,9 +91,9 @@ def test_cell_em_rejects_malformed_arguments(faithful_X):
     args = dict(weights=np.full(k, 0.5), means=X[:k].copy(), covariances=np.tile(np.eye(d).ravel(),
                                                                                  (k, 1)))
 
-    def run(mode=_models.FULL_LOOPS, lower_bounds=10, **changes):
+    def run(mode=_models.FULL_LOOPS, lower_bounds=10, model=MODELS.index("VVV"), **changes):
         a = dict(args, **changes)
-        return suffstats.cell_em(X, np.empty(0), MODELS.index("VVV"), mode, a["weights"],
+        return suffstats.cell_em(X, np.empty(0), model, mode, a["weights"],
                                  a["means"], a["covariances"], 1e-6, 1e-5, 10, float(len(X)),
                                  np.empty(lower_bounds), np.empty((k, d * d)))
 
@@ -106,6 +106,10 @@ def test_cell_em_rejects_malformed_arguments(faithful_X):
         run(means=np.zeros((k + 1, d)))
     with pytest.raises(ValueError, match="lower-bound"):
         run(lower_bounds=5)
+    with pytest.raises(ValueError, match="unknown mclust model"):
+        run(model=14)
+    with pytest.raises(ValueError, match="stores diagonals"):
+        run(model=MODELS.index("VVI"))  # a diagonal model in a full mode
 
 
 @pytest.mark.parametrize("covariance_type", MODELS)
@@ -128,7 +132,7 @@ def test_partition_start_rejects_an_empty_cluster(faithful_X):
     with pytest.raises(ValueError, match="empty cluster"):
         _selection_em.partition_parameters(data, labels, 4, "VVV", 1e-6)
     with pytest.raises(ValueError, match="cover 0..3"):
-        suffstats.cell_start(data.X, np.empty(0), labels, 13, False, 1e-6, np.empty(4),
+        suffstats.cell_start(data.X, np.empty(0), labels, 13, 1e-6, np.empty(4),
                              np.empty((4, 2)), np.empty((4, 4)), np.empty((4, 4)))
 
 

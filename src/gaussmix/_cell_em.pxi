@@ -9,7 +9,7 @@
 # expanded per component: (k, d, d) covariances, or (k, d) diagonals.
 from libc.math cimport fabs, INFINITY
 from libc.string cimport memcpy, memset
-from ._parsimonious_steps cimport covariance_step
+from ._parsimonious_steps cimport VVV, covariance_step, diagonal_layout
 
 cdef enum:
     CELL_OK = 0
@@ -107,6 +107,16 @@ cdef int cell_m_step(int model, Py_ssize_t k, Py_ssize_t d, bint diagonal,
                            1e-8)
 
 
+def check_model(int model, bint diagonal):
+    """ValueError unless ``model`` is a model code whose layout is ``diagonal``."""
+    if not 0 <= model <= VVV:
+        raise ValueError(f"unknown mclust model code {model}")
+    stores = {True: "diagonals", False: "matrices"}
+    if diagonal_layout(model) != diagonal:
+        raise ValueError(f"model {model} stores {stores[diagonal_layout(model)]}, "
+                         f"the kernel mode {stores[diagonal]}")
+
+
 def cell_em(const double[:, ::1] X,              # IN [n, d]
             const double[::1] sample_weight,     # IN [n] (mean 1) or empty
             int model,                           # _parsimonious.MODELS index
@@ -144,6 +154,7 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
     cdef ScratchSizes sizes
     if not (mode == DIAG_LOOPS or mode == FULL_LOOPS or mode == FULL_BLAS):
         raise ValueError(f"cell_em runs the per-component modes, not mode {mode}")
+    check_model(model, diagonal)
     expect_shape("means", means, (k, d))
     expect_shape("covariances", covariances, (k, size))
     expect_shape("precisions_cholesky", precisions_cholesky, (k, size))
@@ -212,7 +223,7 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
 def cell_start(const double[:, ::1] X,              # IN [n, d]
                const double[::1] sample_weight,     # IN [n] or empty
                const Py_ssize_t[::1] labels,        # IN [n], in 0..k-1, none empty
-               int model, bint diagonal, double reg_covar,
+               int model, double reg_covar,
                double[::1] weights,                 # OUT [k]
                double[:, ::1] means,                # OUT [k, d]
                double[:, ::1] covariances,          # OUT [k, d*d] or [k, d]
@@ -221,7 +232,10 @@ def cell_start(const double[:, ::1] X,              # IN [n, d]
     M-step of ``_selection_em.partition_parameters`` (100 inner iterations,
     no warm start). Returns 0, or a CELL_* code (CELL_FACTOR_FAILED: a
     covariance is not positive definite)."""
+    if not 0 <= model <= VVV:
+        raise ValueError(f"unknown mclust model code {model}")
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = weights.shape[0]
+    cdef bint diagonal = diagonal_layout(model)
     cdef Py_ssize_t size = d if diagonal else d * d
     cdef Py_ssize_t i, c, a, b
     cdef double w

@@ -236,9 +236,8 @@ def partition_parameters(data, labels, k, covariance_type, reg_covar):
     covariances = np.empty((k, d if entry.layout.diagonal else d * d))
     factors = np.empty_like(covariances)
     status = suffstats.cell_start(data.X, data.weights_arg, np.asarray(labels, dtype=np.intp),
-                                  _parsimonious.MODELS.index(entry.mclust),
-                                  entry.layout.diagonal, reg_covar, weights, means, covariances,
-                                  factors)
+                                  _parsimonious.MODELS.index(entry.mclust), reg_covar, weights,
+                                  means, covariances, factors)
     if status != 0:
         return _numpy_partition_parameters(data, labels, k, covariance_type, reg_covar)
     return _parameters(entry.layout, weights, means, covariances, factors)
