@@ -4,7 +4,9 @@ Every kernel mode runs: full with d=2 (row loops), d=5 (quadratic-feature GEMMs)
 d=60 (trmm/syrk), tied, diag, spherical, an mclust model, float32 and float64,
 k-means++ seeding, Lloyd k-means, predict/predict_proba/score_samples, and the
 missing-value pass (full and diag, float32 and float64, weighted, a pattern over
-several chunks).
+several chunks), and a small select_model grid (every mclust model through the
+compiled cell EM and its starts, d = 3 row loops and d = 6 per-component BLAS, and
+the compiled hierarchical agglomeration).
 """
 import numpy as np
 
@@ -29,4 +31,7 @@ for covariance_type in ("full", "diag"):
                                       random_state=0, nan_policy="marginalize")
         gm.fit(holes.astype(dtype), sample_weight=np.arange(600) % 3)
         gm.predict_proba(holes), gm.score_samples(holes)
+for d in (3, 6):
+    grid = np.vstack([rng.normal(size=(60, d)), rng.normal(size=(60, d)) + 4])
+    gaussmix.select_model(grid, n_components=[1, 2, 3], n_kmeans_starts=1, n_jobs=1)
 print("ok")
