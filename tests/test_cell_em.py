@@ -155,3 +155,27 @@ def test_compiled_em_in_every_kernel_mode(monkeypatch, d, covariance_type):
     steps = min(fit.n_iter, expected.n_iter)
     assert_allclose(fit.lower_bounds[:steps], expected.lower_bounds[:steps], rtol=1e-9, atol=1e-9)
     assert_allclose(fit.params.means, expected.params.means, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("covariance_type, k", [("VVI", 6), ("EEI", 3), ("VVV", 3), ("VEV", 4)])
+def test_compiled_em_on_many_rows_and_threads(monkeypatch, covariance_type, k):
+    """Beyond SMALL_ROWS the diagonal models, and full ones with few
+    components, still run compiled, their passes threaded (slots summed in
+    order): the numpy loop's iterations, whatever the thread count."""
+    rng = np.random.default_rng(k)
+    n = _selection_em.SMALL_ROWS + 3000
+    X = rng.normal(size=(n, 3)) @ rng.normal(size=(3, 3)) + rng.integers(0, 3, (n, 1)) * 4.0
+    data = _selection_em.GridData(X)
+    assert data.cell_mode(covariance_type, k) is not None
+    assert data.cell_mode("VVV", _selection_em.CELL_LOOPS_MAX_COMPONENTS + 1) is None
+    start = _start(data, k, covariance_type)
+    expected = _selection_em._numpy_em(data, covariance_type, start, SETTINGS["tol"],
+                                       SETTINGS["reg_covar"], 60, 2)
+    _compiled_only(monkeypatch)
+    for n_threads in (1, 2):
+        fit = _selection_em.em(data, covariance_type, start, **dict(SETTINGS, max_iter=60),
+                               n_threads=n_threads)
+        steps = min(fit.n_iter, expected.n_iter)
+        assert abs(fit.n_iter - expected.n_iter) <= 1
+        assert_allclose(fit.lower_bounds[:steps], expected.lower_bounds[:steps], rtol=1e-9)
+        assert_allclose(fit.params.means, expected.params.means, rtol=1e-5, atol=1e-6)

@@ -126,9 +126,11 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
             double[:, ::1] covariances,          # INOUT [k, d*d] or [k, d]
             double reg_covar, double tol, int max_iter, double total_weight,
             double[::1] lower_bounds,            # OUT [max_iter]
-            double[:, ::1] precisions_cholesky): # OUT like covariances
+            double[:, ::1] precisions_cholesky,  # OUT like covariances
+            int n_threads=1):
     """EM iterations of one mclust model from the given parameters, as
-    ``_selection_em.em`` runs them.
+    ``_selection_em.em`` runs them; the passes on ``n_threads`` threads, one
+    accumulator slot each, summed in order.
 
     Stops when the mean log-likelihood changes by less than ``tol`` and the
     total by less than ``tol (1 + |total|)``. On a failure the parameters are
@@ -145,8 +147,8 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = weights.shape[0]
     cdef bint diagonal = mode == DIAG_LOOPS
     cdef Py_ssize_t size = d if diagonal else d * d
-    cdef Py_ssize_t c, it, n_iter = 0
-    cdef int status = CELL_OK
+    cdef Py_ssize_t c, j, t, it, n_iter = 0
+    cdef int status = CELL_OK, threads
     cdef bint converged = False, factored
     cdef double lower_bound = -INFINITY, previous, change
     cdef double log_2pi_d = 0.5 * d * LOG_2PI
@@ -161,22 +163,29 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
     check_rows("sample_weight", sample_weight, n, optional=True)
     if lower_bounds.shape[0] < max_iter or n == 0 or k == 0:
         raise ValueError("cell_em needs rows, components and max_iter lower-bound slots")
-    buffer = np.empty(k * (4 + 2 * d + 4 * size) + 1 + 2 * d * d + d)
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    threads = <int> min(<Py_ssize_t> n_threads, count_chunks(n))
+    buffer = np.empty(k * (3 + d + 3 * size) + 2 * d * d + d
+                      + threads * (1 + k * (1 + d + size)))
     cdef double[::1] work = buffer
     cdef double *U = &work[0]
-    cdef double *N = U + k * size
-    cdef double *S = N + k
-    cdef double *W = S + k * d
-    cdef double *offsets = W + k * size
+    cdef double *offsets = U + k * size
     cdef double *new_weights = offsets + k
     cdef double *new_means = new_weights + k
     cdef double *new_cov = new_means + k * d
     cdef double *reg_scatter = new_cov + k * size
     cdef double *log_det = reg_scatter + k * size
-    cdef double *loglik = log_det + k
-    cdef double *L = loglik + 1
+    cdef double *L = log_det + k
     cdef double *M = L + d * d
     cdef double *offset = M + d * d
+    # one accumulator slot per thread (run_pass adds thread t's rows to slot t),
+    # N, S, W and loglik each a block of slots; slot 0 ends with their sum
+    cdef double *N = offset + d
+    cdef double *S = N + threads * k
+    cdef double *W = S + threads * k * d
+    cdef double *loglik = W + threads * k * size
+    cdef Py_ssize_t accumulated = threads * (1 + k * (1 + d + size))
     p.n, p.d, p.k, p.mode, p.w_size = n, d, k, mode, size
     p.weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     p.shift, p.prec, p.offsets = &means[0, 0], U, offsets
@@ -190,11 +199,18 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
                 break
             for c in range(k):
                 offsets[c] = log(weights[c]) + log_det[c] - log_2pi_d
-            memset(N, 0, (k + k * d + k * size) * sizeof(double))
-            loglik[0] = 0.0
-            if not run_pass(&X[0, 0], &p, 1, False, &sizes):
+            memset(N, 0, accumulated * sizeof(double))
+            if not run_pass(&X[0, 0], &p, threads, False, &sizes):
                 status = CELL_NO_MEMORY
                 break
+            for t in range(1, threads):
+                loglik[0] += loglik[t]
+                for j in range(k):
+                    N[j] += N[t * k + j]
+                for j in range(k * d):
+                    S[j] += S[t * k * d + j]
+                for j in range(k * size):
+                    W[j] += W[t * k * size + j]
             status = cell_m_step(model, k, d, diagonal, N, S, W, &means[0, 0],
                                  &covariances[0, 0], 1, reg_covar, new_weights, new_means,
                                  new_cov, reg_scatter, offset)

@@ -30,8 +30,13 @@ SMALL_ROWS_X_COMPONENTS = 10000
 # The compiled EM of a cell (suffstats.cell_em) runs on up to SMALL_ROWS rows;
 # for full covariances its passes loop over the rows up to CELL_LOOPS_MAX_DIM
 # features and call BLAS per component beyond (2000 rows, k = 3 and 9: loops
-# 2.4-2.7x faster at d = 3, 1.2-1.4x at 5, 0.4-0.6x at 8).
+# 2.4-2.7x faster at d = 3, 1.2-1.4x at 5, 0.4-0.6x at 8). On more rows it
+# runs the diagonal models, and full ones in row loops up to
+# CELL_LOOPS_MAX_COMPONENTS components; beyond, the numpy loop's GEMM pass wins
+# (20000 x 5, one thread, per iteration: VVI k = 3 / 9 0.20 / 0.52 ms against
+# 0.52 / 0.80; VVV 0.80 / 2.28 against 0.97 / 1.25).
 CELL_LOOPS_MAX_DIM = 5
+CELL_LOOPS_MAX_COMPONENTS = 4
 _EMPTY = np.empty((0, 0))
 INNER_ITERATIONS = 1
 
@@ -72,14 +77,18 @@ class GridData:
             layout.diagonal or self.n_features <= _models.SMALL_DIM
             or self.n_samples * k <= SMALL_ROWS_X_COMPONENTS)
 
-    def cell_mode(self, covariance_type):
-        """The kernel mode ``suffstats.cell_em`` runs on these rows, or None
-        when there are too many for it."""
-        if self.n_samples > SMALL_ROWS:
+    def cell_mode(self, covariance_type, k):
+        """The kernel mode ``suffstats.cell_em`` runs ``k`` components of
+        ``covariance_type`` in on these rows, or None where the numpy loop
+        and its GEMM passes are faster."""
+        diagonal = _covariance.model(covariance_type).layout.diagonal
+        loops = diagonal or self.n_features <= CELL_LOOPS_MAX_DIM
+        if self.n_samples > SMALL_ROWS and not (
+                diagonal or (loops and k <= CELL_LOOPS_MAX_COMPONENTS)):
             return None
-        if _covariance.model(covariance_type).layout.diagonal:
+        if diagonal:
             return _models.DIAG_LOOPS
-        return _models.FULL_LOOPS if self.n_features <= CELL_LOOPS_MAX_DIM else _models.FULL_BLAS
+        return _models.FULL_LOOPS if loops else _models.FULL_BLAS
 
     def kernel_parameters(self, covariance_type, params):
         """Kernel constants of ``params``: around the component means on small data."""
@@ -149,17 +158,17 @@ def em(data, covariance_type, params, *, tol, reg_covar, max_iter, n_threads=1):
     least as far as either: where |total| < n_samples mclust's rule is the
     stricter (iris: a cell of slow ascent stopped 0.001 short of mclust).
 
-    On up to ``SMALL_ROWS`` rows the whole run is one compiled call
+    Where ``GridData.cell_mode`` says so the whole run is one compiled call
     (``suffstats.cell_em``); should it fail, the numpy loop takes over from
     the last good parameters, to raise its error with the model's own
     message (or, should rounding let it pass, to carry on).
 
     Raises ValueError (or LinAlgError) when an M-step fails.
     """
-    head, mode = None, data.cell_mode(covariance_type)
+    head, mode = None, data.cell_mode(covariance_type, params.means.shape[0])
     if mode is not None:
         head, failed = _compiled_em(data, covariance_type, mode, params, tol, reg_covar,
-                                    max_iter)
+                                    max_iter, n_threads)
         if not failed:
             return head
         params, max_iter = head.params, max_iter - head.n_iter
@@ -167,7 +176,7 @@ def em(data, covariance_type, params, *, tol, reg_covar, max_iter, n_threads=1):
     return fit if head is None else joined(head, fit)
 
 
-def _compiled_em(data, covariance_type, mode, params, tol, reg_covar, max_iter):
+def _compiled_em(data, covariance_type, mode, params, tol, reg_covar, max_iter, n_threads=1):
     """(Fit, failed) of ``suffstats.cell_em`` in kernel ``mode`` from ``params``."""
     entry = _covariance.model(covariance_type)
     layout = entry.layout
@@ -179,7 +188,8 @@ def _compiled_em(data, covariance_type, mode, params, tol, reg_covar, max_iter):
     lower_bounds, factors = np.empty(max(max_iter, 1)), np.empty_like(covariances)
     n_iter, converged, status, factored = suffstats.cell_em(
         data.X, data.weights_arg, _parsimonious.MODELS.index(entry.mclust), mode, weights,
-        means, covariances, reg_covar, tol, max_iter, data.total_weight, lower_bounds, factors)
+        means, covariances, reg_covar, tol, max_iter, data.total_weight, lower_bounds, factors,
+        n_threads)
     if n_iter == 0:
         return Fit(params, -np.inf, [], 0, False), status != 0
     # unfactored, the numpy factorisation raises the numpy loop's error
