@@ -81,13 +81,7 @@ def covariances(model, nk, scatter, reg_covar, previous=None, max_iter=100, tol=
         is (numerically) singular where the model needs it nonsingular
         (increase reg_covar).
     """
-    model = _check_model(model)
-    w, S = _component_covariances(model, nk, scatter, reg_covar)
-    if previous is not None:
-        previous = np.asarray(previous, dtype=np.float64)
-        if previous.shape != S.shape or not np.all(np.isfinite(previous)):
-            raise ValueError(f"previous must be a finite array of shape {S.shape}, "
-                             f"got shape {previous.shape}")
+    model, w, S, previous = checked_inputs(model, nk, scatter, reg_covar, previous)
     if model in _CLOSED_FORM:
         return _CLOSED_FORM[model](w, S)
     if int(max_iter) < 1 or not tol >= 0:
@@ -115,6 +109,20 @@ def n_covariance_parameters(model, k, d):
 
 
 # --------------------------------------------------------------------------- input
+
+
+def checked_inputs(model, nk, scatter, reg_covar, previous):
+    """``covariances``' arguments checked: (model, w, S, previous), with the
+    mass fractions w, the regularised S_k (``_component_covariances``) and
+    ``previous`` as a C-contiguous float64 array of S's shape, or None."""
+    model = _check_model(model)
+    w, S = _component_covariances(model, nk, scatter, reg_covar)
+    if previous is not None:
+        previous = np.ascontiguousarray(previous, dtype=np.float64)
+        if previous.shape != S.shape or not np.all(np.isfinite(previous)):
+            raise ValueError(f"previous must be a finite array of shape {S.shape}, "
+                             f"got shape {previous.shape}")
+    return model, w, S, previous
 
 
 def _check_model(model):

@@ -24,7 +24,7 @@ from scipy.linalg.cython_lapack cimport dgetrf, dsyevd
 
 import numpy as np
 
-from ._parsimonious import _UNRESOLVED, MODELS, _check_model, _component_covariances
+from ._parsimonious import _UNRESOLVED, MODELS, checked_inputs
 
 MODEL_CODES = {name: code for code, name in enumerate(MODELS)}
 
@@ -57,13 +57,7 @@ def covariances(model, nk, scatter, reg_covar, previous=None, max_iter=100, tol=
     Same parameters, result and ValueErrors (whose messages do not name the
     failing components).
     """
-    model = _check_model(model)
-    w, S = _component_covariances(model, nk, scatter, reg_covar)
-    if previous is not None:
-        previous = np.ascontiguousarray(previous, dtype=np.float64)
-        if previous.shape != S.shape or not np.all(np.isfinite(previous)):
-            raise ValueError(f"previous must be a finite array of shape {S.shape}, "
-                             f"got shape {previous.shape}")
+    model, w, S, previous = checked_inputs(model, nk, scatter, reg_covar, previous)
     S = np.ascontiguousarray(S)
     out = np.empty_like(S)
     cdef const double[::1] w_view = w
