@@ -107,14 +107,11 @@ cdef int cell_m_step(int model, Py_ssize_t k, Py_ssize_t d, bint diagonal,
                            1e-8)
 
 
-def check_model(int model, bint diagonal):
-    """ValueError unless ``model`` is a model code whose layout is ``diagonal``."""
+cdef bint model_layout(int model) except -1:
+    """Whether the mclust model code stores diagonals; ValueError for an unknown code."""
     if not 0 <= model <= VVV:
         raise ValueError(f"unknown mclust model code {model}")
-    stores = {True: "diagonals", False: "matrices"}
-    if diagonal_layout(model) != diagonal:
-        raise ValueError(f"model {model} stores {stores[diagonal_layout(model)]}, "
-                         f"the kernel mode {stores[diagonal]}")
+    return diagonal_layout(model)
 
 
 def cell_em(const double[:, ::1] X,              # IN [n, d]
@@ -156,7 +153,10 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
     cdef ScratchSizes sizes
     if not (mode == DIAG_LOOPS or mode == FULL_LOOPS or mode == FULL_BLAS):
         raise ValueError(f"cell_em runs the per-component modes, not mode {mode}")
-    check_model(model, diagonal)
+    if model_layout(model) != diagonal:
+        stores = {True: "diagonals", False: "matrices"}
+        raise ValueError(f"model {model} stores {stores[not diagonal]}, "
+                         f"the kernel mode {stores[diagonal]}")
     expect_shape("means", means, (k, d))
     expect_shape("covariances", covariances, (k, size))
     expect_shape("precisions_cholesky", precisions_cholesky, (k, size))
@@ -248,10 +248,8 @@ def cell_start(const double[:, ::1] X,              # IN [n, d]
     M-step of ``_selection_em.partition_parameters`` (100 inner iterations,
     no warm start). Returns 0, or a CELL_* code (CELL_FACTOR_FAILED: a
     covariance is not positive definite)."""
-    if not 0 <= model <= VVV:
-        raise ValueError(f"unknown mclust model code {model}")
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = weights.shape[0]
-    cdef bint diagonal = diagonal_layout(model)
+    cdef bint diagonal = model_layout(model)
     cdef Py_ssize_t size = d if diagonal else d * d
     cdef Py_ssize_t i, c, a, b
     cdef double w

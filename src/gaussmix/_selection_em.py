@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _covariance, _models, _parsimonious
+from . import _covariance, _models, _parsimonious_steps
 from ._em import Parameters, pass_statistics
 from ._kernels import estep, suffstats
 
@@ -187,7 +187,7 @@ def _compiled_em(data, covariance_type, mode, params, tol, reg_covar, max_iter, 
     means = np.array(params.means, dtype=np.float64, order="C")
     lower_bounds, factors = np.empty(max(max_iter, 1)), np.empty_like(covariances)
     n_iter, converged, status, factored = suffstats.cell_em(
-        data.X, data.weights_arg, _parsimonious.MODELS.index(entry.mclust), mode, weights,
+        data.X, data.weights_arg, _parsimonious_steps.MODEL_CODES[entry.mclust], mode, weights,
         means, covariances, reg_covar, tol, max_iter, data.total_weight, lower_bounds, factors,
         n_threads)
     if n_iter == 0:
@@ -246,7 +246,7 @@ def partition_parameters(data, labels, k, covariance_type, reg_covar):
     covariances = np.empty((k, d if entry.layout.diagonal else d * d))
     factors = np.empty_like(covariances)
     status = suffstats.cell_start(data.X, data.weights_arg, np.asarray(labels, dtype=np.intp),
-                                  _parsimonious.MODELS.index(entry.mclust), reg_covar, weights,
+                                  _parsimonious_steps.MODEL_CODES[entry.mclust], reg_covar, weights,
                                   means, covariances, factors)
     if status != 0:
         return _numpy_partition_parameters(data, labels, k, covariance_type, reg_covar)
