@@ -276,7 +276,9 @@ def select_model(X, n_components=range(1, 10), covariance_types=None, criterion=
             return fits
         for t, (fit, problem) in fits.items():
             # mclust refines its own start's fit: so do we, besides the winner
-            first = _converged(search, t, mclust_starts[t], settings)
+            first = mclust_starts[t]
+            if first is not None:
+                first, _ = _finished(search, t, first, settings)
             fits[t] = _refined(data, search, t, [fit, first], problem, settings)
             progress.advance(1)
         return fits
@@ -396,14 +398,9 @@ def _best_fit(data, k, covariance_type, partitions, settings, tried, incumbent=N
         if lead is not None and (fit.lower_bound - lead) * data.total_weight < -RACE_MARGIN:
             break
         raced = fit.lower_bound
-        try:
-            if race["tol"] > settings["tol"]:
-                fit = _selection_em.resume(data, covariance_type, fit, **settings)
-        except (ValueError, np.linalg.LinAlgError) as exc:
-            problem = str(exc)
-            continue
-        if _selection_em.degenerate(covariance_type, fit.params, settings["reg_covar"]):
-            problem = DEGENERATE
+        fit, failure = _finished(data, covariance_type, fit, settings)
+        if fit is None:
+            problem = failure
             continue
         lead = raced if lead is None else max(lead, raced)
         if best is None or fit.lower_bound > best.lower_bound:
@@ -411,16 +408,20 @@ def _best_fit(data, k, covariance_type, partitions, settings, tried, incumbent=N
     return best, problem
 
 
-def _converged(data, covariance_type, fit, settings):
-    """A raced fit run on to ``tol``; None when it fails or ends degenerate."""
-    if fit is None:
-        return None
+def _finished(data, covariance_type, fit, settings, resume=None):
+    """A raced fit run on to ``tol`` and kept unless degenerate: (Fit, None),
+    or (None, the problem). ``resume`` None: only when the race stopped short
+    of ``tol`` (RACE_TOL above it)."""
+    if resume is None:
+        resume = RACE_TOL > settings["tol"]
     try:
-        fit = _selection_em.resume(data, covariance_type, fit, **settings)
-    except (ValueError, np.linalg.LinAlgError):
-        return None
-    return None if _selection_em.degenerate(covariance_type, fit.params,
-                                            settings["reg_covar"]) else fit
+        if resume:
+            fit = _selection_em.resume(data, covariance_type, fit, **settings)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        return None, str(exc)
+    if _selection_em.degenerate(covariance_type, fit.params, settings["reg_covar"]):
+        return None, DEGENERATE
+    return fit, None
 
 
 def _refined(data, search, covariance_type, fits, problem, settings):
@@ -446,14 +447,10 @@ def _refined(data, search, covariance_type, fits, problem, settings):
         except (ValueError, np.linalg.LinAlgError) as exc:
             problem = str(exc)
     for fit in sorted(runners, key=lambda fit: -fit.lower_bound):
-        try:
-            fit = _selection_em.resume(data, covariance_type, fit, **settings)
-        except (ValueError, np.linalg.LinAlgError) as exc:
-            problem = str(exc)
-            continue
-        if not _selection_em.degenerate(covariance_type, fit.params, settings["reg_covar"]):
+        fit, failure = _finished(data, covariance_type, fit, settings, resume=True)
+        if fit is not None:
             return fit, None
-        problem = DEGENERATE
+        problem = failure
     return None, problem
 
 
