@@ -21,7 +21,7 @@ def shrink_last(array):
 
 @pytest.fixture(scope="module", params=["full", "diag"])
 def kernel_args(request):
-    d = 8  # full: the one-GEMM mode; diag: DIAG_GEMM
+    d = 10  # full: the one-GEMM mode; diag: DIAG_GEMM
     X = make_blobs(600, np.eye(3, d) * 6, [1.0, 1.0, 1.0], seed=0)
     gm = GaussianMixture(3, covariance_type=request.param, random_state=0).fit(X)
     kp = _models.kernel_parameters(np.log(gm.weights_), gm.means_, gm.precisions_cholesky_,
@@ -80,7 +80,7 @@ def test_em_pass_rejects_unknown_mode(kernel_args):
 def test_single_precision_pass_rejects_inconsistent_refinement(monkeypatch, change):
     """float32 X in FULL_GEMM: ``exact`` (what refines the single-precision
     log-densities) is empty or (k, 1 + d + d*d)."""
-    d, k = 8, 3
+    d, k = 10, 3
     monkeypatch.setattr(_models, "SINGLE_REFINED_MIN_DIM", d)
     X = make_blobs(600, np.eye(k, d) * 6, [1.0] * k, seed=0).astype(np.float32)
     means = np.eye(k, d) * 6

@@ -7,6 +7,7 @@ from numpy.testing import assert_allclose
 
 from gaussmix import GaussianMixture, _covariance, _models
 from gaussmix._em import Parameters, Statistics, parameters_from_statistics, pass_statistics
+from gaussmix._parallel import FULL_LOOPS_MAX_DIM
 from conftest import e_step_statistics
 
 baseline = importlib.import_module("gaussmix._suffstats")
@@ -47,6 +48,70 @@ def test_avx2_build_matches_baseline(covariance_type, d):
     assert_allclose(la, lb, rtol=1e-12)
     for name in ("N", "S", "W"):
         assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-10, atol=1e-9)
+
+
+def _per_component_pass(module, X, params, mode):
+    """em_pass in a per-component full mode: (N, S, W, loglik), W summed over slots."""
+    weights, means, U = params
+    k, d = means.shape
+    offsets = np.log(weights) + np.log(np.diagonal(U, axis1=1, axis2=2)).sum(axis=1) \
+        - 0.5 * d * np.log(2 * np.pi)
+    N, S, W, loglik = np.zeros((2, k)), np.zeros((2, k, d)), np.zeros((2, k, d * d)), np.zeros(2)
+    module.em_pass(X, np.empty(0, X.dtype), means.astype(X.dtype), U.reshape(k, d * d).astype(
+        X.dtype), np.empty((0, 0)), np.empty((0, 0)), offsets, mode, N, S, W, loglik)
+    return N.sum(axis=0), S.sum(axis=0), W.sum(axis=0).reshape(k, d, d), loglik.sum()
+
+
+@pytest.mark.parametrize("module", [baseline, avx2] if avx2 is not None else [baseline],
+                         ids=["baseline", "avx2"][:1 + (avx2 is not None)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", range(1, FULL_LOOPS_MAX_DIM + 1))
+def test_full_loops_match_numpy_at_every_dimension(module, dtype, d):
+    """FULL_LOOPS runs a copy of its log-density loop per d, on blocks of 8
+    rows: at every d up to FULL_LOOPS_MAX_DIM, on row counts that leave a
+    partial block in the last chunk, its log-likelihood and statistics
+    (around each mean) equal a numpy computation."""
+    if module is avx2:
+        from gaussmix._kernels import _cpu_has_avx2_fma
+        if not _cpu_has_avx2_fma():
+            pytest.skip("this CPU cannot run the AVX2 build")
+    from scipy.special import logsumexp
+    rng = np.random.default_rng(d)
+    k, n = 3, 2 * 128 + 13
+    X = (rng.standard_normal((n, d)) @ rng.normal(size=(d, d)) + rng.integers(0, k, (n, 1))
+         * 3.0).astype(dtype)
+    means = X[rng.choice(n, k, replace=False)].astype(np.float64)
+    A = rng.normal(size=(k, d, d))
+    covariances = A @ A.transpose(0, 2, 1) + d * np.eye(d)
+    U = _covariance.model("full").layout.precision_cholesky(covariances).astype(dtype)
+    weights = np.array([0.5, 0.3, 0.2])
+    N, S, W, loglik = _per_component_pass(module, X, (weights, means.astype(dtype), U),
+                                          _models.FULL_LOOPS)
+    Xd, Ud, md = X.astype(np.float64), U.astype(np.float64), means.astype(dtype).astype(np.float64)
+    z = np.einsum("ncd,cde->nce", Xd[:, None, :] - md, Ud)
+    log_joint = (np.log(weights) + np.log(np.diagonal(Ud, axis1=1, axis2=2)).sum(axis=1)
+                 - 0.5 * d * np.log(2 * np.pi) - 0.5 * np.einsum("nce,nce->nc", z, z))
+    resp = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+    centred = Xd[:, None, :] - md
+    # float32 data take a float32-accurate exp: errors relative to the sums
+    # of absolute terms (the centred sums cancel)
+    rtol = 1e-10 if dtype == np.float64 else 1e-6
+    assert_allclose(loglik, logsumexp(log_joint, axis=1).sum(), rtol=rtol)
+    assert_allclose(N, resp.sum(axis=0), rtol=rtol)
+    for actual, terms in ((S, resp[:, :, None] * centred),
+                          (W, resp[:, :, None, None] * centred[:, :, :, None]
+                           * centred[:, :, None, :])):
+        lower = np.tril(np.ones((d, d), dtype=bool)) if actual is W else slice(None)
+        error = np.abs(actual - terms.sum(axis=0))[:, lower]
+        assert np.all(error <= rtol * np.abs(terms).sum(axis=0)[:, lower])
+
+
+def test_full_loops_refuse_more_features_than_their_copies():
+    d = FULL_LOOPS_MAX_DIM + 1
+    X = np.random.default_rng(0).standard_normal((50, d))
+    with pytest.raises(ValueError, match="FULL_LOOPS runs up to"):
+        _per_component_pass(baseline, X, (np.ones(1), X[:1], np.eye(d)[None]),
+                            _models.FULL_LOOPS)
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
@@ -268,10 +333,10 @@ def test_single_precision_refines_only_far_from_the_centre(monkeypatch):
     assert_allclose(far.exact[0, 1 + d:].reshape(d, d), params.precisions_cholesky[0])
 
 
-@pytest.mark.parametrize("d", [2, 6])     # FULL_LOOPS, FULL_GEMM
+@pytest.mark.parametrize("d", [2, 12])     # FULL_LOOPS, FULL_GEMM
 def test_float32_responsibilities_match_double_reference(d):
     """float32 data take a shorter exp polynomial (and, near the centre, a
-    float32 log-density GEMM at d > 2): the responsibilities of d = 2 (loops,
+    float32 log-density GEMM at d = 12): the responsibilities of d = 2 (loops,
     every other step in double) still match a float64 scipy reference on the
     same rows to 1e-10, and the GEMM mode's to float32 accuracy."""
     from scipy.special import softmax

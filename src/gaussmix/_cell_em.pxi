@@ -153,6 +153,7 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
     cdef ScratchSizes sizes
     if not (mode == DIAG_LOOPS or mode == FULL_LOOPS or mode == FULL_BLAS):
         raise ValueError(f"cell_em runs the per-component modes, not mode {mode}")
+    check_mode_dim(mode, d)
     if model_layout(model) != diagonal:
         stores = {True: "diagonals", False: "matrices"}
         raise ValueError(f"model {model} stores {stores[not diagonal]}, "

@@ -8,7 +8,7 @@
 # convention: offsets[k] holds
 # log(weight_k) + log det U_k - d/2 log(2 pi), U_k the upper-triangular
 # precision Cholesky factor, and log p(x, k) = offsets[k] - 0.5 ||(x - mu_k) U_k||^2.
-#   FULL_LOOPS (full/tied, small d): prec[k, d*d] = U_k; statistics
+#   FULL_LOOPS (full/tied, d <= FULL_LOOPS_MAX_DIM): prec[k, d*d] = U_k; statistics
 #       around shift_k = mu_k; vectorised loops over the rows of a transposed
 #       chunk (BLAS calls would cost more than their arithmetic).
 #   FULL_GEMM (full/tied, medium d): everything around one centre g (every row
@@ -45,8 +45,8 @@
 from cython cimport floating
 from libc.math cimport sqrt, INFINITY
 from ._blas cimport trmm_right_upper, syrk_lower_ata, gemm_ab
-from ._parallel cimport (CHUNK_ROWS, FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS,
-                         Scratch, ScratchSizes)
+from ._parallel cimport (CHUNK_ROWS, FULL_LOOPS, FULL_LOOPS_MAX_DIM, FULL_GEMM, FULL_BLAS,
+                         DIAG_GEMM, DIAG_LOOPS, Scratch, ScratchSizes)
 
 # The GEMM modes' coef: double, or float32 for FULL_GEMM's single-precision
 # log-density GEMM (float32 X, _models.kernel_parameters); then ``exact``
@@ -199,25 +199,78 @@ cdef extern from *:
         *s1 += a;
         *s2 += b;
     }
-    /* sum r (x - cx)(y - cy) */
-    static double gaussmix_cross(const double *r, const double *x, double cx,
-                                 const double *y, double cy, Py_ssize_t n) {
-        double s = 0.0;
-        #pragma omp simd reduction(+:s)
-        for (Py_ssize_t i = 0; i < n; i++) s += r[i] * (x[i] - cx) * (y[i] - cy);
-        return s;
+    /* sum r (x - cx)(y - cy), in four partial sums: inlined into the
+       chunk loop, an omp simd reduction here ran as one scalar chain. */
+    static double gaussmix_cross(const double *restrict r, const double *restrict x, double cx,
+                                 const double *restrict y, double cy, Py_ssize_t n) {
+        double s[4] = {0.0, 0.0, 0.0, 0.0};
+        Py_ssize_t i = 0;
+        for (; i + 4 <= n; i += 4)
+            for (int l = 0; l < 4; l++) s[l] += r[i + l] * (x[i + l] - cx) * (y[i + l] - cy);
+        for (; i < n; i++) s[0] += r[i] * (x[i] - cx) * (y[i] - cy);
+        return (s[0] + s[1]) + (s[2] + s[3]);
     }
-    /* FULL_LOOPS, d == 2: q = offset - 0.5 |(x - mu) U|^2 in one pass over
-       the transposed chunk, U = [[u00, u01], [0, u11]]. */
-    static void gaussmix_log_prob_full2(const double *x0, const double *x1, Py_ssize_t n,
-                                        double m0, double m1, double u00, double u01,
-                                        double u11, double offset, double *q) {
-        #pragma omp simd
-        for (Py_ssize_t i = 0; i < n; i++) {
-            double t0 = x0[i] - m0, t1 = x1[i] - m1;
-            double y0 = t0 * u00, y1 = t0 * u01 + t1 * u11;
-            q[i] = offset - 0.5 * (y0 * y0 + y1 * y1);
-        }
+    /* FULL_LOOPS log-densities q = offset - 0.5 |(x - mu) U|^2 (U upper
+       triangular row-major), d <= _parallel.FULL_LOOPS_MAX_DIM = 8 (the
+       cases of the switch below): one pass over the transposed chunk (row
+       stride ``stride``) per component, in a copy of the loops for each d, on
+       blocks of 8 rows held in arrays [.][8] that the compiler keeps in vector
+       registers once the loops over features are unrolled (a pass per feature
+       and per product loaded and stored y d^2 / 2 times). A last, partial
+       block runs on a zero-padded copy. The statistics stay in passes per
+       feature pair (moments, cross): fused in the same way, their d (d + 3) / 2
+       sums per lane spill out of the registers and ran slower. */
+    #if defined(_MSC_VER)
+    #define GAUSSMIX_FORCE_INLINE static __forceinline
+    #define GAUSSMIX_UNROLL
+    #else
+    #define GAUSSMIX_FORCE_INLINE static inline __attribute__((always_inline))
+    #define GAUSSMIX_UNROLL _Pragma("GCC unroll 8")
+    #endif
+    #define GAUSSMIX_FIXED_DIM(D) \
+    GAUSSMIX_FORCE_INLINE void gaussmix_log_prob_block_##D( \
+            const double *restrict xt, Py_ssize_t stride, const double *restrict mu, \
+            const double *restrict U, double offset, double *restrict q) { \
+        enum { L = 8 }; \
+        double t[D][L], s[L] = {0.0}; \
+        GAUSSMIX_UNROLL for (int a = 0; a < D; a++) \
+            for (int l = 0; l < L; l++) t[a][l] = xt[a * stride + l] - mu[a]; \
+        GAUSSMIX_UNROLL for (int j = 0; j < D; j++) { \
+            double y[L]; \
+            for (int l = 0; l < L; l++) y[l] = t[0][l] * U[j]; \
+            GAUSSMIX_UNROLL for (int a = 1; a <= j; a++) \
+                for (int l = 0; l < L; l++) y[l] += t[a][l] * U[a * D + j]; \
+            for (int l = 0; l < L; l++) s[l] += y[l] * y[l]; \
+        } \
+        for (int l = 0; l < L; l++) q[l] = offset - 0.5 * s[l]; \
+    } \
+    static void gaussmix_log_prob_##D( \
+            const double *restrict xt, Py_ssize_t stride, Py_ssize_t n, \
+            const double *restrict mu, const double *restrict U, double offset, \
+            double *restrict q) { \
+        Py_ssize_t i = 0; \
+        for (; i + 8 <= n; i += 8) \
+            gaussmix_log_prob_block_##D(xt + i, stride, mu, U, offset, q + i); \
+        if (i < n) { \
+            double pad[D][8] = {{0.0}}, out[8]; \
+            for (int a = 0; a < D; a++) \
+                for (Py_ssize_t l = 0; l < n - i; l++) pad[a][l] = xt[a * stride + i + l]; \
+            gaussmix_log_prob_block_##D(&pad[0][0], 8, mu, U, offset, out); \
+            for (Py_ssize_t l = 0; l < n - i; l++) q[i + l] = out[l]; \
+        } \
+    }
+    GAUSSMIX_FIXED_DIM(1) GAUSSMIX_FIXED_DIM(2) GAUSSMIX_FIXED_DIM(3) GAUSSMIX_FIXED_DIM(4)
+    GAUSSMIX_FIXED_DIM(5) GAUSSMIX_FIXED_DIM(6) GAUSSMIX_FIXED_DIM(7) GAUSSMIX_FIXED_DIM(8)
+    #define GAUSSMIX_FIXED_CASES(F, ...) \
+        switch (d) { \
+        case 1: F##1(__VA_ARGS__); break; case 2: F##2(__VA_ARGS__); break; \
+        case 3: F##3(__VA_ARGS__); break; case 4: F##4(__VA_ARGS__); break; \
+        case 5: F##5(__VA_ARGS__); break; case 6: F##6(__VA_ARGS__); break; \
+        case 7: F##7(__VA_ARGS__); break; case 8: F##8(__VA_ARGS__); break; }
+    static void gaussmix_log_prob_fused(const double *xt, Py_ssize_t stride, Py_ssize_t n,
+                                        Py_ssize_t d, const double *mu, const double *U,
+                                        double offset, double *q) {
+        GAUSSMIX_FIXED_CASES(gaussmix_log_prob_, xt, stride, n, mu, U, offset, q)
     }
     /* FULL_LOOPS, d == 2: one component's N, S and lower(W) in one pass:
        acc += [sum r, sum r t0, sum r t1, sum r t0^2, sum r t1 t0, sum r t1^2],
@@ -318,12 +371,12 @@ cdef extern from *:
     double row_sum "gaussmix_sum"(const double *r, Py_ssize_t n) noexcept nogil
     void moments "gaussmix_moments"(const double *r, const double *x, double c,
                                     Py_ssize_t n, double *s1, double *s2) noexcept nogil
+    void log_prob_fused "gaussmix_log_prob_fused"(const double *xt, Py_ssize_t stride,
+                                                  Py_ssize_t n, Py_ssize_t d,
+                                                  const double *mu, const double *U,
+                                                  double offset, double *q) noexcept nogil
     double cross "gaussmix_cross"(const double *r, const double *x, double cx,
                                   const double *y, double cy, Py_ssize_t n) noexcept nogil
-    void log_prob_full2 "gaussmix_log_prob_full2"(const double *x0, const double *x1,
-                                                  Py_ssize_t n, double m0, double m1,
-                                                  double u00, double u01, double u11,
-                                                  double offset, double *q) noexcept nogil
     void accumulate2 "gaussmix_accumulate2"(const double *r, const double *x0,
                                             const double *x1, double c0, double c1,
                                             Py_ssize_t n, double *acc) noexcept nogil
@@ -381,8 +434,7 @@ cdef inline ScratchSizes scratch_sizes(Py_ssize_t d, Py_ssize_t k, int mode,
     z.lp = k * rows * sizeof(double)
     z.norm = rows * sizeof(double)
     z.xt = d * rows * sizeof(double) if mode == FULL_LOOPS or mode == DIAG_LOOPS else 0
-    z.tmp = ((d + 1) * rows * sizeof(double) if mode == FULL_LOOPS
-             else (d + 3) * rows * sizeof(double) if mode == FULL_GEMM and single else 0)
+    z.tmp = (d + 3) * rows * sizeof(double) if mode == FULL_GEMM and single else 0
     z.work = rows * d * itemsize if mode == FULL_BLAS or mode == FULL_GEMM else 0
     z.scatter = d * d * itemsize if mode == FULL_BLAS or mode == FULL_GEMM else 0
     z.feat = feature_rows(d, mode) * width * sizeof(double)
@@ -457,32 +509,19 @@ cdef inline Py_ssize_t first_near(const floating *prec, Py_ssize_t k, Py_ssize_t
 
 cdef inline void log_prob_small_full(const double *xt, Py_ssize_t n_rows, Py_ssize_t d,
                                      const floating *mu, const floating *U, double offset,
-                                     double *tmp,     # scratch [d + 1, CHUNK_ROWS]
                                      double *q) noexcept nogil:  # OUT [n_rows]
-    cdef Py_ssize_t i, j, a
-    cdef double m, u
-    cdef double *y = tmp + d * CHUNK_ROWS
-    cdef double *t
+    """FULL_LOOPS: q = offset - 0.5 |(x - mu) U|^2 (d <= FULL_LOOPS_MAX_DIM)."""
+    cdef double mu_d[FULL_LOOPS_MAX_DIM]
+    cdef double U_d[FULL_LOOPS_MAX_DIM * FULL_LOOPS_MAX_DIM]
+    cdef Py_ssize_t a
+    if floating is double:
+        log_prob_fused(xt, CHUNK_ROWS, n_rows, d, mu, U, offset, q)
+        return
     for a in range(d):
-        t = tmp + a * CHUNK_ROWS
-        m = mu[a]
-        for i in range(n_rows):
-            t[i] = xt[a * CHUNK_ROWS + i] - m
-    for i in range(n_rows):
-        q[i] = 0.0
-    for j in range(d):                       # y = column j of (x - mu) U
-        u = U[j]
-        for i in range(n_rows):
-            y[i] = tmp[i] * u
-        for a in range(1, j + 1):
-            u = U[a * d + j]
-            t = tmp + a * CHUNK_ROWS
-            for i in range(n_rows):
-                y[i] += t[i] * u
-        for i in range(n_rows):
-            q[i] += y[i] * y[i]
-    for i in range(n_rows):
-        q[i] = offset - 0.5 * q[i]
+        mu_d[a] = mu[a]
+    for a in range(d * d):
+        U_d[a] = U[a]
+    log_prob_fused(xt, CHUNK_ROWS, n_rows, d, mu_d, U_d, offset, q)
 
 
 cdef inline void log_prob_diag_loops(const double *xt, Py_ssize_t n_rows, Py_ssize_t d,
@@ -697,17 +736,11 @@ cdef inline void chunk_log_prob(const floating *X, Py_ssize_t n_rows, Py_ssize_t
             first += rows
         if exact != NULL:
             refine_log_prob(X, n_rows, d, k, exact, s.lp, s.resp, s.tmp)
-    elif mode == FULL_LOOPS and d == 2:
-        transpose_chunk(X, n_rows, d, s.xt)
-        for c in range(k):
-            log_prob_full2(s.xt, s.xt + CHUNK_ROWS, n_rows, shift[2 * c], shift[2 * c + 1],
-                           prec[4 * c], prec[4 * c + 1], prec[4 * c + 3], offsets[c],
-                           s.lp + c * CHUNK_ROWS)
     elif mode == FULL_LOOPS:
         transpose_chunk(X, n_rows, d, s.xt)
         for c in range(k):
             log_prob_small_full(s.xt, n_rows, d, shift + c * d, prec + c * d * d,
-                                offsets[c], s.tmp, s.lp + c * CHUNK_ROWS)
+                                offsets[c], s.lp + c * CHUNK_ROWS)
     elif mode == DIAG_LOOPS:
         transpose_chunk(X, n_rows, d, s.xt)
         for c in range(k):

@@ -5,7 +5,7 @@ checks add the agreements between arguments (k, d, n, thread slots, kernel
 mode) that the nogil loops rely on, so a wrong call raises ValueError instead
 of reading or writing out of bounds. Layouts are documented in _chunks.pxd.
 """
-from ._parallel import DIAG_GEMM, DIAG_LOOPS, FULL_BLAS, FULL_GEMM, FULL_LOOPS
+from ._parallel import DIAG_GEMM, DIAG_LOOPS, FULL_BLAS, FULL_GEMM, FULL_LOOPS, FULL_LOOPS_MAX_DIM
 
 _MODES = (FULL_LOOPS, FULL_GEMM, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS)
 _DIAGONAL = (DIAG_GEMM, DIAG_LOOPS)
@@ -30,6 +30,7 @@ def check_parameters(X, shift, prec, coef, exact, offsets, mode):
     d, k = X.shape[1], offsets.shape[0]
     if k < 1 or d < 1:
         raise ValueError("gaussmix kernel: need at least one component and one feature")
+    check_mode_dim(mode, d)
     expect_shape("shift", shift, (k, d))
     prec_shape = {FULL_LOOPS: (k, d * d), FULL_BLAS: (k, d * d),
                   DIAG_LOOPS: (k, d)}.get(mode)
@@ -43,6 +44,13 @@ def check_parameters(X, shift, prec, coef, exact, offsets, mode):
     elif mode == DIAG_GEMM:
         optional_shape("prec", prec, (k, d))       # the far components' scales
         expect_shape("coef", coef, (2 * d, k))
+
+
+def check_mode_dim(mode, d):
+    """FULL_LOOPS has a loop for each d up to FULL_LOOPS_MAX_DIM."""
+    if mode == FULL_LOOPS and d > FULL_LOOPS_MAX_DIM:
+        raise ValueError(f"gaussmix kernel: FULL_LOOPS runs up to {FULL_LOOPS_MAX_DIM} "
+                         f"features, got {d}")
 
 
 def check_accumulators(N, S, W, k, d, mode):

@@ -21,13 +21,17 @@ cpdef enum:
     DIAG_GEMM = 3
     DIAG_LOOPS = 4
 
+cpdef enum:
+    # FULL_LOOPS runs up to this many features: _chunks.pxd's fused loops, one
+    # copy per d (and the cases of their C switches).
+    FULL_LOOPS_MAX_DIM = 8
+
 
 cdef struct Scratch:
     double *lp        # [k, CHUNK_ROWS] log-probabilities, then responsibilities
     double *norm      # [CHUNK_ROWS] per-row log-normalisers
     double *xt        # [d, CHUNK_ROWS] the chunk, transposed, in double
-    double *tmp       # [d + 1, CHUNK_ROWS] centred features and one product row (FULL_LOOPS),
-                      # or [d + 3, CHUNK_ROWS] for _chunks.refine_log_prob (single-precision FULL_GEMM)
+    double *tmp       # [d + 3, CHUNK_ROWS] for _chunks.refine_log_prob (single-precision FULL_GEMM)
     void *work        # [CHUNK_ROWS, d] floating: BLAS operand (k-means: distances)
     void *scatter     # [d, d] floating: BLAS result
     double *feat      # [rows, width] features [1, z, z^2 or z z^T] (_chunks.feature_rows)

@@ -19,7 +19,8 @@ Both are reproducible for a given thread count.
 from cython cimport floating
 from libc.stdlib cimport malloc, free
 
-from ._kernel_checks import check_accumulators, check_parameters, check_rows, expect_shape
+from ._kernel_checks import (check_accumulators, check_mode_dim, check_parameters, check_rows,
+                             expect_shape)
 
 from libc.math cimport sqrt, log
 
@@ -271,6 +272,7 @@ def accumulate_responsibilities(
         raise ValueError(f"gaussmix kernel: mode {mode} cannot accumulate given responsibilities")
     if k < 1 or d < 1:
         raise ValueError("gaussmix kernel: need at least one component and one feature")
+    check_mode_dim(mode, d)
     expect_shape("resp", resp, (n, k))
     expect_shape("shift", shift, (k, d))
     check_accumulators(N, S, W, k, d, mode)
