@@ -136,11 +136,11 @@ def test_partition_start_rejects_an_empty_cluster(faithful_X):
                              np.empty((4, 2)), np.empty((4, 4)), np.empty((4, 4)))
 
 
-@pytest.mark.parametrize("d", [1, 3, 8])
+@pytest.mark.parametrize("d", [1, 2, 3, 5, 8, 9])
 @pytest.mark.parametrize("covariance_type", ["VVV", "EEE", "VEV", "EVE", "VEI", "EII"])
 def test_compiled_em_in_every_kernel_mode(monkeypatch, d, covariance_type):
-    """d = 3 runs the row loops of any d, d = 8 the per-component BLAS calls
-    (CELL_LOOPS_MAX_DIM), d = 1 the degenerate shapes."""
+    """d = 1 ... 8 run the row loops (a copy per d, FULL_LOOPS_MAX_DIM), d = 9
+    the per-component BLAS calls, d = 1 the degenerate shapes."""
     rng = np.random.default_rng(d)
     centres = rng.normal(scale=4.0, size=(3, d))
     X = np.vstack([c + rng.normal(size=(100, d)) @ rng.normal(size=(d, d)) / np.sqrt(d)

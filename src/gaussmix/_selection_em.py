@@ -19,6 +19,7 @@ import numpy as np
 from . import _covariance, _models, _parsimonious_steps
 from ._em import Parameters, pass_statistics
 from ._kernels import estep, suffstats
+from ._parallel import FULL_LOOPS_MAX_DIM
 
 # A pass is one single-threaded call of the compiled core in a per-component
 # kernel mode, whose constants cost next to nothing to build, up to SMALL_ROWS
@@ -28,15 +29,14 @@ from ._kernels import estep, suffstats
 SMALL_ROWS = 4096
 SMALL_ROWS_X_COMPONENTS = 10000
 # The compiled EM of a cell (suffstats.cell_em) runs on up to SMALL_ROWS rows;
-# for full covariances its passes loop over the rows up to CELL_LOOPS_MAX_DIM
-# features and call BLAS per component beyond (2000 rows, k = 3 and 9: loops
-# 2.4-2.7x faster at d = 3, 1.2-1.4x at 5, 0.4-0.6x at 8). On more rows it
-# runs the diagonal models, and full ones in row loops up to
-# CELL_LOOPS_MAX_COMPONENTS components; beyond, the numpy loop's GEMM pass wins
-# (20000 x 5, one thread, per iteration: VVI k = 3 / 9 0.20 / 0.52 ms against
-# 0.52 / 0.80; VVV 0.80 / 2.28 against 0.97 / 1.25).
-CELL_LOOPS_MAX_DIM = 5
-CELL_LOOPS_MAX_COMPONENTS = 4
+# for full covariances its passes loop over the rows up to
+# _parallel.FULL_LOOPS_MAX_DIM features and call BLAS per component beyond
+# (2000 rows, k = 3 / 9, per iteration: loops 0.061 / 0.165 ms at d = 8, BLAS
+# 0.095 / 0.277). On more rows it runs the diagonal models, and full ones in
+# row loops up to CELL_LOOPS_MAX_COMPONENTS components; beyond, the numpy
+# loop's GEMM pass wins (20000 x 8, VVV: loops 1.65 / 2.87 ms at k = 9 / 16,
+# GEMM 1.90 / 2.48; at d = 5 they tie only at k = 25).
+CELL_LOOPS_MAX_COMPONENTS = 12
 _EMPTY = np.empty((0, 0))
 INNER_ITERATIONS = 1
 
@@ -82,7 +82,7 @@ class GridData:
         ``covariance_type`` in on these rows, or None where the numpy loop
         and its GEMM passes are faster."""
         diagonal = _covariance.model(covariance_type).layout.diagonal
-        loops = diagonal or self.n_features <= CELL_LOOPS_MAX_DIM
+        loops = diagonal or self.n_features <= FULL_LOOPS_MAX_DIM
         if self.n_samples > SMALL_ROWS and not (
                 diagonal or (loops and k <= CELL_LOOPS_MAX_COMPONENTS)):
             return None
