@@ -91,6 +91,9 @@ CASES = [
     Case(200_000, 16, 16, "tied", "anisotropic"),
     Case(200_000, 16, 16, "spherical", "round"),
     Case(200_000, 16, 16, "spherical", "separated"),
+    # low-dimensional tables: the full row loops (d^2 k <= _models.LOOPS_MAX_WORK)
+    Case(500_000, 5, 5, "full", "anisotropic"),
+    Case(500_000, 8, 6, "full", "correlated"),
 ]
 DTYPES = {"float64": np.float64, "float32": np.float32}
 LIBS = ("gaussmix", "sklearn", "daal4py")

@@ -1,7 +1,7 @@
 """A small fit/predict workload for valgrind's memcheck (run by tests/test_memcheck.py).
 
-Every kernel mode runs: full with d=2 (row loops), d=5 (quadratic-feature GEMMs) and
-d=60 (trmm/syrk), tied, diag, spherical, an mclust model, float32 and float64,
+Every kernel mode runs: full with d=2 and d=5 (row loops), d=10 (quadratic-feature
+GEMMs) and d=60 (trmm/syrk), tied, diag, spherical, an mclust model, float32 and float64,
 k-means++ seeding, Lloyd k-means, predict/predict_proba/score_samples, and the
 missing-value pass (full and diag, float32 and float64, weighted, a pattern over
 several chunks), and a small select_model grid (every mclust model through the
@@ -14,7 +14,7 @@ import gaussmix
 
 rng = np.random.default_rng(0)
 for d, covariance_types in ((2, ("full",)), (5, ("full", "tied", "diag", "spherical", "VEV")),
-                            (60, ("full",))):
+                            (10, ("full", "tied")), (60, ("full",))):
     X = np.vstack([rng.normal(size=(300, d)), rng.normal(size=(300, d)) + 4])
     for covariance_type in covariance_types:
         for dtype in (np.float64, np.float32):

@@ -9,7 +9,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import _covariance
-from ._parallel import DIAG_GEMM, DIAG_LOOPS, FULL_BLAS, FULL_GEMM, FULL_LOOPS
+from ._parallel import DIAG_GEMM, DIAG_LOOPS, FULL_BLAS, FULL_GEMM, FULL_LOOPS, FULL_LOOPS_MAX_DIM
 
 
 
@@ -18,11 +18,15 @@ KernelParameters = namedtuple("KernelParameters", "mode shift prec coef exact of
 # Kernel modes: defined once in _parallel.pxd (_chunks.pxd documents each layout).
 DIAGONAL_MODES = (DIAG_GEMM, DIAG_LOOPS)
 # Crossovers for full/tied, measured per fused pass (benchmarks/README.md):
-# up to SMALL_DIM features loops over rows beat BLAS calls; the quadratic-feature
+# up to SMALL_DIM features loops over rows beat BLAS calls, and up to
+# FULL_LOOPS_MAX_DIM while d^2 k <= LOOPS_MAX_WORK they beat the GEMM too
+# (2e5 rows, 2 threads, 10 iterations: d = 3, k = 30 1.6x; d = 5, k = 5 1.75x;
+# d = 8, k = 9 1.05x; d = 7, k = 12 0.95x; d = 8, k = 16 0.8x); the quadratic-feature
 # GEMM (d^2 / 2 features per row, built once per chunk) beats a trmm + syrk per
 # component up to GEMM_MAX_DIM features, and up to GEMM_MAX_DIM_MANY for at
 # least MANY_COMPONENTS components, which amortise building the features.
 SMALL_DIM = 2
+LOOPS_MAX_WORK = 500
 GEMM_MAX_DIM = 48
 GEMM_MAX_DIM_MANY = 96
 MANY_COMPONENTS = 16
@@ -73,7 +77,8 @@ def kernel_mode(covariance_type, n_components, n_features, common_shift=True):
     too far from some component)."""
     if _covariance.model(covariance_type).layout.diagonal:
         return DIAG_GEMM if common_shift else DIAG_LOOPS
-    if n_features <= SMALL_DIM:
+    if n_features <= SMALL_DIM or (n_features <= FULL_LOOPS_MAX_DIM and
+                                   n_features ** 2 * n_components <= LOOPS_MAX_WORK):
         return FULL_LOOPS
     gemm_max_dim = GEMM_MAX_DIM_MANY if n_components >= MANY_COMPONENTS else GEMM_MAX_DIM
     if n_features <= gemm_max_dim and common_shift:
