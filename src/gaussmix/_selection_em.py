@@ -20,6 +20,7 @@ from . import _covariance, _models, _parsimonious_steps
 from ._em import Parameters, pass_statistics
 from ._kernels import estep, suffstats
 from ._parallel import FULL_LOOPS_MAX_DIM
+from ._threading import team_size
 
 # A pass is one single-threaded call of the compiled core in a per-component
 # kernel mode, whose constants cost next to nothing to build, up to SMALL_ROWS
@@ -186,6 +187,8 @@ def _compiled_em(data, covariance_type, mode, params, tol, reg_covar, max_iter, 
     weights = np.array(params.weights, dtype=np.float64, order="C")
     means = np.array(params.means, dtype=np.float64, order="C")
     lower_bounds, factors = np.empty(max(max_iter, 1)), np.empty_like(covariances)
+    # threads only where the rows pay for them (and none in a forked child)
+    n_threads = team_size(n_threads, data.n_samples, _models.flops_per_row(mode, k, d))
     n_iter, converged, status, factored = suffstats.cell_em(
         data.X, data.weights_arg, _parsimonious_steps.MODEL_CODES[entry.mclust], mode, weights,
         means, covariances, reg_covar, tol, max_iter, data.total_weight, lower_bounds, factors,
