@@ -160,6 +160,9 @@ def test_failed_cells_are_missing_not_raised(faithful_X):
     (dict(criterion="bic2"), "criterion"),
     (dict(cross_starts=-1), "cross_starts"),
     (dict(cross_starts=2.5), "cross_starts"),
+    (dict(merge_starts=-1), "merge_starts"),
+    (dict(merge_starts=True), "merge_starts"),
+    (dict(merge_starts=1.0), "merge_starts"),
 ])
 def test_select_model_rejects_bad_arguments(faithful_X, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -176,14 +179,13 @@ def test_cross_starts_come_from_the_best_optima(faithful_X, monkeypatch):
     starts = []
     original = _selection._best_fit
 
-    def spy(data, k, covariance_type, partitions, settings, tried, incumbent=None, **kwargs):
+    def spy(data, k, covariance_type, keyed, settings, tried, incumbent=None, **kwargs):
         if incumbent is not None:
-            starts.append([_selection._partition_key(p) for p in partitions])
-        return original(data, k, covariance_type, partitions, settings, tried, incumbent,
-                        **kwargs)
+            starts.append([key for key, _ in keyed])
+        return original(data, k, covariance_type, keyed, settings, tried, incumbent, **kwargs)
 
     monkeypatch.setattr(_selection, "_best_fit", spy)
-    select_model(X, cross_starts=1, **grid)
+    select_model(X, cross_starts=1, merge_starts=0, **grid)
     data = _selection_em.GridData(X)
     best = alone.covariance_types[order[0]]
     # refit the best cell alone: its optimum's partition is the one cross start
@@ -191,8 +193,49 @@ def test_cross_starts_come_from_the_best_optima(faithful_X, monkeypatch):
                        cross_starts=0).best_estimator_
     assert starts == [[_selection._partition_key(fit.predict(data.X))]] * 3
     starts.clear()
-    select_model(X, cross_starts=True, **grid)
+    select_model(X, cross_starts=True, merge_starts=0, **grid)
     assert all(len(s) == len({*s}) for s in starts) and max(map(len, starts)) == 3
+
+
+def test_merged_partitions_join_the_cheapest_pair_first():
+    """Three clusters on a line at 0, 1 and 10 (spread 0.3): joining the two
+    near ones costs the least classification likelihood, the two farthest
+    apart the most; each merge relabels to 0..k-2."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([2, 0, 1], 100)         # any label values
+    X = np.column_stack([np.repeat([0.0, 1.0, 10.0], 100), np.zeros(300)])
+    X += rng.normal(scale=0.3, size=X.shape)
+    merged = _selection._merged_partitions(_selection_em.GridData(X), labels, 3)
+    joined = [{frozenset(np.flatnonzero(m == c) // 100) for c in range(2)} for m in merged]
+    assert joined == [{frozenset({0, 1}), frozenset({2})}, {frozenset({1, 2}), frozenset({0})},
+                      {frozenset({0, 2}), frozenset({1})}]
+    assert all(np.array_equal(np.unique(m), [0, 1]) for m in merged)
+    assert len(_selection._merged_partitions(_selection_em.GridData(X), labels, 1)) == 1
+
+
+def test_merge_starts_reach_the_best_merge_of_the_next_optimum(blobs5d_X):
+    """Four clusters, k = 2: the hierarchical and k-means starts merge the
+    wrong pairs. EM from each pair of the k = 3 optimum's clusters merged,
+    run here on its own, reaches more, and so do the cells with
+    merge_starts (three: every pair)."""
+    grid = dict(n_components=[2, 3], covariance_types=["EEI", "VVV"])
+    without = select_model(blobs5d_X, merge_starts=0, **grid)
+    merged = select_model(blobs5d_X, merge_starts=3, **grid)
+    three = merged.best_estimator_
+    assert merged.best_params_ == {"n_components": 3, "covariance_type": "VVV"}
+    data = _selection_em.GridData(blobs5d_X)
+    labels = three.predict(blobs5d_X)
+    for j, model in enumerate(grid["covariance_types"]):
+        best = -np.inf
+        for a, b in [(0, 1), (0, 2), (1, 2)]:
+            pair = np.where(labels == b, a, labels)
+            start = _selection_em.partition_parameters(
+                data, np.unique(pair, return_inverse=True)[1], 2, model, 1e-6)
+            fit = _selection_em.em(data, model, start, tol=1e-5, reg_covar=1e-6, max_iter=1000)
+            best = max(best, fit.lower_bound * data.total_weight)
+        assert merged.log_likelihood_[0, j] >= best - 1e-6 * abs(best)
+        assert without.log_likelihood_[0, j] < best - 50.0
+    assert_allclose(merged.log_likelihood_[1], without.log_likelihood_[1])
 
 
 def test_selection_is_the_same_serial_and_parallel():
@@ -300,8 +343,9 @@ def test_verbose_prints_cells_done_and_time_left(faithful_X, capsys):
     select_model(faithful_X, n_components=[1, 2], covariance_types=["EEE", "VII"],
                  n_kmeans_starts=1, verbose=1)
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2
-    assert "2/4 cells" in lines[0] and "4/4 cells" in lines[1]
+    assert len(lines) == 4
+    assert "0/4 cells done (2 searched)" in lines[0] and "(4 searched)" in lines[1]
+    assert "2/4 cells done" in lines[2] and "4/4 cells done" in lines[3]
     assert all("left" in line for line in lines)
 
 

@@ -10,7 +10,13 @@ partitions of the data, shared by all models with k components:
 - k-means partitions from ``n_kmeans_starts`` seeds (k-means++ seeding, then
   Lloyd iterations: gaussmix's 'kmeans' initialisation);
 - then the partitions of the best ``cross_starts`` optima (highest
-  log-likelihood, distinct partitions) the models reached.
+  log-likelihood, distinct partitions) the models reached;
+- then, once every k is searched, the best optimum with k + 1 components
+  with one pair of its clusters merged: the ``merge_starts`` pairs whose
+  merge costs the least classification likelihood (mclust's VVV criterion).
+  The k-cluster partitions above rarely hold the best way to merge k + 1
+  clusters into k (5000 x 5 of three clusters: every start of k = 2 merged
+  the wrong pair, 3204 below the right merge's log-likelihood).
 
 The fits run in ``_selection_em``'s lean EM loop; the starts of a cell race
 to a loose tolerance and only those near the leader run on to ``tol``. On
@@ -47,9 +53,15 @@ SEARCH_ROWS = 2000
 # Rows per block when the criterion's ICL term is computed.
 PROBA_ROWS = 1 << 16
 # Starts first run to this tolerance; those then more than RACE_MARGIN (total
-# log-likelihood) behind the leader stop there (benchmarks/README.md).
+# log-likelihood) behind the leader stop there (benchmarks/README.md). On more
+# than SEARCH_ROWS rows the margin is as much per row: a race to RACE_TOL stops
+# further from its optimum in total there (20000 x 5: a fit 5.3 behind on the
+# subsample, dropped at 5 on all rows, ended 11 above the leader).
 RACE_TOL = 3e-4
 RACE_MARGIN = 5.0
+# Merged pairs are ranked with this ridge (times the mean feature variance)
+# on each cluster's covariance: a cluster on fewer rows than features has none.
+MERGE_RIDGE = 1e-6
 DEGENERATE = ("every start let a component collapse: a covariance eigenvalue is within "
               "reg_covar of zero")
 
@@ -170,6 +182,13 @@ def _check_cross_starts(cross_starts):
     return int(cross_starts)
 
 
+def _check_merge_starts(merge_starts):
+    if (isinstance(merge_starts, bool) or not isinstance(merge_starts, (int, np.integer))
+            or merge_starts < 0):
+        raise ValueError(f"merge_starts must be a non-negative int, got {merge_starts!r}")
+    return int(merge_starts)
+
+
 def _hierarchical_labels(X, components, random_state):
     """Labels of every row of X for each k in ``components``, from two
     agglomerations of (a subset of) the rows: the model-based one mclust
@@ -198,7 +217,7 @@ def _hierarchical_labels(X, components, random_state):
 
 def select_model(X, n_components=range(1, 10), covariance_types=None, criterion="bic", *,
                  sample_weight=None, n_kmeans_starts=3, random_state=0, tol=1e-5,
-                 reg_covar=1e-6, max_iter=1000, cross_starts=3, n_jobs=None,
+                 reg_covar=1e-6, max_iter=1000, cross_starts=3, merge_starts=3, n_jobs=None,
                  n_threads=None, verbose=0):
     """Fit a grid of mixtures and pick the best by an information criterion.
 
@@ -225,6 +244,10 @@ def select_model(X, n_components=range(1, 10), covariance_types=None, criterion=
         from all of them, 0 or False: none. All took twice the time of 3 and
         found no optimum of mclust's more on Old Faithful, diabetes and iris
         (benchmarks/README.md).
+    merge_starts : int, default=3
+        Also start every k from the best optimum with k + 1 components (on
+        the search rows) with one pair of its clusters merged, for the
+        ``merge_starts`` cheapest merges (mclust's VVV criterion); 0: none.
     n_jobs : int or None, default=None
         Threads fitting numbers of components side by side (None: one per
         core); each fit then runs single-threaded. Threads need no
@@ -251,6 +274,7 @@ def select_model(X, n_components=range(1, 10), covariance_types=None, criterion=
     """
     components, types = _check_grid(n_components, covariance_types, criterion)
     cross_starts = _check_cross_starts(cross_starts)
+    merge_starts = _check_merge_starts(merge_starts)
     X = as_float_array(X, min_samples=2)
     sample_weight = check_sample_weight(sample_weight, X.shape[0], np.float64)
     random_state = check_random_state(random_state)
@@ -268,46 +292,60 @@ def select_model(X, n_components=range(1, 10), covariance_types=None, criterion=
     settings = dict(tol=tol, reg_covar=reg_covar, max_iter=max_iter, n_threads=fit_threads)
     progress = _Progress(len(components) * len(types), verbose)
 
-    def fit_components(k):
-        fits, mclust_starts = _search_cells(search, k, types, partitions[k], settings,
-                                            cross_starts)
+    def search_components(k):
+        searched = _search_cells(search, k, types, partitions[k], settings, cross_starts)
+        progress.advance(searched=len(types))
+        return searched
+
+    def finish_components(k):
+        searched_fits, mclust_starts, tried = searched[k]
+        # a copy: searched[k] stays the source of k - 1's merges, whatever the threads' order
+        fits = dict(searched_fits)
+        if merge_starts and k + 1 in searched:
+            merged = _merged_partitions(search, _best_optimum_labels(search, searched[k + 1][0]),
+                                        merge_starts)
+            _restart(search, k, _starts(merged, k), settings, tried, fits)
         if search is data:
-            progress.advance(len(types))
+            progress.advance(done=len(types))
             return fits
         for t, (fit, problem) in fits.items():
             # mclust refines its own start's fit: so do we, besides the winner
+            # (and the winner before the merges, should they have beaten it)
             first = mclust_starts[t]
             if first is not None:
                 first, _ = _finished(search, t, first, settings)
-            fits[t] = _refined(data, search, t, [fit, first], problem, settings)
-            progress.advance(1)
+            fits[t] = _refined(data, search, t, [fit, searched_fits[t][0], first], problem,
+                               settings)
+            progress.advance(done=1)
         return fits
 
     order = sorted(components, reverse=True)  # the largest first: the threads end together
-    with single_threaded_blas():
-        if n_jobs > 1 and len(order) > 1:
-            with ThreadPoolExecutor(min(n_jobs, len(order))) as pool:
-                results = dict(zip(order, pool.map(fit_components, order)))
-        else:
-            results = {k: fit_components(k) for k in order}
+    with single_threaded_blas(), ThreadPoolExecutor(min(n_jobs, len(order))) as pool:
+        run = pool.map if n_jobs > 1 and len(order) > 1 else map
+        searched = dict(zip(order, run(search_components, order)))
+        results = dict(zip(order, run(finish_components, order)))
     return _tabulate(data, criterion, components, types, results, settings, n_threads)
 
 
 class _Progress:
-    """Cells done out of ``total``, printed with the time left at verbose >= 1."""
+    """Cells searched and done out of ``total``, printed with the time left
+    at verbose >= 1 (searching a cell and finishing it, its merge starts and
+    refinement, count as half its work each)."""
 
     def __init__(self, total, verbose):
-        self.total, self.done, self.verbose = total, 0, verbose
+        self.total, self.searched, self.done, self.verbose = total, 0, 0, verbose
         self.start, self.lock = time.perf_counter(), threading.Lock()
 
-    def advance(self, cells):
+    def advance(self, searched=0, done=0):
         with self.lock:
-            self.done += cells
+            self.searched += searched
+            self.done += done
             if self.verbose:
                 elapsed = time.perf_counter() - self.start
-                left = elapsed * (self.total - self.done) / self.done
-                print(f"select_model: {self.done}/{self.total} cells, {elapsed:.1f} s, "
-                      f"about {left:.1f} s left", flush=True)
+                share = (self.searched + self.done) / (2 * self.total)
+                print(f"select_model: {self.done}/{self.total} cells done ({self.searched} "
+                      f"searched), {elapsed:.1f} s, about {elapsed * (1 - share) / share:.1f} s "
+                      f"left", flush=True)
 
 
 def _starting_partitions(data, components, n_kmeans_starts, random_state, n_threads):
@@ -334,10 +372,13 @@ def _search_cells(data, k, types, partitions, settings, cross_starts):
     mclust_starts : dict
         {type: the fit from ``partitions[0]`` (mclust's start) raced to
         ``RACE_TOL``, or None}
+    tried : dict
+        {type: the keys of the partitions it started from}
     """
     tried = {t: set() for t in types}
     raced = {t: {} for t in types}
-    fits = {t: _best_fit(data, k, t, partitions, settings, tried[t], race_fits=raced[t])
+    starts = _starts(partitions, k)
+    fits = {t: _best_fit(data, k, t, starts, settings, tried[t], race_fits=raced[t])
             for t in types}
     first = _partition_key(partitions[0]) if partitions else None
     mclust_starts = {t: raced[t].get(first) for t in types}
@@ -348,12 +389,74 @@ def _search_cells(data, k, types, partitions, settings, cross_starts):
             labels = data.labels(t, fits[t][0].params)
             tried[t].add(_partition_key(labels))  # its own optimum is no new start
             optima.setdefault(_partition_key(labels), labels)
-        starts = list(optima.values())[:cross_starts]
-        for t in types:
-            fit, problem = _best_fit(data, k, t, starts, settings, tried[t],
-                                     incumbent=fits[t][0])
-            fits[t] = (fit, fits[t][1] if fit is not None else problem)
-    return fits, mclust_starts
+        _restart(data, k, _starts(list(optima.values())[:cross_starts], k), settings, tried, fits)
+    return fits, mclust_starts, tried
+
+
+def _restart(data, k, starts, settings, tried, fits):
+    """Start every type of ``fits`` ({type: (Fit or None, problem)}, updated
+    in place) from those of ``starts`` (``_starts``) it has not ``tried``; a
+    better fit replaces the cell's."""
+    for t, (incumbent, problem) in fits.items():
+        fit, failure = _best_fit(data, k, t, starts, settings, tried[t], incumbent=incumbent)
+        fits[t] = (fit, problem if fit is not None else failure)
+
+
+def _best_optimum_labels(data, fits):
+    """The rows' labels under the highest-likelihood fit of ``fits``, or None."""
+    found = [(fit.lower_bound, t) for t, (fit, _) in fits.items() if fit is not None]
+    if not found:
+        return None
+    _, t = max(found)
+    return data.labels(t, fits[t][0].params)
+
+
+def _merged_partitions(data, labels, count):
+    """Up to ``count`` partitions with one cluster fewer than ``labels``, each
+    merging one pair of its clusters, the cheapest first: by the
+    classification likelihood the merge loses, the change in
+    sum_c n_c log det(W_c / n_c) (W_c a cluster's scatter: mclust's VVV
+    agglomeration criterion without its trace term)."""
+    if labels is None or count == 0:
+        return []
+    _, labels = np.unique(labels, return_inverse=True)
+    k, d = labels.max() + 1, data.n_features
+    if k < 2:
+        return []
+    weights = np.ones(data.n_samples) if data.sample_weight is None else data.sample_weight
+    n = np.bincount(labels, weights=weights, minlength=k)
+    if np.any(n <= 0):         # a cluster of zero-weight rows: no start to merge from
+        return []
+    means, scatter = np.empty((k, d)), np.empty((k, d, d))
+    for c in range(k):
+        rows, w = data.X[labels == c], weights[labels == c, None]
+        means[c] = (w * rows).sum(axis=0) / n[c]
+        scatter[c] = (w * (rows - means[c])).T @ (rows - means[c])
+    ridge = MERGE_RIDGE * np.mean(np.var(data.X, axis=0)) * np.eye(d)
+
+    def cost(n_c, W):
+        sign, log_det = np.linalg.slogdet(W / n_c + ridge)
+        return n_c * log_det if sign > 0 else np.inf
+
+    own = [cost(n[c], scatter[c]) for c in range(k)]
+    pairs = []
+    for a in range(k):
+        for b in range(a + 1, k):
+            delta = means[a] - means[b]
+            W = scatter[a] + scatter[b] + n[a] * n[b] / (n[a] + n[b]) * np.outer(delta, delta)
+            pairs.append((cost(n[a] + n[b], W) - own[a] - own[b], a, b))
+    merged = []
+    for _, a, b in sorted(pairs)[:count]:
+        joined = np.where(labels == b, a, labels)
+        merged.append(np.where(joined > b, joined - 1, joined))
+    return merged
+
+
+def _starts(partitions, k):
+    """(key, labels) of the partitions into exactly k clusters, keyed once
+    for every model that starts from them."""
+    return [(_partition_key(labels), labels) for labels in partitions
+            if np.unique(labels).size == k]
 
 
 def _partition_key(labels):
@@ -364,9 +467,10 @@ def _partition_key(labels):
     return relabel[canonical].tobytes()
 
 
-def _best_fit(data, k, covariance_type, partitions, settings, tried, incumbent=None,
+def _best_fit(data, k, covariance_type, starts, settings, tried, incumbent=None,
               race_fits=None):
-    """Best non-degenerate fit of one cell from the partitions not ``tried`` yet.
+    """Best non-degenerate fit of one cell from the ``starts`` (``_starts``)
+    not ``tried`` yet.
 
     The starts race to the looser tolerance ``RACE_TOL`` first; then, best
     first, those within ``RACE_MARGIN`` of the leading log-likelihood (of
@@ -380,9 +484,8 @@ def _best_fit(data, k, covariance_type, partitions, settings, tried, incumbent=N
     """
     race = dict(settings, tol=max(settings["tol"], RACE_TOL))
     runners, problem = [], None
-    for labels in partitions:
-        key = _partition_key(labels)
-        if key in tried or np.unique(labels).size != k:
+    for key, labels in starts:
+        if key in tried:
             continue
         tried.add(key)
         try:
@@ -393,12 +496,22 @@ def _best_fit(data, k, covariance_type, partitions, settings, tried, incumbent=N
                 race_fits[key] = runners[-1]
         except (ValueError, np.linalg.LinAlgError) as exc:
             problem = str(exc)
+    return _run_on(data, covariance_type, runners, settings, incumbent, problem)
+
+
+def _run_on(data, covariance_type, runners, settings, incumbent=None, problem=None,
+            resume=None):
+    """Best first, the raced ``runners`` within ``RACE_MARGIN`` of the leading
+    log-likelihood (of the incumbent or the best runner that ended
+    non-degenerate) run on to ``tol`` (``_finished``): (the best of them and
+    the incumbent, or None; the message of the last failure, else ``problem``)."""
     best, lead = incumbent, None if incumbent is None else incumbent.lower_bound
+    margin = RACE_MARGIN / min(data.total_weight, SEARCH_ROWS)  # per unit of weight
     for fit in sorted(runners, key=lambda fit: -fit.lower_bound):
-        if lead is not None and (fit.lower_bound - lead) * data.total_weight < -RACE_MARGIN:
+        if lead is not None and lead - fit.lower_bound > margin:
             break
         raced = fit.lower_bound
-        fit, failure = _finished(data, covariance_type, fit, settings)
+        fit, failure = _finished(data, covariance_type, fit, settings, resume)
         if fit is None:
             problem = failure
             continue
@@ -431,7 +544,8 @@ def _refined(data, search, covariance_type, fits, problem, settings):
     Fits that classify the subsample alike start once (the first of them):
     on 5000 x 5 and 20000 x 5 that left every cell's optimum as it was and
     took a fifth less time. As the starts of a cell, the fits race to
-    ``RACE_TOL`` first; only the leader runs on to ``tol``.
+    ``RACE_TOL`` first; those within ``RACE_MARGIN`` of the leader run on to
+    ``tol`` (the leader alone left cells of 5000 x 5 below a runner-up).
     """
     race = dict(settings, tol=max(settings["tol"], RACE_TOL))
     runners, tried = [], set()
@@ -446,12 +560,9 @@ def _refined(data, search, covariance_type, fits, problem, settings):
             runners.append(_selection_em.em(data, covariance_type, fit.params, **race))
         except (ValueError, np.linalg.LinAlgError) as exc:
             problem = str(exc)
-    for fit in sorted(runners, key=lambda fit: -fit.lower_bound):
-        fit, failure = _finished(data, covariance_type, fit, settings, resume=True)
-        if fit is not None:
-            return fit, None
-        problem = failure
-    return None, problem
+    best, problem = _run_on(data, covariance_type, runners, settings, problem=problem,
+                            resume=True)
+    return best, None if best is not None else problem
 
 
 def _tabulate(data, criterion, components, types, results, settings, n_threads):
