@@ -179,3 +179,36 @@ def test_compiled_em_on_many_rows_and_threads(monkeypatch, covariance_type, k):
         assert abs(fit.n_iter - expected.n_iter) <= 1
         assert_allclose(fit.lower_bounds[:steps], expected.lower_bounds[:steps], rtol=1e-9)
         assert_allclose(fit.params.means, expected.params.means, rtol=1e-5, atol=1e-6)
+
+
+def test_threads_only_where_the_rows_pay_for_them(faithful_X, monkeypatch):
+    """A cell's passes get the caller's threads on many rows, one on a few
+    hundred (waking a team per iteration cost ten times the fit), and one in a
+    forked child whatever the rows."""
+    from gaussmix import _threading
+    # conftest lowers the rule's threshold to 1; put it between the two data
+    # sets' work per pass (272 and 40000 rows of about 100 flops each)
+    monkeypatch.setattr(_threading, "MIN_FLOPS_PER_THREAD", 100_000)
+    calls = []
+    cell_em = suffstats.cell_em
+
+    class Spy:   # the compiled module's attributes are read-only: wrap it
+        def __getattr__(self, name):
+            return getattr(suffstats, name)
+
+        def cell_em(self, *args):
+            calls.append(args[-1])
+            return cell_em(*args)
+
+    monkeypatch.setattr(_selection_em, "suffstats", Spy())
+    small = _data(faithful_X, False)
+    rng = np.random.default_rng(0)
+    large = _selection_em.GridData(rng.normal(size=(40000, 3)) + rng.integers(0, 3, (40000, 1)))
+    for data in (small, large):
+        _selection_em.em(data, "VVI", _start(data, 3, "VVI"), **dict(SETTINGS, max_iter=3),
+                         n_threads=2)
+    assert calls == [1, 2]
+    monkeypatch.setattr(_threading._ForkState, "serial", True)
+    _selection_em.em(large, "VVI", _start(large, 3, "VVI"), **dict(SETTINGS, max_iter=3),
+                     n_threads=2)
+    assert calls[-1] == 1
