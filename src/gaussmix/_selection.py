@@ -290,7 +290,11 @@ def select_model(X, n_components=range(1, 10), covariance_types=None, criterion=
                                       fit_threads)
 
     settings = dict(tol=tol, reg_covar=reg_covar, max_iter=max_iter, n_threads=fit_threads)
-    progress = _Progress(len(components) * len(types), verbose)
+    # a cell's search against its merge starts (about a quarter as many fits)
+    # and its refinement, by rows
+    finish_rows = search.n_samples / 4 + (data.n_samples if search is not data else 0)
+    progress = _Progress(len(components) * len(types), verbose,
+                         search.n_samples / (search.n_samples + finish_rows))
 
     def search_components(k):
         searched = _search_cells(search, k, types, partitions[k], settings, cross_starts)
@@ -329,11 +333,12 @@ def select_model(X, n_components=range(1, 10), covariance_types=None, criterion=
 
 class _Progress:
     """Cells searched and done out of ``total``, printed with the time left
-    at verbose >= 1 (searching a cell and finishing it, its merge starts and
-    refinement, count as half its work each)."""
+    at verbose >= 1. ``search_share``: the part of a cell's work its search
+    takes (the rest: its merge starts and its refinement on all rows)."""
 
-    def __init__(self, total, verbose):
+    def __init__(self, total, verbose, search_share):
         self.total, self.searched, self.done, self.verbose = total, 0, 0, verbose
+        self.search_share = search_share
         self.start, self.lock = time.perf_counter(), threading.Lock()
 
     def advance(self, searched=0, done=0):
@@ -342,7 +347,8 @@ class _Progress:
             self.done += done
             if self.verbose:
                 elapsed = time.perf_counter() - self.start
-                share = (self.searched + self.done) / (2 * self.total)
+                share = (self.searched * self.search_share
+                         + self.done * (1 - self.search_share)) / self.total
                 print(f"select_model: {self.done}/{self.total} cells done ({self.searched} "
                       f"searched), {elapsed:.1f} s, about {elapsed * (1 - share) / share:.1f} s "
                       f"left", flush=True)
