@@ -261,16 +261,16 @@ cdef extern from *:
     }
     GAUSSMIX_FIXED_DIM(1) GAUSSMIX_FIXED_DIM(2) GAUSSMIX_FIXED_DIM(3) GAUSSMIX_FIXED_DIM(4)
     GAUSSMIX_FIXED_DIM(5) GAUSSMIX_FIXED_DIM(6) GAUSSMIX_FIXED_DIM(7) GAUSSMIX_FIXED_DIM(8)
-    #define GAUSSMIX_FIXED_CASES(F, ...) \
-        switch (d) { \
-        case 1: F##1(__VA_ARGS__); break; case 2: F##2(__VA_ARGS__); break; \
-        case 3: F##3(__VA_ARGS__); break; case 4: F##4(__VA_ARGS__); break; \
-        case 5: F##5(__VA_ARGS__); break; case 6: F##6(__VA_ARGS__); break; \
-        case 7: F##7(__VA_ARGS__); break; case 8: F##8(__VA_ARGS__); break; }
     static void gaussmix_log_prob_fused(const double *xt, Py_ssize_t stride, Py_ssize_t n,
                                         Py_ssize_t d, const double *mu, const double *U,
                                         double offset, double *q) {
-        GAUSSMIX_FIXED_CASES(gaussmix_log_prob_, xt, stride, n, mu, U, offset, q)
+        #define GAUSSMIX_CASE(D) \
+            case D: gaussmix_log_prob_##D(xt, stride, n, mu, U, offset, q); break;
+        switch (d) {
+        GAUSSMIX_CASE(1) GAUSSMIX_CASE(2) GAUSSMIX_CASE(3) GAUSSMIX_CASE(4)
+        GAUSSMIX_CASE(5) GAUSSMIX_CASE(6) GAUSSMIX_CASE(7) GAUSSMIX_CASE(8)
+        }
+        #undef GAUSSMIX_CASE
     }
     /* FULL_LOOPS, d == 2: one component's N, S and lower(W) in one pass:
        acc += [sum r, sum r t0, sum r t1, sum r t0^2, sum r t1 t0, sum r t1^2],

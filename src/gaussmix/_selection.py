@@ -21,8 +21,9 @@ partitions of the data, shared by all models with k components:
 The fits run in ``_selection_em``'s lean EM loop; the starts of a cell race
 to a loose tolerance and only those near the leader run on to ``tol``. On
 more than ``SEARCH_ROWS`` rows all of this runs on a random subsample, and
-each cell's winner, and its fit from mclust's start, are then refined by EM
-on all rows (mclust refines only the latter).
+each cell's winner (and the winner before the merge starts), and its fit
+from mclust's start, are then refined by EM on all rows (mclust refines only
+the latter).
 
 The cell keeps the start that reaches the highest log-likelihood. Criteria use
 mclust's sign convention: larger is better.
@@ -268,9 +269,9 @@ def select_model(X, n_components=range(1, 10), covariance_types=None, criterion=
     Notes
     -----
     On more than ``SEARCH_ROWS`` rows the starts are raced on a random
-    subsample of that many rows; each cell's winner, and its fit from
-    mclust's start, are then refined by EM on all rows. Memory stays that of
-    a single fit.
+    subsample of that many rows; each cell's winner (and the winner before
+    the merge starts), and its fit from mclust's start, are then refined by
+    EM on all rows. Memory stays that of a single fit.
     """
     components, types = _check_grid(n_components, covariance_types, criterion)
     cross_starts = _check_cross_starts(cross_starts)
@@ -551,7 +552,7 @@ def _refined(data, search, covariance_type, fits, problem, settings):
     on 5000 x 5 and 20000 x 5 that left every cell's optimum as it was and
     took a fifth less time. As the starts of a cell, the fits race to
     ``RACE_TOL`` first; those within ``RACE_MARGIN`` of the leader run on to
-    ``tol`` (the leader alone left cells of 5000 x 5 below a runner-up).
+    ``tol`` (the leader alone left a 20000 x 5 cell 11 below its runner-up).
     """
     race = dict(settings, tol=max(settings["tol"], RACE_TOL))
     runners, tried = [], set()
