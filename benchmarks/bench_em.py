@@ -94,6 +94,7 @@ CASES = [
     # low-dimensional tables: the full row loops (d^2 k <= _models.LOOPS_MAX_WORK)
     Case(500_000, 5, 5, "full", "anisotropic"),
     Case(500_000, 8, 6, "full", "correlated"),
+    Case(500_000, 5, 5, "diag", "anisotropic"),
 ]
 DTYPES = {"float64": np.float64, "float32": np.float32}
 LIBS = ("gaussmix", "sklearn", "daal4py")

@@ -1,11 +1,12 @@
 """A small fit/predict workload for valgrind's memcheck (run by tests/test_memcheck.py).
 
-Every kernel mode runs: full with d=2 and d=5 (row loops), d=10 (quadratic-feature
-GEMMs) and d=60 (trmm/syrk), tied, diag, spherical, an mclust model, float32 and float64,
+Every kernel mode runs: full with d=2 and d=5, diag and spherical with d=5 (row
+loops), d=10 (quadratic-feature and [z, z^2] GEMMs) and full with d=60
+(trmm/syrk), tied, an mclust model, float32 and float64,
 k-means++ seeding, Lloyd k-means, predict/predict_proba/score_samples, and the
 missing-value pass (full and diag, float32 and float64, weighted, a pattern over
 several chunks), and a small select_model grid (every mclust model through the
-compiled cell EM and its starts, d = 3 row loops and d = 6 per-component BLAS, and
+compiled cell EM and its starts, d = 3 row loops and d = 9 per-component BLAS, and
 the compiled hierarchical agglomeration).
 """
 import numpy as np
@@ -14,7 +15,7 @@ import gaussmix
 
 rng = np.random.default_rng(0)
 for d, covariance_types in ((2, ("full",)), (5, ("full", "tied", "diag", "spherical", "VEV")),
-                            (10, ("full", "tied")), (60, ("full",))):
+                            (10, ("full", "tied", "diag", "spherical")), (60, ("full",))):
     X = np.vstack([rng.normal(size=(300, d)), rng.normal(size=(300, d)) + 4])
     for covariance_type in covariance_types:
         for dtype in (np.float64, np.float32):
@@ -31,7 +32,7 @@ for covariance_type in ("full", "diag"):
                                       random_state=0, nan_policy="marginalize")
         gm.fit(holes.astype(dtype), sample_weight=np.arange(600) % 3)
         gm.predict_proba(holes), gm.score_samples(holes)
-for d in (3, 6):
+for d in (3, 9):
     grid = np.vstack([rng.normal(size=(60, d)), rng.normal(size=(60, d)) + 4])
     gaussmix.select_model(grid, n_components=[1, 2, 3], n_kmeans_starts=1, n_jobs=1)
 print("ok")

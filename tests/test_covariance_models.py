@@ -140,7 +140,7 @@ def hand_diagonal_kernel_parameters(weights, means, scales, d):
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical", "EEI", "EII"])
 def test_diagonal_kernel_parameters_match_the_matrix_path(covariance_type):
     rng = np.random.default_rng(1)
-    k, d = 3, 5
+    k, d = 3, 10     # past DIAG_LOOPS_MAX_DIM: the GEMM mode
     weights = np.array([0.2, 0.3, 0.5])
     means = rng.standard_normal((k, d))
     shape = model(covariance_type).layout.shape(k, d)

@@ -27,6 +27,11 @@ DIAGONAL_MODES = (DIAG_GEMM, DIAG_LOOPS)
 # least MANY_COMPONENTS components, which amortise building the features.
 SMALL_DIM = 2
 LOOPS_MAX_WORK = 500
+# diag/spherical: loops over the rows beat the [z, z^2] GEMM up to
+# DIAG_LOOPS_MAX_DIM features (1e5 rows, 2 threads, 10 iterations: d = 3,
+# k = 30 2.0x; d = 5, k = 5 1.9x; d = 8, k = 8 1.25-1.4x; d = 16, k = 16 0.9-1.0x;
+# d = 32, k = 8 0.93x; d = 64, k = 32 0.41x).
+DIAG_LOOPS_MAX_DIM = 8
 GEMM_MAX_DIM = 48
 GEMM_MAX_DIM_MANY = 96
 MANY_COMPONENTS = 16
@@ -76,7 +81,7 @@ def kernel_mode(covariance_type, n_components, n_features, common_shift=True):
     taken around per-component shifts (initialisation, or a common centre
     too far from some component)."""
     if _covariance.model(covariance_type).layout.diagonal:
-        return DIAG_GEMM if common_shift else DIAG_LOOPS
+        return DIAG_GEMM if common_shift and n_features > DIAG_LOOPS_MAX_DIM else DIAG_LOOPS
     if n_features <= SMALL_DIM or (n_features <= FULL_LOOPS_MAX_DIM and
                                    n_features ** 2 * n_components <= LOOPS_MAX_WORK):
         return FULL_LOOPS

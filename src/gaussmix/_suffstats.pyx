@@ -256,7 +256,7 @@ def accumulate_responsibilities(
         const floating[:, ::1] X,              # IN [n, d]
         const double[:, ::1] resp,             # IN [n, k], already times sample weight
         const floating[:, ::1] shift,          # IN [k, d]; diag: every row the same
-        int mode,                              # FULL_LOOPS, FULL_BLAS or DIAG_GEMM
+        int mode,                              # any but FULL_GEMM
         double[:, ::1] N,                      # INOUT [slots, k]
         double[:, :, ::1] S,                   # INOUT [slots, k, d]
         double[:, :, ::1] W,                   # INOUT [slots, k, d*d or d]
@@ -268,7 +268,7 @@ def accumulate_responsibilities(
     cdef int threads
     cdef bint ok
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = resp.shape[1]
-    if mode not in (FULL_LOOPS, FULL_BLAS, DIAG_GEMM):
+    if mode not in (FULL_LOOPS, FULL_BLAS, DIAG_GEMM, DIAG_LOOPS):
         raise ValueError(f"gaussmix kernel: mode {mode} cannot accumulate given responsibilities")
     if k < 1 or d < 1:
         raise ValueError("gaussmix kernel: need at least one component and one feature")
