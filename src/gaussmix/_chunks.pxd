@@ -63,6 +63,11 @@ cdef extern from *:
     """
     #include <stdint.h>
     #include <string.h>
+    /* MSVC's C has restrict as a keyword only from /std:c11 on; __restrict always */
+    #if defined(_MSC_VER) && !defined(restrict) && \
+        (!defined(__STDC_VERSION__) || __STDC_VERSION__ < 199901L)
+    #define restrict __restrict
+    #endif
     static inline double gaussmix_exp_scale(double v, double *r) {
         /* v = k ln2 + r, |r| <= ln2 / 2; returns 2^k */
         const double magic = 6755399441055744.0;  /* 1.5 * 2^52: rounds to integer */
