@@ -22,8 +22,8 @@ cpdef enum:
     DIAG_LOOPS = 4
 
 cpdef enum:
-    # FULL_LOOPS runs up to this many features: _chunks.pxd's fused loops, one
-    # copy per d (and the cases of their C switches).
+    # FULL_LOOPS runs up to this many features: _chunks.pxd has a copy of its
+    # log-density loop for each d (the cases of gaussmix_log_prob_fused).
     FULL_LOOPS_MAX_DIM = 8
 
 
