@@ -9,7 +9,8 @@
 # expanded per component: (k, d, d) covariances, or (k, d) diagonals.
 from libc.math cimport fabs, INFINITY
 from libc.string cimport memcpy, memset
-from ._parsimonious_steps cimport VVV, covariance_step, diagonal_layout
+from ._parsimonious_steps cimport (VVV, cholesky, covariance_step, diagonal_layout,
+                                  invert_lower)
 
 cdef enum:
     CELL_OK = 0
@@ -23,12 +24,11 @@ cdef double MASS_FLOOR = 10 * 2.220446049250313e-16
 
 
 cdef bint factor_covariances(const double *cov, Py_ssize_t k, Py_ssize_t d, bint diagonal,
-                             double *U, double *log_det, double *L, double *M) noexcept nogil:
+                             double *U, double *log_det, double *L) noexcept nogil:
     """The kernels' precision factors U_k (U_k U_k^T = inv(Sigma_k), upper
-    triangular, or the (k, d) scales) and log det U_k, with L and M [d, d]
-    scratch; False when a Cholesky pivot or a variance is not positive."""
-    cdef Py_ssize_t c, i, j, p
-    cdef const double *A
+    triangular, or the (k, d) scales) and log det U_k, with L [d, d] scratch;
+    False when a Cholesky pivot or a variance is not positive."""
+    cdef Py_ssize_t c, i, j
     cdef double *u
     cdef double s
     for c in range(k):
@@ -41,30 +41,15 @@ cdef bint factor_covariances(const double *cov, Py_ssize_t k, Py_ssize_t d, bint
                 U[c * d + j] = 1.0 / sqrt(s)
                 log_det[c] -= 0.5 * log(s)
             continue
-        A, u = cov + c * d * d, U + c * d * d
-        for j in range(d):             # Cholesky Sigma = L L^T (lower triangle read)
-            s = A[j * d + j]
-            for p in range(j):
-                s -= L[j * d + p] * L[j * d + p]
-            if not s > 0.0:
-                return False
-            L[j * d + j] = sqrt(s)
-            for i in range(j + 1, d):
-                s = A[i * d + j]
-                for p in range(j):
-                    s -= L[i * d + p] * L[j * d + p]
-                L[i * d + j] = s / L[j * d + j]
-        for j in range(d):             # M = inv(L), lower; U = M^T
-            M[j * d + j] = 1.0 / L[j * d + j]
+        u = U + c * d * d
+        if not cholesky(d, cov + c * d * d, L):     # Sigma = L L^T
+            return False
+        for j in range(d):
             log_det[c] -= log(L[j * d + j])
-            for i in range(j + 1, d):
-                s = 0.0
-                for p in range(j, i):
-                    s += L[i * d + p] * M[p * d + j]
-                M[i * d + j] = -s / L[i * d + i]
+        invert_lower(d, L)                          # U = inv(L)^T
         for i in range(d):
             for j in range(d):
-                u[i * d + j] = M[j * d + i] if j >= i else 0.0
+                u[i * d + j] = L[j * d + i] if j >= i else 0.0
     return True
 
 
@@ -167,7 +152,7 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     threads = <int> min(<Py_ssize_t> n_threads, count_chunks(n))
-    buffer = np.empty(k * (3 + d + 3 * size) + 2 * d * d + d
+    buffer = np.empty(k * (3 + d + 3 * size) + d * d + d
                       + threads * (1 + k * (1 + d + size)))
     cdef double[::1] work = buffer
     cdef double *U = &work[0]
@@ -178,8 +163,7 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
     cdef double *reg_scatter = new_cov + k * size
     cdef double *log_det = reg_scatter + k * size
     cdef double *L = log_det + k
-    cdef double *M = L + d * d
-    cdef double *offset = M + d * d
+    cdef double *offset = L + d * d
     # one accumulator slot per thread (run_pass adds thread t's rows to slot t),
     # N, S, W and loglik each a block of slots; slot 0 ends with their sum
     cdef double *N = offset + d
@@ -195,7 +179,7 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
     sizes = scratch_sizes(d, k, mode, sizeof(double), False)
     with nogil:
         for it in range(max_iter):
-            if not factor_covariances(&covariances[0, 0], k, d, diagonal, U, log_det, L, M):
+            if not factor_covariances(&covariances[0, 0], k, d, diagonal, U, log_det, L):
                 status = CELL_FACTOR_FAILED
                 break
             for c in range(k):
@@ -233,7 +217,7 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
                 converged = True
                 break
         factored = factor_covariances(&covariances[0, 0], k, d, diagonal,
-                                      &precisions_cholesky[0, 0], log_det, L, M)
+                                      &precisions_cholesky[0, 0], log_det, L)
     return n_iter, converged, status, factored
 
 
@@ -265,7 +249,7 @@ def cell_start(const double[:, ::1] X,              # IN [n, d]
             np.bincount(given, minlength=k).min() == 0):
         raise ValueError(f"labels must cover 0..{k - 1}, each at least once")
     means[:, :] = 0.0
-    buffer = np.zeros(k * (2 + 2 * d + 2 * size) + 2 * d * d + d)
+    buffer = np.zeros(k * (2 + 2 * d + 2 * size) + d * d + d)
     cdef double[::1] work = buffer
     cdef double *N = &work[0]
     cdef double *S = N + k
@@ -274,7 +258,6 @@ def cell_start(const double[:, ::1] X,              # IN [n, d]
     cdef double *offset = reg_scatter + k * size
     cdef double *log_det = offset + d
     cdef double *L = log_det + k
-    cdef double *M = L + d * d
     cdef double *mu
     cdef const double *x
     with nogil:
@@ -299,7 +282,7 @@ def cell_start(const double[:, ::1] X,              # IN [n, d]
                              reg_covar, &weights[0], &means[0, 0], &covariances[0, 0],
                              reg_scatter, offset)
         if status == 0 and not factor_covariances(&covariances[0, 0], k, d, diagonal,
-                                                  &precisions_cholesky[0, 0], log_det, L, M):
+                                                  &precisions_cholesky[0, 0], log_det, L):
             status = CELL_FACTOR_FAILED
         elif status != 0:
             status = CELL_NO_MEMORY if status < 0 else CELL_M_STEP_FAILED

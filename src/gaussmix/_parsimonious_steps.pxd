@@ -42,3 +42,9 @@ cdef inline bint diagonal_layout(int model) noexcept nogil:
 cdef int covariance_step(int model, Py_ssize_t k, Py_ssize_t d, const double *w,
                          const double *S, const double *previous, double *out,
                          int max_iter, double tol) noexcept nogil
+
+
+# Row-major lower Cholesky factor L of A (lower triangle read), False where a
+# pivot is not > 0; and L := L^{-1} in place.
+cdef bint cholesky(Py_ssize_t d, const double *A, double *L) noexcept nogil
+cdef void invert_lower(Py_ssize_t d, double *L) noexcept nogil

@@ -636,10 +636,8 @@ cdef int vee(Py_ssize_t k, Py_ssize_t d, const double *w, const double *S,
     return 0
 
 
-cdef void cholesky_inverse(Py_ssize_t d, double *L, double scale,
-                           double *inverse) noexcept nogil:
-    """inverse = (L L^T / scale)^{-1} = scale L^{-T} L^{-1} for the Cholesky
-    factor L of cholesky(), which becomes L^{-1}."""
+cdef void invert_lower(Py_ssize_t d, double *L) noexcept nogil:
+    """L := L^{-1} in place, L row-major lower triangular (cholesky()'s)."""
     cdef Py_ssize_t i, j, m
     cdef double total
     for j in range(d):
@@ -649,6 +647,15 @@ cdef void cholesky_inverse(Py_ssize_t d, double *L, double scale,
             for m in range(j, i):
                 total -= L[i * d + m] * L[m * d + j]
             L[i * d + j] = total / L[i * d + i]
+
+
+cdef void cholesky_inverse(Py_ssize_t d, double *L, double scale,
+                           double *inverse) noexcept nogil:
+    """inverse = (L L^T / scale)^{-1} = scale L^{-T} L^{-1} for the Cholesky
+    factor L of cholesky(), which becomes L^{-1}."""
+    cdef Py_ssize_t i, j, m
+    cdef double total
+    invert_lower(d, L)
     for i in range(d):
         for j in range(i + 1):
             total = 0.0
