@@ -174,7 +174,7 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
     p.n, p.d, p.k, p.mode, p.w_size = n, d, k, mode, size
     p.weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     p.shift, p.prec, p.offsets = &means[0, 0], U, offsets
-    p.coef, p.coef_single, p.given_resp = NULL, NULL, NULL
+    p.coef, p.coef_single, p.exact, p.given_resp = NULL, NULL, NULL, NULL
     p.N, p.S, p.W, p.loglik, p.n_groups = N, S, W, loglik, 1
     sizes = scratch_sizes(d, k, mode, sizeof(double), False)
     with nogil:
