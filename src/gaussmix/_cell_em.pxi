@@ -61,7 +61,7 @@ cdef int cell_m_step(int model, Py_ssize_t k, Py_ssize_t d, bint diagonal,
     """_covariance.CovarianceModel.m_step on summed statistics (around
     ``means``): weights, means and covariances of the mclust model, warm-started
     from ``previous`` (or NULL) with ``max_iter`` inner iterations; ``offset``
-    is [d] scratch."""
+    is [d] scratch. Returns CELL_OK, CELL_M_STEP_FAILED or CELL_NO_MEMORY."""
     cdef Py_ssize_t c, a, b
     cdef double total = 0.0, nk, w_ab
     cdef const double *s
@@ -88,8 +88,11 @@ cdef int cell_m_step(int model, Py_ssize_t k, Py_ssize_t d, bint diagonal,
                 w_ab = (2.0 * w[a * d + b] - s[a] * offset[b] - s[b] * offset[a]) / (2.0 * nk)
                 r[a * d + b] = r[b * d + a] = w_ab
             r[a * d + a] += reg_covar
-    return covariance_step(model, k, d, weights_out, reg_scatter, previous, cov_out, max_iter,
-                           1e-8)
+    cdef int status = covariance_step(model, k, d, weights_out, reg_scatter, previous, cov_out,
+                                      max_iter, 1e-8)
+    if status == 0:
+        return CELL_OK
+    return CELL_NO_MEMORY if status < 0 else CELL_M_STEP_FAILED
 
 
 cdef bint model_layout(int model) except -1:
@@ -199,8 +202,7 @@ def cell_em(const double[:, ::1] X,              # IN [n, d]
             status = cell_m_step(model, k, d, diagonal, N, S, W, &means[0, 0],
                                  &covariances[0, 0], 1, reg_covar, new_weights, new_means,
                                  new_cov, reg_scatter, offset)
-            if status != 0:
-                status = CELL_NO_MEMORY if status < 0 else CELL_M_STEP_FAILED
+            if status != CELL_OK:
                 break
             previous, lower_bound = lower_bound, loglik[0] / n
             if not fabs(lower_bound) < INFINITY:
@@ -281,9 +283,7 @@ def cell_start(const double[:, ::1] X,              # IN [n, d]
         status = cell_m_step(model, k, d, diagonal, N, S, W, &means[0, 0], NULL, 100,
                              reg_covar, &weights[0], &means[0, 0], &covariances[0, 0],
                              reg_scatter, offset)
-        if status == 0 and not factor_covariances(&covariances[0, 0], k, d, diagonal,
-                                                  &precisions_cholesky[0, 0], log_det, L):
+        if status == CELL_OK and not factor_covariances(&covariances[0, 0], k, d, diagonal,
+                                                        &precisions_cholesky[0, 0], log_det, L):
             status = CELL_FACTOR_FAILED
-        elif status != 0:
-            status = CELL_NO_MEMORY if status < 0 else CELL_M_STEP_FAILED
     return status
